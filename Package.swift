@@ -1,0 +1,60 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// System libraries come from Debian through pkg-config; no unsafe flags are needed.
+let package = Package(
+    name: "fedbaechi",
+    products: [
+        .executable(name: "fedbaechi", targets: ["fedbaechi"]),
+        .library(name: "MPI", targets: ["MPI"]),
+        .library(name: "Placement", targets: ["Placement"]),
+        .library(name: "Federated", targets: ["Federated"]),
+        .library(name: "Tensors", targets: ["Tensors"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // The only code that includes <mpi.h>: handle getters and thin wrappers.
+        .systemLibrary(
+            name: "CMPI",
+            pkgConfig: "ompi-c",
+            providers: [.apt(["libopenmpi-dev", "openmpi-bin"])]
+        ),
+        .systemLibrary(
+            name: "COpenBLAS",
+            pkgConfig: "openblas",
+            providers: [.apt(["libopenblas-dev"])]
+        ),
+        // COIN-OR CLP: the linear program behind m-SCT.
+        .systemLibrary(
+            name: "CClp",
+            pkgConfig: "clp",
+            providers: [.apt(["coinor-libclp-dev"])]
+        ),
+        // zlib: the datasets Debian ships are gzip'd.
+        .systemLibrary(
+            name: "CZlib",
+            pkgConfig: "zlib",
+            providers: [.apt(["zlib1g-dev"])]
+        ),
+        .target(name: "MPI", dependencies: ["CMPI"]),
+        .target(name: "Tensors", dependencies: ["COpenBLAS", "CZlib"]),
+        .target(name: "Placement", dependencies: ["CClp"]),
+        .target(name: "Federated"),
+        .target(name: "Runtime", dependencies: ["MPI", "Tensors", "Placement", "Federated"]),
+        .executableTarget(
+            name: "fedbaechi",
+            dependencies: [
+                "MPI", "Tensors", "Placement", "Federated", "Runtime",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(name: "MPITests", dependencies: ["MPI"]),
+        .testTarget(name: "PlacementTests", dependencies: ["Placement"]),
+        .testTarget(name: "FederatedTests", dependencies: ["Federated"]),
+        .testTarget(name: "TensorsTests", dependencies: ["Tensors"]),
+        .testTarget(name: "CLITests", dependencies: ["fedbaechi", "MPI"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,4 @@
+#ifndef FEDBAECHI_COPENBLAS_H
+#define FEDBAECHI_COPENBLAS_H
+#include <cblas.h>
+#endif

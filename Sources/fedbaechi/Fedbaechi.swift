@@ -1,0 +1,55 @@
+import ArgumentParser
+import Foundation
+import MPI
+
+@main
+struct Fedbaechi: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "fedbaechi",
+        abstract: "Train neural networks on MPI ranks: Baechi model-parallel placement and private federated ADMM.",
+        subcommands: [Doctor.self]
+    )
+
+    /// Runs the command line; failures become one line on stderr and a documented exit status.
+    static func main() {
+        MPIEnvironment.lineBufferStandardOutput()
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch let failure as CommandFailure {
+            failure.exitProcess()
+        } catch {
+            exit(withError: error)
+        }
+    }
+}
+
+/// A failure the user can act on: one line of explanation and a documented exit status.
+///
+/// Exit statuses: 1 for a failure while running, 2 for input that is rejected (a file, a flag's
+/// value), 3 when no placement plan fits the devices. Argument-parser's own usage errors keep 64.
+struct CommandFailure: Error, CustomStringConvertible {
+    enum Status: Int32 {
+        case runtime = 1
+        case badInput = 2
+        case noPlanFits = 3
+    }
+
+    let message: String
+    let status: Status
+
+    init(_ message: String, status: Status = .badInput) {
+        self.message = message
+        self.status = status
+    }
+
+    var description: String { message }
+
+    func exitProcess() -> Never {
+        if MPIEnvironment.isInitialized, (try? MPIEnvironment.world().size) ?? 1 > 1 {
+            MPIEnvironment.abort(code: status.rawValue, message: "error: " + message)
+        }
+        FileHandle.standardError.write(Data(("fedbaechi: error: " + message + "\n").utf8))
+        exit(status.rawValue)
+    }
+}
