@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Set-up command 2: the whole test suite. Builds once, runs the unit and end-to-end tests with
+# `swift test`, then the MPI suites under mpirun with 2, 4 and 8 ranks (oversubscribed).
+#
+# `mpirun ... swift test` would deadlock on the build folder's lock, so the MPI suites run the
+# already built test executable directly.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install-deps.sh || exit 1
+source scripts/mpi-env.sh
+
+passed=0
+failed=0
+step() {
+  local name=$1; shift
+  echo "==> $name"
+  if "$@"; then passed=$((passed + 1)); echo "<== $name: passed"
+  else failed=$((failed + 1)); echo "<== $name: FAILED"; fi
+}
+
+swift build --build-tests || { echo "build failed"; echo "0 passed, 1 failed"; exit 1; }
+step "swift test (unit and end-to-end)" swift test --skip-build
+
+bundle=".build/debug/fedbaechiPackageTests.xctest"
+mpi_suites="MPIRankTests"
+for ranks in 2 4 8; do
+  # A hung collective must fail the run, not stall CI: every MPI run has a time limit.
+  step "MPI suites with $ranks ranks" timeout 600 mpirun -np "$ranks" -x OPENBLAS_NUM_THREADS \
+    "$bundle" --testing-library swift-testing --filter "$mpi_suites"
+done
+
+echo "test steps: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
