@@ -1,0 +1,135 @@
+import Foundation
+
+/// Per-parameter optimizer memory: `slots` arrays the size of the parameter, and the step count.
+public struct OptimizerState: Sendable {
+    public var slots: [[Float]]
+    public var step = 0
+
+    init(slots: Int, count: Int) {
+        self.slots = Array(repeating: [Float](repeating: 0, count: count), count: slots)
+    }
+}
+
+/// A rule that moves a parameter against its gradient, keeping its own per-parameter state.
+public protocol Optimizer: Sendable {
+    var name: String { get }
+    /// Arrays of state per parameter element (momentum 1, Adam 2).
+    var slotCount: Int { get }
+    func update(_ parameter: inout [Float], gradient: [Float], state: inout OptimizerState)
+}
+
+/// Stochastic gradient descent with heavy-ball momentum, as PyTorch defines it: v = m v + g; p -= lr v.
+public struct SGD: Optimizer {
+    public var learningRate: Float
+    public var momentum: Float
+    public var name: String { "sgd" }
+    public var slotCount: Int { momentum == 0 ? 0 : 1 }
+
+    public init(learningRate: Float, momentum: Float = 0.9) {
+        self.learningRate = learningRate
+        self.momentum = momentum
+    }
+
+    public func update(_ parameter: inout [Float], gradient: [Float], state: inout OptimizerState) {
+        state.step += 1
+        let (lr, mu) = (learningRate, momentum)
+        parameter.withUnsafeMutableBufferPointer { p in
+            gradient.withUnsafeBufferPointer { g in
+                if state.slots.isEmpty {
+                    for i in 0..<p.count { p[i] -= lr * g[i] }
+                    return
+                }
+                state.slots[0].withUnsafeMutableBufferPointer { v in
+                    for i in 0..<p.count {
+                        v[i] = mu * v[i] + g[i]
+                        p[i] -= lr * v[i]
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Adam (Kingma and Ba 2015) with bias-corrected moment estimates.
+public struct Adam: Optimizer {
+    public var learningRate: Float
+    public var beta1: Float
+    public var beta2: Float
+    public var epsilon: Float
+    public var name: String { "adam" }
+    public var slotCount: Int { 2 }
+
+    public init(learningRate: Float = 1e-3, beta1: Float = 0.9, beta2: Float = 0.999, epsilon: Float = 1e-8) {
+        self.learningRate = learningRate
+        self.beta1 = beta1
+        self.beta2 = beta2
+        self.epsilon = epsilon
+    }
+
+    public func update(_ parameter: inout [Float], gradient: [Float], state: inout OptimizerState) {
+        state.step += 1
+        let t = Double(state.step)
+        let stepSize = Float(Double(learningRate) / (1 - pow(Double(beta1), t)))
+        let secondCorrection = Float(1 / (1 - pow(Double(beta2), t)).squareRoot())
+        let (b1, b2, eps) = (beta1, beta2, epsilon)
+        var (first, second) = (state.slots[0], state.slots[1])
+        state.slots = []  // leaves the moments uniquely referenced, updated in place
+        defer { state.slots = [first, second] }
+        parameter.withUnsafeMutableBufferPointer { p in
+            gradient.withUnsafeBufferPointer { g in
+                first.withUnsafeMutableBufferPointer { m in
+                    second.withUnsafeMutableBufferPointer { v in
+                        for i in 0..<p.count {
+                            m[i] = b1 * m[i] + (1 - b1) * g[i]
+                            v[i] = b2 * v[i] + (1 - b2) * g[i] * g[i]
+                            p[i] -= stepSize * m[i] / (v[i].squareRoot() * secondCorrection + eps)
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// RMSprop (Tieleman and Hinton 2012): divides by a running root mean square of the gradient.
+public struct RMSprop: Optimizer {
+    public var learningRate: Float
+    public var decay: Float
+    public var epsilon: Float
+    public var name: String { "rmsprop" }
+    public var slotCount: Int { 1 }
+
+    public init(learningRate: Float = 1e-3, decay: Float = 0.99, epsilon: Float = 1e-8) {
+        self.learningRate = learningRate
+        self.decay = decay
+        self.epsilon = epsilon
+    }
+
+    public func update(_ parameter: inout [Float], gradient: [Float], state: inout OptimizerState) {
+        state.step += 1
+        let (lr, rho, eps) = (learningRate, decay, epsilon)
+        parameter.withUnsafeMutableBufferPointer { p in
+            gradient.withUnsafeBufferPointer { g in
+                state.slots[0].withUnsafeMutableBufferPointer { s in
+                    for i in 0..<p.count {
+                        s[i] = rho * s[i] + (1 - rho) * g[i] * g[i]
+                        p[i] -= lr * g[i] / (s[i].squareRoot() + eps)
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The optimizers by their command-line names.
+public enum OptimizerKind: String, CaseIterable, Sendable {
+    case sgd, adam, rmsprop
+
+    public func make(learningRate: Float) -> any Optimizer {
+        switch self {
+        case .sgd: SGD(learningRate: learningRate)
+        case .adam: Adam(learningRate: learningRate)
+        case .rmsprop: RMSprop(learningRate: learningRate)
+        }
+    }
+}
