@@ -95,7 +95,7 @@ public struct ModelSpec: Sendable {
         let one = convRelu(x, inputs, widths[0], 1, "1x1")
         let three = convRelu(convRelu(x, inputs, widths[1], 1, "3x3_reduce"), widths[1], widths[2], 3, "3x3")
         let five = convRelu(convRelu(x, inputs, widths[3], 1, "5x5_reduce"), widths[3], widths[4], 5, "5x5")
-        let pooled = b(MaxPool2D(kernel: 3, stride: 1, padding: 1), x, name: name + "/pool")
+        let pooled = b(MaxPool2D(kernel: 3, stride: 1, padding: 1), x, name: name + "/branch_pool")
         let projection = convRelu(pooled, inputs, widths[5], 1, "pool_proj")
         return b(Concat(axis: 1, inputCount: 4), one, three, five, projection, name: name + "/concat")
     }
