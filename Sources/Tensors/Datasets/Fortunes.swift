@@ -89,7 +89,7 @@ public struct FortunesCorpus: Sendable {
         return all
     }
 
-    /// Lower-cased words (letters, digits, inner apostrophes) and single punctuation marks.
+    /// Lower-cased words (letters, digits, and apostrophes after the first letter) and single punctuation marks.
     public static func tokenize(_ text: String) -> [String] {
         var tokens: [String] = []
         var word = ""
