@@ -40,7 +40,13 @@ public struct SGD: Optimizer {
                     return
                 }
                 state.slots[0].withUnsafeMutableBufferPointer { v in
-                    for i in 0..<p.count {
+                    let count = p.count
+                    let (p, g, v) = (p.baseAddress!, g.baseAddress!, v.baseAddress!)
+                    forEachVector(count) { i in
+                        let velocity = mu * v.vector(i) + g.vector(i)
+                        v.setVector(velocity, i)
+                        p.setVector(p.vector(i) - lr * velocity, i)
+                    } scalar: { i in
                         v[i] = mu * v[i] + g[i]
                         p[i] -= lr * v[i]
                     }
@@ -79,7 +85,16 @@ public struct Adam: Optimizer {
             gradient.withUnsafeBufferPointer { g in
                 first.withUnsafeMutableBufferPointer { m in
                     second.withUnsafeMutableBufferPointer { v in
-                        for i in 0..<p.count {
+                        let count = p.count
+                        let (p, g, m, v) = (p.baseAddress!, g.baseAddress!, m.baseAddress!, v.baseAddress!)
+                        forEachVector(count) { i in
+                            let gi = g.vector(i)
+                            let mi = b1 * m.vector(i) + (1 - b1) * gi
+                            let vi = b2 * v.vector(i) + (1 - b2) * gi * gi
+                            m.setVector(mi, i)
+                            v.setVector(vi, i)
+                            p.setVector(p.vector(i) - stepSize * mi / (vi.squareRoot() * secondCorrection + eps), i)
+                        } scalar: { i in
                             m[i] = b1 * m[i] + (1 - b1) * g[i]
                             v[i] = b2 * v[i] + (1 - b2) * g[i] * g[i]
                             p[i] -= stepSize * m[i] / (v[i].squareRoot() * secondCorrection + eps)
@@ -111,7 +126,14 @@ public struct RMSprop: Optimizer {
         parameter.withUnsafeMutableBufferPointer { p in
             gradient.withUnsafeBufferPointer { g in
                 state.slots[0].withUnsafeMutableBufferPointer { s in
-                    for i in 0..<p.count {
+                    let count = p.count
+                    let (p, g, s) = (p.baseAddress!, g.baseAddress!, s.baseAddress!)
+                    forEachVector(count) { i in
+                        let gi = g.vector(i)
+                        let si = rho * s.vector(i) + (1 - rho) * gi * gi
+                        s.setVector(si, i)
+                        p.setVector(p.vector(i) - lr * gi / (si.squareRoot() + eps), i)
+                    } scalar: { i in
                         s[i] = rho * s[i] + (1 - rho) * g[i] * g[i]
                         p[i] -= lr * g[i] / (s[i].squareRoot() + eps)
                     }
@@ -131,5 +153,40 @@ public enum OptimizerKind: String, CaseIterable, Sendable {
         case .adam: Adam(learningRate: learningRate)
         case .rmsprop: RMSprop(learningRate: learningRate)
         }
+    }
+}
+
+/// The 16-lane vector type the update rules run on: Swift does not vectorise these loops by itself
+/// (it cannot rule out that the arrays overlap), and AVX-512 does 16 floats at once.
+typealias Lanes = SIMD16<Float>
+
+/// Calls `vector` for each full group of 16 elements, then `scalar` for the rest.
+@inline(__always)
+func forEachVector(_ count: Int, _ vector: (Int) -> Void, scalar: (Int) -> Void) {
+    let whole = count - count % Lanes.scalarCount
+    var i = 0
+    while i < whole {
+        vector(i)
+        i += Lanes.scalarCount
+    }
+    while i < count {
+        scalar(i)
+        i += 1
+    }
+}
+
+extension UnsafeMutablePointer where Pointee == Float {
+    @inline(__always) func vector(_ i: Int) -> Lanes {
+        UnsafeRawPointer(self + i).loadUnaligned(as: Lanes.self)
+    }
+
+    @inline(__always) func setVector(_ value: Lanes, _ i: Int) {
+        UnsafeMutableRawPointer(self + i).storeBytes(of: value, as: Lanes.self)
+    }
+}
+
+extension UnsafePointer where Pointee == Float {
+    @inline(__always) func vector(_ i: Int) -> Lanes {
+        UnsafeRawPointer(self + i).loadUnaligned(as: Lanes.self)
     }
 }

@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import Tensors
 
@@ -144,5 +145,41 @@ func tinyExamples(_ model: Model, count: Int, steps: Int, seed: UInt64 = 3) -> E
         var r: [Float] = [0]
         RMSprop(learningRate: 0.001).update(&r, gradient: [4], state: &rmsState)
         #expect(abs(r[0] + 0.01) < 1e-6)
+    }
+
+    /// The 16-wide vector loops and the scalar tail agree with the rules computed in Double on a
+    /// length that is not a multiple of 16, over several steps.
+    @Test func optimizerVectorLoopsMatchTheRules() {
+        var data = TestData(seed: 5)
+        let count = 37
+        let start = data.uniform([count]).data
+        let gradients = (0..<3).map { _ in data.uniform([count]).data }
+        func run(_ optimizer: any Optimizer) -> [Float] {
+            var p = start
+            var state = OptimizerState(slots: optimizer.slotCount, count: count)
+            for g in gradients { optimizer.update(&p, gradient: g, state: &state) }
+            return p
+        }
+        var sgd = start.map(Double.init), velocity = [Double](repeating: 0, count: count)
+        var adam = sgd, m = velocity, v = velocity
+        var rms = sgd, square = velocity
+        for (t, g) in gradients.enumerated() {
+            for i in 0..<count {
+                let gi = Double(g[i])
+                velocity[i] = 0.9 * velocity[i] + gi
+                sgd[i] -= 0.05 * velocity[i]
+                m[i] = 0.9 * m[i] + 0.1 * gi
+                v[i] = 0.999 * v[i] + 0.001 * gi * gi
+                let mHat = m[i] / (1 - pow(0.9, Double(t + 1)))
+                let vHat = v[i] / (1 - pow(0.999, Double(t + 1)))
+                adam[i] -= 0.01 * mHat / (vHat.squareRoot() + 1e-8)
+                square[i] = 0.99 * square[i] + 0.01 * gi * gi
+                rms[i] -= 0.001 * gi / (square[i].squareRoot() + 1e-8)
+            }
+        }
+        for (engine, reference) in [(run(SGD(learningRate: 0.05)), sgd), (run(Adam(learningRate: 0.01)), adam),
+                                    (run(RMSprop(learningRate: 0.001)), rms)] {
+            #expect(zip(engine, reference).allSatisfy { abs(Double($0) - $1) < 1e-5 })
+        }
     }
 }

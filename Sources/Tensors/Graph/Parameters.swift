@@ -46,8 +46,9 @@ public final class ParameterStore: @unchecked Sendable {
     func update(_ name: String, gradient: Tensor, optimizer: any Optimizer) {
         guard var value = tensors[name] else { preconditionFailure("no parameter named \(name)") }
         precondition(value.count == gradient.count, "gradient of \(name) has the wrong size")
-        var state = optimizerState[name] ?? OptimizerState(slots: optimizer.slotCount, count: value.count)
-        tensors[name] = nil  // keep the storage uniquely referenced: updated in place, not copied
+        // Taken out of the dictionaries so the arrays are uniquely referenced: updated in place, not copied.
+        var state = optimizerState.removeValue(forKey: name) ?? OptimizerState(slots: optimizer.slotCount, count: value.count)
+        tensors[name] = nil
         optimizer.update(&value.data, gradient: gradient.data, state: &state)
         tensors[name] = value
         optimizerState[name] = state

@@ -22,6 +22,7 @@ public final class TrainingGraph: @unchecked Sendable {
 
     public func index(of name: String) -> Int? { indexByName[name] }
 
+
     private func buildBackward() {
         let forwardCount = nodes.count
         // Values that depend on a parameter, and nodes the loss depends on.

@@ -1,13 +1,15 @@
-/// 2-D convolution of NCHW images with [out, in, kh, kw] filters, by im2col and one sgemm per call.
+/// 2-D convolution of NCHW images with [out, in, kh, kw] filters, by im2col and sgemm.
 ///
-/// im2col lays every receptive field of the whole batch out as a column of a
-/// [in*kh*kw, batch*outH*outW] matrix, so the convolution is one large matrix product (efficient
-/// in BLAS), at the price of that matrix as scratch memory. Backward rebuilds it instead of keeping it.
+/// im2col lays every receptive field of a group of images out as a column of a
+/// [in*kh*kw, images*outH*outW] matrix, so the convolution is one large matrix product (efficient
+/// in BLAS). Images go in groups so that matrix stays near `columnBudget` floats: bounded scratch
+/// memory that the allocator reuses from step to step. Backward rebuilds it instead of keeping it.
 public struct Conv2D: Operation {
     public var stride: Int
     public var padding: Int
     public var kind: String { "conv2d" }
     public var inputCount: Int { 2 }
+    static let columnBudget = 1 << 20
 
     public init(stride: Int = 1, padding: Int = 0) {
         self.stride = stride
@@ -18,7 +20,12 @@ public struct Conv2D: Operation {
         var batch, channels, height, width, filters, kh, kw, outH, outW: Int
         var patch: Int { channels * kh * kw }
         var positions: Int { outH * outW }
-        var columns: Int { batch * positions }
+
+        /// Groups of images whose im2col matrix fits the budget.
+        var groups: [Range<Int>] {
+            let size = max(1, min(batch, Conv2D.columnBudget / max(1, patch * positions)))
+            return Swift.stride(from: 0, to: batch, by: size).map { $0..<min($0 + size, batch) }
+        }
     }
 
     func geometry(_ x: [Int], _ w: [Int]) -> Geometry {
@@ -33,22 +40,25 @@ public struct Conv2D: Operation {
     public func forward(_ inputs: [Tensor], context: ExecutionContext) -> [Tensor] {
         let (x, w) = (inputs[0], inputs[1])
         let g = geometry(x.shape, w.shape)
-        let columns = im2col(x, g)
-        var product = [Float](repeating: 0, count: g.filters * g.columns)  // [filters, batch*positions]
-        w.data.withUnsafeBufferPointer { wp in
-            columns.withUnsafeBufferPointer { cp in
-                product.withUnsafeMutableBufferPointer { pp in
-                    BLAS.sgemm(m: g.filters, n: g.columns, k: g.patch, wp.baseAddress!, cp.baseAddress!, pp.baseAddress!)
+        return [Tensor(shape: [g.batch, g.filters, g.outH, g.outW]) { out in
+            for images in g.groups {
+                let columns = im2col(x, g, images)
+                let width = images.count * g.positions
+                // [filters, images*positions], then each image's block moves to [image, filter, position].
+                let product = [Float](unsafeUninitializedCapacity: g.filters * width) { buffer, initialized in
+                    w.data.withUnsafeBufferPointer { wp in
+                        columns.withUnsafeBufferPointer { cp in
+                            BLAS.sgemm(m: g.filters, n: width, k: g.patch, wp.baseAddress!, cp.baseAddress!, buffer.baseAddress!)
+                        }
+                    }
+                    initialized = g.filters * width
                 }
-            }
-        }
-        return [product.withUnsafeBufferPointer { pp in
-            Tensor(shape: [g.batch, g.filters, g.outH, g.outW]) { out in  // [f, n, p] -> [n, f, p]
-                for n in 0..<g.batch {
-                    for f in 0..<g.filters {
-                        let src = (f * g.batch + n) * g.positions
-                        let dst = (n * g.filters + f) * g.positions
-                        for p in 0..<g.positions { out[dst + p] = pp[src + p] }
+                product.withUnsafeBufferPointer { pp in
+                    for (i, n) in images.enumerated() {
+                        for f in 0..<g.filters {
+                            let source = pp.baseAddress! + f * width + i * g.positions
+                            (out.baseAddress! + (n * g.filters + f) * g.positions).update(from: source, count: g.positions)
+                        }
                     }
                 }
             }
@@ -59,65 +69,70 @@ public struct Conv2D: Operation {
         guard let dy = args.gradients[0] else { return [nil, nil] }
         let (x, w) = (args.input(0), args.input(1))
         let g = geometry(x.shape, w.shape)
-        // dY as [filters, batch*positions], the layout of the forward product.
-        let dyColumns = [Float](unsafeUninitializedCapacity: dy.count) { buffer, initialized in
-            dy.data.withUnsafeBufferPointer { gp in
-                for n in 0..<g.batch {
-                    for f in 0..<g.filters {
-                        let src = (n * g.filters + f) * g.positions
-                        let dst = (f * g.batch + n) * g.positions
-                        for p in 0..<g.positions { buffer[dst + p] = gp[src + p] }
+        var dw = args.wanted[1] ? Tensor(zeros: w.shape) : nil
+        var dx = args.wanted[0] ? Tensor(zeros: x.shape) : nil
+        for images in g.groups {
+            let width = images.count * g.positions
+            // This group's dY as [filters, images*positions], the layout of the forward product.
+            let dyColumns = [Float](unsafeUninitializedCapacity: g.filters * width) { buffer, initialized in
+                dy.data.withUnsafeBufferPointer { gp in
+                    for (i, n) in images.enumerated() {
+                        for f in 0..<g.filters {
+                            (buffer.baseAddress! + f * width + i * g.positions)
+                                .update(from: gp.baseAddress! + (n * g.filters + f) * g.positions, count: g.positions)
+                        }
                     }
                 }
+                initialized = g.filters * width
             }
-            initialized = dy.count
-        }
-        var dw: Tensor?
-        var dx: Tensor?
-        if args.wanted[1] {
-            let columns = im2col(x, g)
-            dw = dyColumns.withUnsafeBufferPointer { dp in
-                columns.withUnsafeBufferPointer { cp in
-                    Tensor(shape: w.shape) { out in  // dW = dY cols^T
-                        BLAS.sgemm(transposeB: true, m: g.filters, n: g.patch, k: g.columns,
-                                   dp.baseAddress!, cp.baseAddress!, out.baseAddress!)
-                    }
-                }
-            }
-        }
-        if args.wanted[0] {
-            var dColumns = [Float](repeating: 0, count: g.patch * g.columns)
-            w.data.withUnsafeBufferPointer { wp in
+            if dw != nil {
+                let columns = im2col(x, g, images)
                 dyColumns.withUnsafeBufferPointer { dp in
-                    dColumns.withUnsafeMutableBufferPointer { dcp in  // dcols = W^T dY
-                        BLAS.sgemm(transposeA: true, m: g.patch, n: g.columns, k: g.filters,
-                                   wp.baseAddress!, dp.baseAddress!, dcp.baseAddress!)
+                    columns.withUnsafeBufferPointer { cp in
+                        dw!.data.withUnsafeMutableBufferPointer { out in  // dW += dY cols^T
+                            BLAS.sgemm(transposeB: true, m: g.filters, n: g.patch, k: width,
+                                       dp.baseAddress!, cp.baseAddress!, beta: 1, out.baseAddress!)
+                        }
                     }
                 }
             }
-            dx = col2im(dColumns, g)
+            if dx != nil {
+                let dColumns = [Float](unsafeUninitializedCapacity: g.patch * width) { buffer, initialized in
+                    w.data.withUnsafeBufferPointer { wp in
+                        dyColumns.withUnsafeBufferPointer { dp in  // dcols = W^T dY
+                            BLAS.sgemm(transposeA: true, m: g.patch, n: width, k: g.filters,
+                                       wp.baseAddress!, dp.baseAddress!, buffer.baseAddress!)
+                        }
+                    }
+                    initialized = g.patch * width
+                }
+                col2im(dColumns, g, images, into: &dx!)
+            }
         }
         return [dx, dw]
     }
 
-    /// Walks every (patch row, image, output row, output column) with the input pixel it reads, or
-    /// nil in the padding.
+    /// Visits the columns matrix row by row (one row per channel and filter tap) and, within a row,
+    /// each image's output rows: `body(columnStart, inputStart, validColumns)` covers the output
+    /// columns that read inside the image; the rest of the output row reads padding.
     @inline(__always)
-    private func forEachTap(_ g: Geometry, _ body: (_ column: Int, _ pixel: Int?) -> Void) {
+    private func forEachRowSegment(_ g: Geometry, _ images: Range<Int>,
+                                   _ body: (_ column: Int, _ pixel: Int, _ valid: Range<Int>, _ rowInside: Bool) -> Void) {
         var column = 0
         for c in 0..<g.channels {
             for ki in 0..<g.kh {
                 for kj in 0..<g.kw {
-                    for n in 0..<g.batch {
+                    // Output columns ow with 0 <= ow*stride - padding + kj < width.
+                    let first = max(0, (padding - kj + stride - 1) / stride)
+                    let last = min(g.outW, (g.width - 1 + padding - kj) / stride + 1)
+                    let valid = first..<max(first, last)
+                    for n in images {
                         let plane = (n * g.channels + c) * g.height
                         for oh in 0..<g.outH {
                             let ih = oh * stride - padding + ki
-                            let rowInside = ih >= 0 && ih < g.height
-                            for ow in 0..<g.outW {
-                                let iw = ow * stride - padding + kj
-                                body(column, rowInside && iw >= 0 && iw < g.width ? (plane + ih) * g.width + iw : nil)
-                                column += 1
-                            }
+                            let inside = ih >= 0 && ih < g.height
+                            body(column, inside ? (plane + ih) * g.width - padding + kj : 0, valid, inside)
+                            column += g.outW
                         }
                     }
                 }
@@ -125,34 +140,44 @@ public struct Conv2D: Operation {
         }
     }
 
-    func im2col(_ x: Tensor, _ g: Geometry) -> [Float] {
-        [Float](unsafeUninitializedCapacity: g.patch * g.columns) { buffer, initialized in
+    func im2col(_ x: Tensor, _ g: Geometry, _ images: Range<Int>) -> [Float] {
+        let count = g.patch * images.count * g.positions
+        return [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
+            let out = buffer.baseAddress!
             x.data.withUnsafeBufferPointer { xp in
-                forEachTap(g) { column, pixel in buffer[column] = pixel.map { xp[$0] } ?? 0 }
+                let source = xp.baseAddress!
+                forEachRowSegment(g, images) { column, pixel, valid, inside in
+                    let row = out + column
+                    guard inside else { row.update(repeating: 0, count: g.outW); return }
+                    if valid.lowerBound > 0 { row.update(repeating: 0, count: valid.lowerBound) }
+                    for ow in valid { row[ow] = source[pixel + ow * stride] }
+                    if valid.upperBound < g.outW { (row + valid.upperBound).update(repeating: 0, count: g.outW - valid.upperBound) }
+                }
             }
-            initialized = g.patch * g.columns
+            initialized = count
         }
     }
 
-    func col2im(_ columns: [Float], _ g: Geometry) -> Tensor {
-        var dx = Tensor(zeros: [g.batch, g.channels, g.height, g.width])
+    func col2im(_ columns: [Float], _ g: Geometry, _ images: Range<Int>, into dx: inout Tensor) {
         dx.data.withUnsafeMutableBufferPointer { out in
             columns.withUnsafeBufferPointer { cp in
-                forEachTap(g) { column, pixel in
-                    if let pixel { out[pixel] += cp[column] }
+                forEachRowSegment(g, images) { column, pixel, valid, inside in
+                    guard inside else { return }
+                    for ow in valid { out[pixel + ow * stride] += cp[column + ow] }
                 }
             }
         }
-        return dx
     }
 
     public func forwardTemporaryBytes(_ inputShapes: [[Int]]) -> Int {
         let g = geometry(inputShapes[0], inputShapes[1])
-        return (g.patch + g.filters) * g.columns * 4
+        let width = (g.groups.first?.count ?? 0) * g.positions
+        return (g.patch + g.filters) * width * 4
     }
 
     public func backwardTemporaryBytes(_ inputShapes: [[Int]]) -> Int {
         let g = geometry(inputShapes[0], inputShapes[1])
-        return (2 * g.patch + g.filters) * g.columns * 4
+        let width = (g.groups.first?.count ?? 0) * g.positions
+        return (2 * g.patch + g.filters) * width * 4
     }
 }

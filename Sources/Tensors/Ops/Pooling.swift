@@ -12,19 +12,21 @@ struct PoolWindow {
         return [x[0], x[1], outH, outW]
     }
 
-    /// Calls `body(outputIndex, inputIndices)` for every output element with the input elements
-    /// (inside the image) of its window.
+    /// Calls `body(output, plane, rows, columns)` for every output element with the plane offset and
+    /// the rows and columns of its window that lie inside the image.
     @inline(__always)
     func forEachWindow(_ x: [Int], _ body: (Int, _ plane: Int, _ rows: Range<Int>, _ columns: Range<Int>) -> Void) {
         let out = outputShape(x)
+        let (planes, height, width, outH, outW) = (x[0] * x[1], x[2], x[3], out[2], out[3])
+        let (kernel, stride, padding) = (kernel, stride, padding)
         var o = 0
-        for plane in 0..<(x[0] * x[1]) {
-            for oh in 0..<out[2] {
+        for plane in 0..<planes {
+            for oh in 0..<outH {
                 let top = oh * stride - padding
-                let rows = max(0, top)..<min(x[2], top + kernel)
-                for ow in 0..<out[3] {
+                let rows = max(0, top)..<min(height, top + kernel)
+                for ow in 0..<outW {
                     let left = ow * stride - padding
-                    body(o, plane * x[2] * x[3], rows, max(0, left)..<min(x[3], left + kernel))
+                    body(o, plane * height * width, rows, max(0, left)..<min(width, left + kernel))
                     o += 1
                 }
             }
@@ -44,21 +46,28 @@ public struct MaxPool2D: Operation {
     }
 
     @inline(__always)
-    private func argmax(_ xp: UnsafeBufferPointer<Float>, _ width: Int, _ plane: Int,
+    private func argmax(_ xp: UnsafePointer<Float>, _ width: Int, _ plane: Int,
                         _ rows: Range<Int>, _ columns: Range<Int>) -> Int {
         var best = plane + rows.lowerBound * width + columns.lowerBound
+        var top = xp[best]
         for r in rows {
-            for c in columns where xp[plane + r * width + c] > xp[best] { best = plane + r * width + c }
+            let row = plane + r * width
+            for c in columns where xp[row + c] > top {
+                best = row + c
+                top = xp[best]
+            }
         }
         return best
     }
 
     public func forward(_ inputs: [Tensor], context: ExecutionContext) -> [Tensor] {
         let x = inputs[0]
+        let width = x.shape[3]
         return [x.data.withUnsafeBufferPointer { xp in
             Tensor(shape: window.outputShape(x.shape)) { out in
+                let (xp, out) = (xp.baseAddress!, out.baseAddress!)
                 window.forEachWindow(x.shape) { o, plane, rows, columns in
-                    out[o] = xp[argmax(xp, x.shape[3], plane, rows, columns)]
+                    out[o] = xp[argmax(xp, width, plane, rows, columns)]
                 }
             }
         }]
@@ -68,11 +77,13 @@ public struct MaxPool2D: Operation {
         guard let dy = args.gradients[0], args.wanted[0] else { return [nil] }
         let x = args.input(0)
         var dx = Tensor(zeros: x.shape)
+        let width = x.shape[3]
         x.data.withUnsafeBufferPointer { xp in
             dy.data.withUnsafeBufferPointer { gp in
                 dx.data.withUnsafeMutableBufferPointer { dp in
+                    let (xp, gp, dp) = (xp.baseAddress!, gp.baseAddress!, dp.baseAddress!)
                     window.forEachWindow(x.shape) { o, plane, rows, columns in
-                        dp[argmax(xp, x.shape[3], plane, rows, columns)] += gp[o]
+                        dp[argmax(xp, width, plane, rows, columns)] += gp[o]
                     }
                 }
             }
