@@ -72,6 +72,10 @@ struct Train: ParsableCommand {
         var spec = ModelSpec(kind: model)
         let data = try loadExamples(dataset ?? model.dataset, directory: dataDirectory, spec: &spec,
                                     trainLimit: limitTrain, testLimit: limitTest)
+        guard data.train.count > 0, data.test.count > 0 else {
+            throw CommandFailure("\(data.summary) gives \(data.train.count) training and \(data.test.count) test examples: "
+                                 + "too little text for sequences of \(spec.steps) tokens", status: .badInput)
+        }
         let metricsFile = try metrics.map(openMetrics)
         let batch = batchSize ?? model.defaultBatchSize
         let rate = learningRate ?? optimizer.defaultLearningRate
