@@ -147,7 +147,7 @@ func tinyExamples(_ model: Model, count: Int, steps: Int, seed: UInt64 = 3) -> E
         #expect(abs(r[0] + 0.01) < 1e-6)
     }
 
-    /// The 16-wide vector loops and the scalar tail agree with the rules computed in Double on a
+    /// The vector loops and the scalar tail agree with the rules computed in Double on a
     /// length that is not a multiple of 16, over several steps.
     @Test func optimizerVectorLoopsMatchTheRules() {
         var data = TestData(seed: 5)
