@@ -38,7 +38,9 @@ public struct Tensor: Equatable, Sendable {
         Tensor(shape: newShape, data: data)
     }
 
-    /// Elements `f(a, b)` of two tensors of equal shape.
+    /// Elements `f(a, b)` of two tensors of equal shape. Inlined so `f` is too: a call per element
+    /// would cost more than the arithmetic.
+    @inline(__always)
     public func zipped(_ other: Tensor, _ f: (Float, Float) -> Float) -> Tensor {
         precondition(shape == other.shape, "shapes \(shape) and \(other.shape) differ")
         return data.withUnsafeBufferPointer { a in
@@ -51,6 +53,7 @@ public struct Tensor: Equatable, Sendable {
     }
 
     /// Elements `f(a)`.
+    @inline(__always)
     public func mapped(_ f: (Float) -> Float) -> Tensor {
         data.withUnsafeBufferPointer { a in
             Tensor(shape: shape) { out in

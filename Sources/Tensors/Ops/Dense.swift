@@ -62,11 +62,17 @@ public struct BiasAdd: Operation {
         return [x.data.withUnsafeBufferPointer { xp in
             b.data.withUnsafeBufferPointer { bp in
                 Tensor(shape: x.shape) { out in
-                    var i = 0
-                    for _ in 0..<x.shape[0] {
+                    let (xp, bp, out) = (xp.baseAddress!, bp.baseAddress!, out.baseAddress!)
+                    for row in 0..<x.shape[0] {
+                        if inner == 1 {  // [rows, features]: one contiguous row at a time
+                            let offset = row * channels
+                            for c in 0..<channels { out[offset + c] = xp[offset + c] + bp[c] }
+                            continue
+                        }
                         for c in 0..<channels {
+                            let offset = (row * channels + c) * inner
                             let bias = bp[c]
-                            for _ in 0..<inner { out[i] = xp[i] + bias; i += 1 }
+                            for j in 0..<inner { out[offset + j] = xp[offset + j] + bias }
                         }
                     }
                 }
@@ -80,15 +86,21 @@ public struct BiasAdd: Operation {
         let inner = dy.shape.dropFirst(2).reduce(1, *)
         var db: Tensor?
         if args.wanted[1] {
+            // Rows summed in Float, one row at a time, into Double totals per channel.
             var sums = [Double](repeating: 0, count: channels)
+            var rowSums = [Float](repeating: 0, count: channels)
             dy.data.withUnsafeBufferPointer { g in
-                var i = 0
-                for _ in 0..<dy.shape[0] {
-                    for c in 0..<channels {
-                        var s: Float = 0
-                        for _ in 0..<inner { s += g[i]; i += 1 }
-                        sums[c] += Double(s)
+                let g = g.baseAddress!
+                for row in 0..<dy.shape[0] {
+                    rowSums.withUnsafeMutableBufferPointer { r in
+                        for c in 0..<channels {
+                            let offset = (row * channels + c) * inner
+                            var s: Float = 0
+                            for j in 0..<inner { s += g[offset + j] }
+                            r[c] = s
+                        }
                     }
+                    for c in 0..<channels { sums[c] += Double(rowSums[c]) }
                 }
             }
             db = Tensor(shape: [channels], data: sums.map { Float($0) })
