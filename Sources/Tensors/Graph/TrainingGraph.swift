@@ -1,6 +1,7 @@
 /// A model's training step as one DAG: its forward nodes, a backward node per forward node on the
 /// path to the loss, a sum node wherever gradients of one value meet, and an update node per
-/// parameter (colocated with the parameter's read node, since it writes that parameter).
+/// parameter. A parameter's read node, the sum of its gradients and its update share a colocation
+/// group: the update writes the parameter where it is read.
 ///
 /// Every node can run on its own given its input tensors (`execute`), so an executor can run any
 /// subset in any order that respects the edges, with tensors received from elsewhere.
@@ -21,7 +22,6 @@ public final class TrainingGraph: @unchecked Sendable {
     }
 
     public func index(of name: String) -> Int? { indexByName[name] }
-
 
     private func buildBackward() {
         let forwardCount = nodes.count
