@@ -147,6 +147,19 @@ func tinyExamples(_ model: Model, count: Int, steps: Int, seed: UInt64 = 3) -> E
         #expect(abs(r[0] + 0.01) < 1e-6)
     }
 
+    @Test func vectorSquareRootAgreesWithLibm() {
+        var values: [Float] = [0, 1, 2, 4, 1e-30, 1e30, 3.3e-8, 7.77e12]
+        var random = SplitMix64(seed: 3)
+        for _ in 0..<1000 { values.append(Float(pow(10, Double(random.nextUnitFloat()) * 40 - 20))) }
+        for start in stride(from: 0, to: values.count - 7, by: 8) {
+            let lanes = squareRoot(Lanes(values[start..<(start + 8)]))
+            for i in 0..<8 {
+                let exact = values[start + i].squareRoot()
+                #expect(abs(lanes[i] - exact) <= 4e-7 * exact, "sqrt(\(values[start + i])): \(lanes[i]) vs \(exact)")
+            }
+        }
+    }
+
     /// The vector loops and the scalar tail agree with the rules computed in Double on a
     /// length that is not a multiple of 16, over several steps.
     @Test func optimizerVectorLoopsMatchTheRules() {

@@ -161,9 +161,15 @@ public final class TrainingGraph: @unchecked Sendable {
         }
     }
 
-    /// Every node except inputs, in index order (a valid topological order).
+    /// Every node except inputs in a valid order: index order, except that each update runs right
+    /// after its gradient is computed, while that gradient is still in cache.
     public var executionOrder: [Int] {
-        nodes.indices.filter { nodes[$0].role != .input }
+        var updatesAfter: [Int: [Int]] = [:]
+        for index in nodes.indices where nodes[index].role == .update {
+            updatesAfter[nodes[index].inputs[0].node, default: []].append(index)
+        }
+        return nodes.indices.filter { nodes[$0].role != .input && nodes[$0].role != .update }
+            .flatMap { [$0] + (updatesAfter[$0] ?? []) }
     }
 
     /// The nodes `targets` depend on (inputs excluded), in index order.
