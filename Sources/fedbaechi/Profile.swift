@@ -70,7 +70,11 @@ struct Profile: ParsableCommand {
         } else {
             print(String(decoding: json, as: UTF8.self))
         }
-        if timeSteps > 0 { print(timing(graph, feeds: feeds)) }
+        if timeSteps > 0 {
+            let report = timing(graph, feeds: feeds)
+            // Standard output may be the graph itself: then the report goes to standard error.
+            if output == nil { FileHandle.standardError.write(Data((report + "\n").utf8)) } else { print(report) }
+        }
     }
 
     private func summary(_ profiled: PlacementGraph, graph: TrainingGraph) -> String {
