@@ -42,9 +42,9 @@ struct Profile: ParsableCommand {
     var timeSteps = 0
 
     func validate() throws {
-        guard batch >= 1 else { throw ValidationError("--batch must be at least 1") }
+        guard (1...100_000).contains(batch) else { throw ValidationError("--batch must be between 1 and 100000") }
         guard repeats >= 1 else { throw ValidationError("--repeats must be at least 1") }
-        guard vocabulary >= 3 else { throw ValidationError("--vocabulary must be at least 3") }
+        guard (3...1_000_000).contains(vocabulary) else { throw ValidationError("--vocabulary must be between 3 and 1000000") }
         guard timeSteps >= 0 else { throw ValidationError("--time-steps must not be negative") }
     }
 
