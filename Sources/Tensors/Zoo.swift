@@ -15,7 +15,7 @@ public enum ModelKind: String, CaseIterable, Sendable {
     }
 }
 
-/// Sizes of a zoo model. `standard` is what `--model` trains; tests shrink it.
+/// Sizes of a zoo model. The defaults are what `--model` trains; tests shrink them.
 public struct ModelSpec: Sendable {
     public var kind: ModelKind
     /// mlp: widths of the hidden layers (each followed by ReLU and dropout).
@@ -26,7 +26,7 @@ public struct ModelSpec: Sendable {
     public var width = 8
     public var imageSize = 28
     public var classes = 10
-    /// Recurrent models.
+    /// Recurrent models: vocabulary (training sets it from the corpus), embedding and state widths.
     public var vocabulary = 10_000
     public var embedding = 100
     public var recurrentHidden = 128
@@ -57,7 +57,7 @@ public struct ModelSpec: Sendable {
     private func classifier(_ b: GraphBuilder, features: ValueRef, width: Int, labels: ValueRef) -> Model {
         let logits = b.linear(features, width, classes, name: "out", initializer: .uniform(1 / Float(width).squareRoot()))
         return b.build(task: .classification(classes: classes),
-                loss: b(SoftmaxCrossEntropy(), logits, labels, name: "loss"), prediction: logits)
+                       loss: b(SoftmaxCrossEntropy(), logits, labels, name: "loss"), prediction: logits)
     }
 
     /// Dense layers with ReLU and dropout on flattened images. Without dropout this net overfits
