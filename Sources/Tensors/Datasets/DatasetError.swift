@@ -1,0 +1,16 @@
+/// Why a dataset could not be loaded, in words a user can act on.
+public enum DatasetError: Error, CustomStringConvertible, Equatable {
+    /// Not installed: names the Debian package that provides it.
+    case missing(dataset: String, path: String, debianPackage: String)
+    /// Present but unreadable or damaged.
+    case corrupt(file: String, reason: String)
+
+    public var description: String {
+        switch self {
+        case .missing(let dataset, let path, let package):
+            "dataset \(dataset) is not installed (\(path) is missing): install it with `apt-get install \(package)`"
+        case .corrupt(let file, let reason):
+            "\(file) is damaged: \(reason)"
+        }
+    }
+}

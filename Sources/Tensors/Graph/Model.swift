@@ -1,0 +1,190 @@
+/// Output `port` of node `node` of a graph.
+public struct ValueRef: Hashable, Codable, Sendable, CustomStringConvertible {
+    public var node: Int
+    public var port: Int
+
+    public init(node: Int, port: Int = 0) {
+        self.node = node
+        self.port = port
+    }
+
+    public var description: String { "\(node):\(port)" }
+}
+
+/// What a node does when it runs.
+public enum NodeAction: Sendable {
+    /// A value the executor supplies (a batch of images, labels, tokens).
+    case feed
+    /// Reads a parameter's current value.
+    case read(parameter: String)
+    case forward(any Operation)
+    /// The backward of a forward node; the layout says which of this node's inputs are which.
+    case backward(any Operation, BackwardLayout)
+    /// Sums gradient contributions for a value with several consumers.
+    case sum
+    /// Applies the optimizer to a parameter with its gradient (this node's only input).
+    case update(parameter: String)
+}
+
+/// Where a backward node finds the forward values it reads among its inputs, and which forward
+/// inputs its outputs are the gradients of.
+public struct BackwardLayout: Sendable {
+    public var forwardNode: Int
+    /// Forward input index for each of the first inputs, then forward output index for the next.
+    public var readInputs: [Int]
+    public var readOutputs: [Int]
+    /// Forward output index of each gradient input that follows.
+    public var gradientOutputs: [Int]
+    /// Forward input index of each output.
+    public var gradientFor: [Int]
+}
+
+public enum NodeRole: String, Codable, Sendable {
+    case input, variable, forward, backward, gradientSum = "gradient_sum", update
+}
+
+public struct Node: Sendable {
+    public var name: String
+    public var action: NodeAction
+    public var inputs: [ValueRef]
+    public var outputCount: Int
+    /// Nodes sharing a colocation group must run on the same rank (a parameter and its update).
+    public var colocation: String?
+
+    public var role: NodeRole {
+        switch action {
+        case .feed: .input
+        case .read: .variable
+        case .forward: .forward
+        case .backward: .backward
+        case .sum: .gradientSum
+        case .update: .update
+        }
+    }
+}
+
+/// What a model predicts, which decides how it is fed and scored.
+public enum Task: Sendable {
+    /// Feeds "images" [batch, 1, 28, 28] and "labels" [batch]; scored by accuracy.
+    case classification(classes: Int)
+    /// Feeds "tokens" [batch, steps], "targets" [batch, predicted] (the next token for the last
+    /// `predicted` steps) and "initial_state" [batch, stateSize] (zeros); scored by perplexity.
+    case languageModel(vocabulary: Int, predicted: Int, stateSize: Int)
+}
+
+/// A network as a DAG of input, parameter and forward op nodes, with its parameters.
+///
+/// The nodes are stored in a topological order (each node after its inputs' producers).
+public final class Model: @unchecked Sendable {
+    public let name: String
+    public let task: Task
+    public let nodes: [Node]
+    public let parameters: ParameterStore
+    /// Node index of each fed input by name.
+    public let feeds: [String: Int]
+    public let loss: ValueRef
+    /// The logits the task is scored on.
+    public let prediction: ValueRef
+
+    init(name: String, task: Task, nodes: [Node], parameters: ParameterStore, feeds: [String: Int],
+         loss: ValueRef, prediction: ValueRef) {
+        self.name = name
+        self.task = task
+        self.nodes = nodes
+        self.parameters = parameters
+        self.feeds = feeds
+        self.loss = loss
+        self.prediction = prediction
+    }
+}
+
+/// Builds a model node by node: `let h = b.apply(ReLU(), [b.linear(x, 784, 1024, "fc1")])`.
+public final class GraphBuilder {
+    public let name: String
+    public let seed: UInt64
+    private(set) var nodes: [Node] = []
+    private var feeds: [String: Int] = [:]
+    private let parameters = ParameterStore()
+    private var usedNames: Set<String> = []
+
+    public init(name: String, seed: UInt64) {
+        self.name = name
+        self.seed = seed
+    }
+
+    private func add(_ node: Node) -> Int {
+        precondition(usedNames.insert(node.name).inserted, "node name \(node.name) used twice")
+        nodes.append(node)
+        return nodes.count - 1
+    }
+
+    public func input(_ feed: String) -> ValueRef {
+        let index = add(Node(name: "input/" + feed, action: .feed, inputs: [], outputCount: 1))
+        feeds[feed] = index
+        return ValueRef(node: index)
+    }
+
+    /// A trainable parameter, initialised from (seed, name) so that adding a layer does not change
+    /// the others' initial values.
+    public func parameter(_ name: String, shape: [Int], _ initializer: Initializer) -> ValueRef {
+        var random = SplitMix64(seed: seed, stream: "init/" + name)
+        parameters.add(name, Tensor(shape: shape, data: initializer.values(count: shape.reduce(1, *), random: &random)))
+        return ValueRef(node: add(Node(name: "var/" + name, action: .read(parameter: name), inputs: [],
+                                       outputCount: 1, colocation: "param/" + name)))
+    }
+
+    /// Adds a forward op node and returns its outputs.
+    @discardableResult
+    public func apply(_ op: any Operation, _ inputs: [ValueRef], name: String) -> [ValueRef] {
+        precondition(inputs.count == op.inputCount, "\(op.kind) takes \(op.inputCount) inputs")
+        let index = add(Node(name: "fwd/" + name, action: .forward(op), inputs: inputs, outputCount: op.outputCount))
+        return (0..<op.outputCount).map { ValueRef(node: index, port: $0) }
+    }
+
+    /// Applies a single-output op (the first output of ops with saved extras).
+    public func callAsFunction(_ op: any Operation, _ inputs: ValueRef..., name: String) -> ValueRef {
+        apply(op, inputs, name: name)[0]
+    }
+
+    /// x W + b with W [inputs, outputs].
+    public func linear(_ x: ValueRef, _ inputs: Int, _ outputs: Int, name: String,
+                       initializer: Initializer? = nil) -> ValueRef {
+        let w = parameter(name + ".weight", shape: [inputs, outputs], initializer ?? .heUniform(fanIn: inputs))
+        let b = parameter(name + ".bias", shape: [outputs], .zeros)
+        return self(BiasAdd(), self(MatMul(), x, w, name: name + "/matmul"), b, name: name + "/bias")
+    }
+
+    /// Convolution with bias over NCHW input.
+    public func conv(_ x: ValueRef, _ inputs: Int, _ outputs: Int, kernel: Int, stride: Int = 1,
+                     padding: Int = 0, name: String) -> ValueRef {
+        let w = parameter(name + ".weight", shape: [outputs, inputs, kernel, kernel],
+                          .heUniform(fanIn: inputs * kernel * kernel))
+        let b = parameter(name + ".bias", shape: [outputs], .zeros)
+        return self(BiasAdd(), self(Conv2D(stride: stride, padding: padding), x, w, name: name + "/conv"), b,
+                    name: name + "/bias")
+    }
+
+    public func build(task: Task, loss: ValueRef, prediction: ValueRef) -> Model {
+        Model(name: name, task: task, nodes: nodes, parameters: parameters, feeds: feeds, loss: loss,
+              prediction: prediction)
+    }
+}
+
+/// How a parameter starts.
+public enum Initializer: Sendable {
+    case zeros
+    /// Uniform in ±sqrt(6 / fanIn): keeps activation variance through ReLU layers (He et al. 2015).
+    case heUniform(fanIn: Int)
+    /// Uniform in ±bound.
+    case uniform(Float)
+
+    func values(count: Int, random: inout SplitMix64) -> [Float] {
+        let bound: Float
+        switch self {
+        case .zeros: return [Float](repeating: 0, count: count)
+        case .heUniform(let fanIn): bound = (6 / Float(max(1, fanIn))).squareRoot()
+        case .uniform(let b): bound = b
+        }
+        return (0..<count).map { _ in (2 * random.nextUnitFloat() - 1) * bound }
+    }
+}

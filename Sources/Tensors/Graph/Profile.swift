@@ -1,0 +1,95 @@
+import Foundation
+
+/// A training graph in the placement engine's format: per-node cost and memory, per-edge bytes.
+public struct PlacementGraph: Codable, Sendable, Equatable {
+    public struct Node: Codable, Sendable, Equatable {
+        public var name: String
+        /// Median measured time of the node on this machine, in whole microseconds (at least 1).
+        public var computeMicroseconds: Int
+        /// Memory that stays on the device: parameters and optimizer state.
+        public var persistentBytes: Int
+        /// Scratch memory used only while the node runs.
+        public var temporaryBytes: Int
+        public var outputBytes: [Int]
+        public var colocation: String?
+
+        enum CodingKeys: String, CodingKey {
+            case name, colocation
+            case computeMicroseconds = "compute_us"
+            case persistentBytes = "persistent_bytes"
+            case temporaryBytes = "temporary_bytes"
+            case outputBytes = "output_bytes"
+        }
+    }
+
+    public struct Edge: Codable, Sendable, Equatable {
+        public var source: String
+        public var destination: String
+        /// The source's output port.
+        public var output: Int
+        public var bytes: Int
+
+        enum CodingKeys: String, CodingKey {
+            case source = "src", destination = "dst", output, bytes
+        }
+    }
+
+    public var name: String
+    public var nodes: [Node]
+    public var edges: [Edge]
+}
+
+extension TrainingGraph {
+    /// Runs the training step on `feeds`, then times every node alone on the values that step
+    /// produced (the median of `repeats` runs), and records its memory.
+    ///
+    /// Update nodes really apply the optimizer while being timed, so profile a throwaway model.
+    public func profile(feeds: [String: Tensor], repeats: Int = 7) -> PlacementGraph {
+        let context = ExecutionContext(training: true, step: 0, seed: seed)
+        var values = feedValues(feeds)
+        let order = executionOrder
+        for _ in 0..<2 { run(order, values: &values, context: context) }  // warm caches and allocator
+
+        var profiled: [PlacementGraph.Node] = []
+        var edges: [PlacementGraph.Edge] = []
+        for (index, node) in nodes.enumerated() {
+            let inputs = node.inputs.map { values[$0]! }
+            var micros: Double = 1
+            if node.role != .input {
+                var samples: [Double] = []
+                for _ in 0..<repeats {
+                    let start = DispatchTime.now().uptimeNanoseconds
+                    _ = execute(index, inputs: inputs, context: context)
+                    samples.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1000)
+                }
+                micros = median(samples)
+            }
+            var persistent = 0
+            var temporary = 0
+            switch node.action {
+            case .read(let parameter):
+                persistent = model.parameters.tensor(parameter)?.byteCount ?? 0
+            case .update(let parameter):
+                persistent = optimizer.slotCount * (model.parameters.tensor(parameter)?.byteCount ?? 0)
+            case .forward(let op):
+                temporary = op.forwardTemporaryBytes(inputs.map(\.shape))
+            case .backward(let op, let layout):
+                let forwardInputs = nodes[layout.forwardNode].inputs.map { values[$0]!.shape }
+                temporary = op.backwardTemporaryBytes(forwardInputs)
+            case .feed, .sum:
+                break
+            }
+            profiled.append(PlacementGraph.Node(
+                name: node.name, computeMicroseconds: max(1, Int(micros.rounded())), persistentBytes: persistent,
+                temporaryBytes: temporary,
+                outputBytes: (0..<node.outputCount).map { values[ValueRef(node: index, port: $0)]?.byteCount ?? 0 },
+                colocation: node.colocation))
+            var seen = Set<ValueRef>()
+            for input in node.inputs where seen.insert(input).inserted {
+                edges.append(PlacementGraph.Edge(source: nodes[input.node].name, destination: node.name,
+                                                 output: input.port, bytes: values[input]!.byteCount))
+            }
+        }
+        return PlacementGraph(name: model.name, nodes: profiled, edges: edges)
+    }
+}

@@ -1,0 +1,115 @@
+import Foundation
+
+/// Examples a model trains or is scored on.
+public enum Examples: Sendable {
+    case images(LabeledImages)
+    case text(TokenSequences)
+
+    public var count: Int {
+        switch self {
+        case .images(let data): data.count
+        case .text(let data): data.count
+        }
+    }
+
+    public func prefix(_ limit: Int) -> Examples {
+        switch self {
+        case .images(let data): .images(data.prefix(limit))
+        case .text(let data): .text(data.prefix(limit))
+        }
+    }
+}
+
+extension Model {
+    /// The model's inputs for examples `indices`.
+    public func feeds<Indices: Collection<Int>>(_ examples: Examples, _ indices: Indices) -> [String: Tensor] {
+        switch (task, examples) {
+        case (.classification, .images(let data)):
+            let batch = data.batch(indices)
+            return ["images": batch.images, "labels": batch.labels]
+        case (.languageModel(_, let predicted, let stateSize), .text(let data)):
+            let batch = data.batch(indices)
+            let steps = batch.targets.shape[1]
+            precondition(predicted <= steps, "model predicts \(predicted) steps of \(steps)-token sequences")
+            let targets = (0..<indices.count).flatMap { row in
+                batch.targets.data[(row * steps + steps - predicted)..<((row + 1) * steps)]
+            }
+            return ["tokens": batch.inputs, "targets": Tensor(shape: [indices.count, predicted], data: targets),
+                    "initial_state": Tensor(zeros: [indices.count, stateSize])]
+        default:
+            preconditionFailure("model \(name) cannot read these examples")
+        }
+    }
+}
+
+/// How well a model does on held-out examples.
+public struct Evaluation: Sendable, Codable {
+    /// Mean cross-entropy per predicted label or token, in nats.
+    public var loss: Double
+    /// Share of images classified right (classification).
+    public var accuracy: Double?
+    /// exp(loss) (language models).
+    public var perplexity: Double?
+}
+
+/// Trains a model on one process: the training graph run in order, batch after batch.
+public final class Trainer: @unchecked Sendable {
+    public let graph: TrainingGraph
+    public let seed: UInt64
+    /// Training steps taken so far (names dropout masks).
+    public private(set) var steps: UInt64 = 0
+
+    public init(model: Model, optimizer: any Optimizer, seed: UInt64) {
+        graph = TrainingGraph(model: model, optimizer: optimizer, seed: seed)
+        self.seed = seed
+    }
+
+    public var model: Model { graph.model }
+
+    /// One pass over `examples` in a seeded order; `progress(step, steps, loss)` after each batch.
+    /// Returns the mean training loss.
+    @discardableResult
+    public func trainEpoch(_ examples: Examples, batchSize: Int, epoch: Int,
+                           progress: (Int, Int, Float) -> Void = { _, _, _ in }) -> Double {
+        var random = SplitMix64(seed: seed, stream: "shuffle", index: UInt64(epoch))
+        let order = random.permutation(examples.count)
+        let batches = stride(from: 0, to: order.count, by: batchSize).map { order[$0..<min($0 + batchSize, order.count)] }
+        var total = 0.0
+        for (index, batch) in batches.enumerated() {
+            let loss = graph.step(model.feeds(examples, batch), step: steps)
+            steps += 1
+            total += Double(loss)
+            progress(index + 1, batches.count, loss)
+        }
+        return total / Double(max(1, batches.count))
+    }
+
+    public func evaluate(_ examples: Examples, batchSize: Int = 500) -> Evaluation {
+        var lossSum = 0.0
+        var correct = 0
+        var labelled = 0
+        for start in stride(from: 0, to: examples.count, by: batchSize) {
+            let indices = start..<min(start + batchSize, examples.count)
+            let feeds = model.feeds(examples, indices)
+            let outputs = graph.infer(feeds, outputs: [model.prediction, model.loss])
+            let logits = outputs[0]
+            let labels = feeds["labels"] ?? feeds["targets"]!
+            lossSum += Double(outputs[1].data[0]) * Double(labels.count)
+            labelled += labels.count
+            let classes = logits.shape[1]
+            logits.data.withUnsafeBufferPointer { lp in
+                for row in 0..<labels.count {
+                    let scores = lp[(row * classes)..<((row + 1) * classes)]
+                    if scores.indices.max(by: { scores[$0] < scores[$1] })! - row * classes == Int(labels.data[row]) {
+                        correct += 1
+                    }
+                }
+            }
+        }
+        let loss = lossSum / Double(max(1, labelled))
+        switch model.task {
+        case .classification: return Evaluation(loss: loss, accuracy: Double(correct) / Double(max(1, labelled)))
+        case .languageModel: return Evaluation(loss: loss, perplexity: exp(loss))
+        }
+    }
+}

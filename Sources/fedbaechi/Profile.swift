@@ -1,0 +1,123 @@
+import ArgumentParser
+import Foundation
+import Tensors
+
+/// Measures a zoo model's training graph node by node and writes it for the placement engine.
+struct Profile: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Profile a model's training graph (forward, backward, update) for placement.",
+        discussion: """
+            Runs a training step on seeded random inputs, times every node alone (median of --repeats
+            runs) and writes the graph in the placement format:
+              {"name", "nodes": [{"name", "compute_us", "persistent_bytes", "temporary_bytes",
+                                  "output_bytes", "colocation"}], "edges": [{"src", "dst", "output", "bytes"}]}
+            Example:  fedbaechi profile --model lenet --batch 64 --output lenet.json
+            With --time-steps N it also times N whole training steps and reports the share spent in
+            sgemm and the GFLOP/s reached, beside a plain 1024x1024x1024 sgemm.
+            """
+    )
+
+    @Option(help: "Model: \(ModelKind.allCases.map(\.rawValue).joined(separator: ", ")).")
+    var model: ModelKind
+
+    @Option(help: "Examples per step.")
+    var batch: Int
+
+    @Option(help: "Where to write the graph (JSON); without it the graph goes to standard output.")
+    var output: String?
+
+    @Option(help: "Timed runs per node; the median is kept.")
+    var repeats = 7
+
+    @Option(help: "Optimizer whose update nodes and state are profiled: sgd, adam or rmsprop.")
+    var optimizer: OptimizerKind = .adam
+
+    @Option(help: "Vocabulary size of the language models.")
+    var vocabulary = 10_000
+
+    @Option(help: "Seed of initialisation and the random inputs.")
+    var seed: UInt64 = 1
+
+    @Option(help: "Also time this many whole training steps and report sgemm's share and GFLOP/s.")
+    var timeSteps = 0
+
+    func validate() throws {
+        guard (1...100_000).contains(batch) else { throw ValidationError("--batch must be between 1 and 100000") }
+        guard repeats >= 1 else { throw ValidationError("--repeats must be at least 1") }
+        guard (3...1_000_000).contains(vocabulary) else { throw ValidationError("--vocabulary must be between 3 and 1000000") }
+        guard timeSteps >= 0 else { throw ValidationError("--time-steps must not be negative") }
+    }
+
+    func run() throws {
+        var spec = ModelSpec(kind: model, vocabulary: vocabulary)
+        spec.vocabulary = vocabulary
+        let graph = TrainingGraph(model: spec.build(seed: seed),
+                                  optimizer: optimizer.make(learningRate: optimizer.defaultLearningRate), seed: seed)
+        let examples = syntheticExamples(for: graph.model, count: batch, steps: spec.steps, seed: seed)
+        let feeds = graph.model.feeds(examples, 0..<batch)
+        let profiled = graph.profile(feeds: feeds, repeats: repeats)
+
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        let json = try encoder.encode(profiled)
+        if let output {
+            do {
+                try json.write(to: URL(fileURLWithPath: output))
+            } catch {
+                throw CommandFailure("cannot write \(output): \(error.localizedDescription)", status: .badInput)
+            }
+            print(summary(profiled, graph: graph))
+        } else {
+            print(String(decoding: json, as: UTF8.self))
+        }
+        if timeSteps > 0 {
+            let report = timing(graph, feeds: feeds)
+            // Standard output may be the graph itself: then the report goes to standard error.
+            if output == nil { FileHandle.standardError.write(Data((report + "\n").utf8)) } else { print(report) }
+        }
+    }
+
+    private func summary(_ profiled: PlacementGraph, graph: TrainingGraph) -> String {
+        var lines = ["graph \(profiled.name), batch \(batch): \(profiled.nodes.count) nodes, \(profiled.edges.count) edges, "
+                     + "\(graph.model.parameters.count) parameters -> \(output ?? "-")",
+                     "role           nodes   compute (ms)   persistent (MB)"]
+        for role in [NodeRole.input, .variable, .forward, .backward, .gradientSum, .update] {
+            let members = zip(graph.nodes, profiled.nodes).filter { $0.0.role == role }.map(\.1)
+            guard !members.isEmpty else { continue }
+            let compute = Double(members.reduce(0) { $0 + $1.computeMicroseconds }) / 1000
+            let persistent = Double(members.reduce(0) { $0 + $1.persistentBytes }) / 1e6
+            lines.append(role.rawValue.padding(14) + String(members.count).leftPadding(6)
+                         + String(format: "%15.2f", compute) + String(format: "%18.2f", persistent))
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    /// Whole training steps, timed; sgemm's share and rate from counters around every sgemm call.
+    private func timing(_ graph: TrainingGraph, feeds: [String: Tensor]) -> String {
+        var samples: [Double] = []
+        var sgemmSeconds: [Double] = []
+        var flops = 0.0
+        for step in 0...timeSteps {
+            BLAS.resetStatistics()
+            BLAS.countingEnabled = true
+            let start = DispatchTime.now().uptimeNanoseconds
+            graph.step(feeds, step: UInt64(step))
+            let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+            BLAS.countingEnabled = false
+            if step == 0 { continue }  // warm-up
+            samples.append(seconds)
+            sgemmSeconds.append(BLAS.statistics.seconds)
+            flops = BLAS.statistics.flops
+        }
+        let stepTime = median(samples)
+        let inSgemm = median(sgemmSeconds)
+        let peak = BLAS.measureSgemm(size: 1024)
+        let achieved = flops / stepTime / 1e9
+        return String(format: """
+            step time (median of %d): %.2f ms, %.0f examples/s
+            time in sgemm: %.2f ms (%.0f%% of the step), %.2f GFLOP per step
+            step GFLOP/s: %.1f; sgemm 1024^3 on this machine: %.1f GFLOP/s (%.0f%% of it)
+            """, samples.count, stepTime * 1000, Double(batch) / stepTime, inSgemm * 1000, 100 * inSgemm / stepTime,
+            flops / 1e9, achieved, peak, 100 * achieved / peak)
+    }
+}

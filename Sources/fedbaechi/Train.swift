@@ -1,0 +1,150 @@
+import ArgumentParser
+import Foundation
+import Tensors
+
+/// How `train` spreads the work. Model-parallel and federated modes come with their own issues.
+enum TrainMode: String, ExpressibleByArgument, CaseIterable {
+    case single
+}
+
+/// Trains a zoo model on its dataset in one process and reports test quality each epoch.
+struct Train: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Train a model of the zoo on Fashion-MNIST or the fortunes corpus.",
+        discussion: """
+            Reports the test accuracy (image models) or perplexity (language models) after each epoch.
+            Example:
+              fedbaechi train --mode single --model lenet --dataset fashion-mnist --epochs 2 --seed 1 --metrics out.jsonl
+            Models: mlp, lenet, inception-mini (Fashion-MNIST); gru-lm, rnn-stack (fortunes).
+            """
+    )
+
+    @Option(help: "How to run: single (one process).")
+    var mode: TrainMode = .single
+
+    @Option(help: "Model: \(ModelKind.allCases.map(\.rawValue).joined(separator: ", ")).")
+    var model: ModelKind
+
+    @Option(help: "Dataset: fashion-mnist or fortunes (default: the model's own).")
+    var dataset: KnownDataset?
+
+    @Option(help: "Folder holding the dataset (default: where its Debian package installs it).")
+    var dataDirectory: String?
+
+    @Option(help: "Passes over the training set.")
+    var epochs = 1
+
+    @Option(help: "Seed of initialisation, shuffling and dropout.")
+    var seed: UInt64 = 1
+
+    @Option(help: "Examples per step (default: 128 mlp, 64 lenet and inception-mini, 32 language models).")
+    var batchSize: Int?
+
+    @Option(help: "Optimizer: sgd (momentum 0.9), adam or rmsprop.")
+    var optimizer: OptimizerKind = .adam
+
+    @Option(help: "Step size (default: 0.001 for adam and rmsprop, 0.01 for sgd).")
+    var learningRate: Float?
+
+    @Option(help: "Train on only the first N training examples (quick runs).")
+    var limitTrain: Int?
+
+    @Option(help: "Score on only the first N test examples.")
+    var limitTest: Int?
+
+    @Option(help: "Write one JSON object per epoch to this file (JSON lines).")
+    var metrics: String?
+
+    func validate() throws {
+        guard epochs >= 1 else { throw ValidationError("--epochs must be at least 1") }
+        if let batchSize, batchSize < 1 { throw ValidationError("--batch-size must be at least 1") }
+        if let learningRate, !(learningRate > 0 && learningRate.isFinite) {
+            throw ValidationError("--learning-rate must be a positive number")
+        }
+        if let limitTrain, limitTrain < 1 { throw ValidationError("--limit-train must be at least 1") }
+        if let limitTest, limitTest < 1 { throw ValidationError("--limit-test must be at least 1") }
+        if let dataset, dataset != model.dataset {
+            throw ValidationError("model \(model.rawValue) trains on \(model.dataset.rawValue), not \(dataset.rawValue)")
+        }
+    }
+
+    func run() throws {
+        var spec = ModelSpec(kind: model)
+        let data = try loadExamples(dataset ?? model.dataset, directory: dataDirectory, spec: &spec,
+                                    trainLimit: limitTrain, testLimit: limitTest)
+        guard data.train.count > 0, data.test.count > 0 else {
+            throw CommandFailure("\(data.summary) gives \(data.train.count) training and \(data.test.count) test examples: "
+                                 + "too little text for sequences of \(spec.steps) tokens", status: .badInput)
+        }
+        let metricsFile = try metrics.map(openMetrics)
+        let batch = batchSize ?? model.defaultBatchSize
+        let rate = learningRate ?? optimizer.defaultLearningRate
+        let trainer = Trainer(model: spec.build(seed: seed), optimizer: optimizer.make(learningRate: rate), seed: seed)
+        print("model \(model.rawValue): \(trainer.model.parameters.count) parameters; \(data.summary): "
+              + "\(data.train.count) training, \(data.test.count) test examples; "
+              + "\(optimizer.rawValue) learning rate \(rate), batch \(batch), seed \(seed), BLAS threads \(BLAS.threadCount)")
+
+        for epoch in 1...epochs {
+            var progress = ProgressReporter(epoch: epoch)
+            let start = Date()
+            let trainLoss = trainer.trainEpoch(data.train, batchSize: batch, epoch: epoch) { step, total, loss in
+                progress.update(step: step, of: total, loss: loss)
+            }
+            let trainSeconds = Date().timeIntervalSince(start)
+            let score = trainer.evaluate(data.test)
+            guard trainLoss.isFinite else {
+                throw CommandFailure("training diverged in epoch \(epoch) (loss is not a number): lower --learning-rate",
+                                     status: .runtime)
+            }
+            let quality = score.accuracy.map { "test accuracy \(String(format: "%.4f", $0))" }
+                ?? "test perplexity \(String(format: "%.2f", score.perplexity ?? .nan))"
+            print("epoch \(epoch)/\(epochs): train loss \(String(format: "%.4f", trainLoss)), test loss "
+                  + "\(String(format: "%.4f", score.loss)), \(quality) (\(String(format: "%.1f", trainSeconds)) s)")
+            let record = EpochRecord(
+                epoch: epoch, model: model.rawValue, dataset: (dataset ?? model.dataset).rawValue, seed: seed,
+                optimizer: optimizer.rawValue, learningRate: rate, batchSize: batch, trainExamples: data.train.count,
+                trainLoss: trainLoss, testLoss: score.loss, testAccuracy: score.accuracy,
+                testPerplexity: score.perplexity, trainSeconds: trainSeconds, steps: Int(trainer.steps))
+            if let metricsFile {
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.sortedKeys]
+                metricsFile.write(try encoder.encode(record) + Data("\n".utf8))
+            }
+        }
+        try metricsFile?.close()
+    }
+
+    private func openMetrics(_ path: String) throws -> FileHandle {
+        guard FileManager.default.createFile(atPath: path, contents: nil),
+              let handle = FileHandle(forWritingAtPath: path) else {
+            throw CommandFailure("cannot write the metrics file \(path)", status: .badInput)
+        }
+        return handle
+    }
+}
+
+/// One line of the metrics file.
+struct EpochRecord: Codable {
+    var epoch: Int
+    var model: String
+    var dataset: String
+    var seed: UInt64
+    var optimizer: String
+    var learningRate: Float
+    var batchSize: Int
+    var trainExamples: Int
+    var trainLoss: Double
+    var testLoss: Double
+    var testAccuracy: Double?
+    var testPerplexity: Double?
+    var trainSeconds: Double
+    /// Training steps since the start.
+    var steps: Int
+
+    enum CodingKeys: String, CodingKey {
+        case epoch, model, dataset, seed, optimizer, steps
+        case learningRate = "learning_rate", batchSize = "batch_size", trainExamples = "train_examples"
+        case trainLoss = "train_loss", testLoss = "test_loss", testAccuracy = "test_accuracy"
+        case testPerplexity = "test_perplexity", trainSeconds = "train_seconds"
+    }
+}
