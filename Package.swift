@@ -50,6 +50,8 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // Point-to-point benchmark of the Swift layer (Benchmarks/run-pingpong.sh runs it beside C).
+        .executableTarget(name: "fedbaechi-pingpong", dependencies: ["MPI"], path: "Benchmarks/PingPong"),
         .testTarget(name: "MPITests", dependencies: ["MPI"]),
         .testTarget(name: "PlacementTests", dependencies: ["Placement"]),
         .testTarget(name: "FederatedTests", dependencies: ["Federated"]),
