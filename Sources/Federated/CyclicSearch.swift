@@ -73,6 +73,10 @@ struct BaseClassSearch {
     var orbitOnlyRows: [[Int]] = []
     /// Symmetry breaking: the first fixed point's group has (0, level 0) in it.
     var anchorFirstFixed = false
+    /// When set (and `orbitsExact` is false), exactly this many orbits stay unused: the orbits become
+    /// primary columns and `slack` extra columns take the unused ones, which prunes far better than
+    /// leaving the orbits secondary.
+    var slack: Int?
 
     struct Solution {
         var groups: [[Int]]
@@ -125,11 +129,23 @@ struct BaseClassSearch {
             groups.append(nil)
             orbitRowIndex.append(index)
         }
+        let slackColumns = orbitsExact ? 0 : (slack ?? 0)
+        let orbitsPrimary = orbitsExact || slack != nil
+        if slackColumns > 0 {
+            let first = freePoints.count + freeOrbits.count
+            for o in 0..<freeOrbits.count {
+                for s in 0..<slackColumns {
+                    rows.append([freePoints.count + o, first + s])
+                    groups.append(nil)
+                    orbitRowIndex.append(-2)
+                }
+            }
+        }
         var generator = SeededGenerator(seed: seed)
         var order = Array(rows.indices)
         order.shuffle(using: &generator)
-        let primary = orbitsExact ? m + freeOrbits.count : m
-        var cover = ExactCover(primary: primary, secondary: orbitsExact ? 0 : freeOrbits.count,
+        let primary = orbitsPrimary ? m + freeOrbits.count + slackColumns : m
+        var cover = ExactCover(primary: primary, secondary: orbitsPrimary ? 0 : freeOrbits.count,
                                rows: order.map { rows[$0] })
         guard let chosen = cover.solve(budget: budget) else { return nil }
         var solution = Solution(groups: preset, orbitRows: [])
@@ -137,7 +153,7 @@ struct BaseClassSearch {
             let original = order[r]
             if let group = groups[original] {
                 solution.groups.append(group)
-            } else {
+            } else if orbitRowIndex[original] >= 0 {
                 solution.orbitRows.append(orbitRowIndex[original])
             }
         }
