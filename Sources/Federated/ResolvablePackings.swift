@@ -19,9 +19,15 @@ public enum ResolvablePackings {
            let design = cyclic(sites: v, classes: recipe.classes, seed: recipe.seed, exactOrbits: recipe.exactOrbits) {
             return design
         }
-        var best = greedy(sites: v, seed: 1, maxClasses: bound, pairBudget: v <= 40 ? 4 : 1)
+        var best = greedy(sites: v, seed: greedyRecipes[v] ?? 1, maxClasses: bound, pairBudget: v <= 40 ? 6 : 1)
         // Through 99 the thorough search found nothing better than the greedy one where no recipe is listed.
         if !thorough && v <= 99 { return best }
+        if thorough && v <= 40 {
+            for seed in UInt64(1)...300 where best.classes.count < bound {
+                let candidate = greedy(sites: v, seed: seed, maxClasses: bound, pairBudget: 6)
+                if candidate.classes.count > best.classes.count { best = candidate }
+            }
+        }
         var n = bound
         let seedCount: UInt64 = thorough ? 24 : 4
         search: while n > best.classes.count && n >= 3 {
@@ -80,6 +86,10 @@ public enum ResolvablePackings {
         return DesignVerifier.problems(in: design).isEmpty ? design : nil
     }
 
+    /// Seeds of the class-by-class search that the thorough search found best, for sizes the cyclic
+    /// construction does not reach.
+    static let greedyRecipes: [Int: UInt64] = [14: 16, 17: 2, 19: 7, 20: 8, 23: 2, 26: 3, 29: 1]
+
     /// `count` disjoint groups of four finite points whose pair orbits are all full and distinct; the
     /// first holds (0, level 0), which loses nothing since translates give the same classes.
     static func randomQuads(_ count: Int, points: CyclicPointSet, using generator: inout SeededGenerator) -> [[Int]]? {
@@ -128,7 +138,7 @@ public enum ResolvablePackings {
             found.forEach(mark)
             classes.append(found)
         }
-        return ResolvableDesign(sites: v, classes: classes, construction: "greedy exact-cover search, class by class")
+        return ResolvableDesign(sites: v, classes: classes, construction: "greedy exact-cover search, class by class (seed \(seed))")
     }
 
     /// Groups of three with the remainder in groups of four, or a single group up to five sites.
