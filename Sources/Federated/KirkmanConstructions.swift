@@ -11,6 +11,9 @@
 /// - three levels Z_n x {0,1,2} (v = 3n, n odd; the setting of the 3q construction): one base class
 ///   with n translates plus (n-1)/2 transversal starters that each give one fixed class.
 /// The searches are seeded and budgeted, so a size either gets the same design every time or none.
+/// A 1-rotational KTS over an abelian group with more than one involution (Z_2 x Z_10 for v = 21, say)
+/// cannot exist: a pair {x, x + s} with s an involution other than the half turn has a short orbit, and
+/// any block through it with a full orbit would cover it twice. Such sizes use the level constructions.
 public enum KirkmanTripleSystems {
     public static func make(sites v: Int) -> ResolvableDesign? {
         guard v >= 3, v % 6 == 3 else { return nil }

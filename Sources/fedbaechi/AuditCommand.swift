@@ -16,7 +16,7 @@ struct AuditCommand: ParsableCommand {
             """
     )
 
-    @Option(help: "Number of sites (at least 3).")
+    @Option(help: "Number of sites (3 to 150).")
     var sites: Int
 
     @Option(help: "ADMM iterations per round (at least 1).")
@@ -65,7 +65,7 @@ struct AuditCommand: ParsableCommand {
 
     func run() throws {
         guard sites >= 3 else { throw CommandFailure("--sites must be at least 3, got \(sites)") }
-        guard sites <= 200 else { throw CommandFailure("--sites must be at most 200 for the audit, got \(sites)") }
+        guard sites <= 150 else { throw CommandFailure("--sites must be at most 150, got \(sites)") }
         guard iterations >= 1 else { throw CommandFailure("--iterations must be at least 1, got \(iterations)") }
         guard iterations <= 400 else { throw CommandFailure("--iterations must be at most 400, got \(iterations)") }
         guard coalition >= 1 else { throw CommandFailure("--coalition must be at least 1, got \(coalition)") }

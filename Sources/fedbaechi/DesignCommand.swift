@@ -15,13 +15,13 @@ struct DesignCommand: ParsableCommand {
             """
     )
 
-    @Option(help: "Number of sites (at least 3).")
+    @Option(help: "Number of sites (3 to 150).")
     var sites: Int
 
     @Flag(help: "Print JSON: {\"sites\": V, \"classes\": [[[0,1,5], ...], ...]} plus the construction and bound.")
     var json = false
 
-    @Flag(help: "Search harder (all class counts from the bound down, more seeds) instead of the recorded recipe.")
+    @Flag(help: "Search harder (all class counts from the bound down, more seeds) instead of the recorded recipe; minutes for large V.")
     var thorough = false
 
     struct Output: Codable {
@@ -39,7 +39,7 @@ struct DesignCommand: ParsableCommand {
 
     func run() throws {
         guard sites >= 3 else { throw CommandFailure("--sites must be at least 3, got \(sites)") }
-        guard sites <= 1000 else { throw CommandFailure("--sites must be at most 1000, got \(sites)") }
+        guard sites <= 150 else { throw CommandFailure("--sites must be at most 150 (larger designs take minutes to search), got \(sites)") }
         guard let design = Designs.make(sites: sites, thorough: thorough) else {
             throw CommandFailure("no design could be built for \(sites) sites", status: .runtime)
         }

@@ -29,5 +29,8 @@ import Testing
         let result = try fedbaechi(["design", "--sites", "2"])
         #expect(result.status == 2)
         #expect(result.stderr == "fedbaechi: error: --sites must be at least 3, got 2\n")
+        let tooMany = try fedbaechi(["design", "--sites", "151"])
+        #expect(tooMany.status == 2)
+        #expect(tooMany.stderr.hasPrefix("fedbaechi: error: --sites must be at most 150"))
     }
 }
