@@ -47,7 +47,7 @@ struct DesignCommand: ParsableCommand {
         guard problems.isEmpty else {
             throw CommandFailure("the design for \(sites) sites failed verification: \(problems[0])", status: .runtime)
         }
-        let output = Output(sites: sites, classes: design.classes, construction: design.construction,
+        let output = Output(sites: sites, classes: design.classes.map { $0.map { $0.sorted() } }, construction: design.construction,
                             kirkman: design.isKirkmanTripleSystem,
                             classBound: ResolvableDesign.classBound(sites: sites))
         if json {
@@ -66,14 +66,15 @@ struct DesignCommand: ParsableCommand {
             lines.append("Kirkman triple system KTS(\(v)): \(design.classes.count) classes of \(v / 3) triples, every pair of sites meets once")
         } else {
             let bound = ResolvableDesign.classBound(sites: v)
-            lines.append("resolvable packing on \(v) sites: \(design.classes.count) classes (at most \(bound) are possible), no pair of sites meets twice")
+            let count = design.classes.count == 1 ? "1 class" : "\(design.classes.count) classes"
+            lines.append("resolvable packing on \(v) sites: \(count) (at most \(bound) possible), no pair of sites meets twice")
         }
         lines.append("construction: \(design.construction)")
         lines.append("verified: every class splits all sites into groups of 3 to 5, no pair repeated")
         lines.append("")
         let width = String(design.classes.count).count
         for (index, parallelClass) in design.classes.enumerated() {
-            let groups = parallelClass.map { "{" + $0.map(String.init).joined(separator: " ") + "}" }
+            let groups = parallelClass.map { "{" + $0.sorted().map(String.init).joined(separator: " ") + "}" }
             lines.append("class " + String(index + 1).leftPadding(width) + "  " + groups.joined(separator: " "))
         }
         return lines.joined(separator: "\n")

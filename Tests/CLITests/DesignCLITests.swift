@@ -22,7 +22,7 @@ import Testing
         #expect(kirkman.status == 0)
         #expect(kirkman.stdout.contains("Kirkman triple system KTS(15): 7 classes"))
         let packing = try fedbaechi(["design", "--sites", "40"])
-        #expect(packing.stdout.contains("resolvable packing on 40 sites: 18 classes (at most 18"))
+        #expect(packing.stdout.contains("resolvable packing on 40 sites: 18 classes (at most 18 possible)"))
     }
 
     @Test func tooFewSitesIsRejected() throws {
