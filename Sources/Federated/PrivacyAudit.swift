@@ -58,9 +58,10 @@ public struct ExactRho: Sendable, Equatable {
 ///
 /// Exactness. Ranks are computed modulo primes p > 2^30. A rank modulo p is at most the rank over the
 /// rationals and falls short only if p divides a non-zero minor; by Hadamard's inequality such a minor
-/// of the integer-scaled rows has at most B bits (computed from the heights of the g_k), so at most B/30
-/// primes are bad for it. Using floor(B/30)+1 primes and taking the largest rank gives the rational
-/// rank of the system and of the system with (e_j, 0) added: the answer is exact, not probabilistic.
+/// of the integer-scaled rows has at most B bits (computed for each coalition's system from the heights
+/// of the g_k and the cell sizes), so at most B/30 primes are bad for it. Using floor(B/30)+1 primes and
+/// taking the largest rank gives the rational rank of the system and of the system with (e_j, 0)
+/// added: the answer is exact, not probabilistic.
 public struct PrivacyAudit {
     public struct Leak: Codable, Equatable, Sendable {
         public var observers: [Int]
@@ -181,9 +182,16 @@ public struct PrivacyAudit {
         let n = others.count
         guard n > 0 else { return [] }
         let cells = observedCells(observers: observerSet)
+        // Hadamard's bound for this system alone: a minor uses at most min(rows + 1, 2n) rows, the
+        // probe row has norm 1 and a row for cell B of iteration k at most sqrt(2|B|) 2^height(k).
+        let rowBits = cells.enumerated().flatMap { k, iterationCells in
+            iterationCells.map { heights[k] + 0.5 * log2(Double(2 * $0.count)) }
+        }.sorted(by: >)
+        let bound = rowBits.prefix(min(rowBits.count + 1, 2 * n)).reduce(0, +)
+        let needed = min(Int(bound / 30) + 1, ratiosModPrime.count)
         var maxRank = -1
         var maxRankWithProbe = [Int](repeating: -1, count: n)
-        for (p, g) in ratiosModPrime {
+        for (p, g) in ratiosModPrime.prefix(needed) {
             var rows: [[UInt64]] = []
             for (k, iterationCells) in cells.enumerated() {
                 for cell in iterationCells {

@@ -59,7 +59,7 @@ struct AuditCommand: ParsableCommand {
             case leakFree = "leak_free"
             case largestCoalitionCleared = "largest_coalition_cleared"
             case largestCoalitionComplete = "largest_coalition_complete"
-            case primesUsed = "primes_used"
+            case primesUsed = "primes_max"
         }
     }
 
@@ -122,7 +122,7 @@ struct AuditCommand: ParsableCommand {
             let text = cleared == 0 ? "none (single sites already learn a model)" : "\(cleared) sites"
             lines.append("largest coalition cleared (masked): \(text)" + (complete ? "" : " (larger coalitions too many to enumerate)"))
         }
-        lines.append("exact: ranks over \(output.primesUsed) primes above 2^30, enough by Hadamard's bound")
+        lines.append("exact: ranks modulo up to \(output.primesUsed) primes above 2^30, as many as Hadamard's bound requires")
         return lines.joined(separator: "\n")
     }
 }
