@@ -119,7 +119,7 @@ struct AuditCommand: ParsableCommand {
         }
         if let cleared = output.largestCoalitionCleared {
             let complete = output.largestCoalitionComplete ?? true
-            let text = cleared == 0 ? "none (single sites already learn a model)" : "\(cleared) sites"
+            let text = cleared == 0 ? "none (single sites already learn a model)" : cleared == 1 ? "1 site" : "\(cleared) sites"
             lines.append("largest coalition cleared (masked): \(text)" + (complete ? "" : " (larger coalitions too many to enumerate)"))
         }
         lines.append("exact: ranks modulo up to \(output.primesUsed) primes above 2^30, as many as Hadamard's bound requires")
