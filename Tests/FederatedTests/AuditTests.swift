@@ -123,6 +123,10 @@ import Testing
         #expect(try masked.leaks(coalitionSize: 1).leaks.isEmpty)
         #expect(try masked.leaks(coalitionSize: 3).leaks.isEmpty)
         #expect(masked.largestCoalitionCleared() == (3, true))
+        // Reusing classes (K = 2r - 1) keeps single sites blind but lets two group-mates of j see m_j twice.
+        let repeated = try audit(9, 7, masked: true)
+        #expect(try repeated.leaks(coalitionSize: 1).leaks.isEmpty)
+        #expect(repeated.largestCoalitionCleared() == (1, true))
         // Four colluders holding both other members of two of site j's groups see m_j alone twice.
         let j = 0
         let groupsOfJ = design.classes.prefix(2).map { $0.first { $0.contains(j) }! }
