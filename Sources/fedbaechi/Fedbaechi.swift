@@ -19,6 +19,11 @@ struct Fedbaechi: ParsableCommand {
         } catch let failure as CommandFailure {
             failure.exitProcess()
         } catch {
+            // Under MPI with several ranks, a rank that fails must take the whole job down with
+            // its message; otherwise the other ranks would wait for it forever.
+            if MPIEnvironment.isInitialized, (try? MPIEnvironment.world().size) ?? 1 > 1 {
+                MPIEnvironment.abort(code: 1, message: "error: \(error)")
+            }
             exit(withError: error)
         }
     }

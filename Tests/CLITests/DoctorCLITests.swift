@@ -21,3 +21,20 @@ import Testing
         #expect(result.stdout.contains("apt-get install openmpi-bin"))
     }
 }
+
+/// `doctor` under a real launcher: rank 0 reports every rank, and MPI is finalised so mpirun succeeds.
+@Suite(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/mpirun"), "needs mpirun"))
+struct DoctorUnderMPITests {
+    @Test func rankZeroReportsForAll() throws {
+        let result = try run(URL(fileURLWithPath: "/usr/bin/mpirun"),
+                             ["--oversubscribe", "-np", "3", fedbaechiBinary.path, "doctor", "--json"],
+                             environment: ["OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"],
+                             timeout: 60)
+        #expect(result.status == 0, "stderr: \(result.stderr)")
+        let report = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any]
+        #expect(report?["worldSize"] as? Int == 3)
+        let ranks = (report?["ranks"] as? [[String: Any]])?.compactMap { $0["rank"] as? Int }
+        #expect(ranks == [0, 1, 2])
+        #expect((report?["threadLevel"] as? String)?.hasPrefix("MPI_THREAD_") == true)
+    }
+}
