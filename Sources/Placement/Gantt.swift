@@ -42,6 +42,10 @@ public enum GanttChart {
 
         // Lanes.
         let memory = MemoryProfile(sim, graph: graph)
+        // Memory drawn to the largest peak (or up to the smallest device's memory when that is close).
+        let largestPeak = Double(max(sim.peakMemoryBytes.max() ?? 1, 1))
+        let smallestLimit = Double(plan.devices.map(\.memoryBytes).min() ?? 1)
+        let memoryScale = smallestLimit <= 1.25 * largestPeak ? max(largestPeak, smallestLimit) : largestPeak
         var nodesOf = [[Int]](repeating: [], count: deviceCount)
         for i in 0..<graph.nodes.count { nodesOf[Int(sim.deviceOfNode[i])].append(i) }
         for d in 0..<deviceCount {
@@ -85,9 +89,9 @@ public enum GanttChart {
                 let label = "\(sending ? "send" : "receive") \(graph.nodes[edge.source].name):\(edge.isControl ? "control" : String(edge.port)) \(sending ? "to" : "from") device \(sending ? transfer.toDevice : transfer.fromDevice), \(Quantity.formatBytes(transfer.bytes)) (\(Quantity.formatMicros(transfer.startMicros)) - \(Quantity.formatMicros(transfer.endMicros)))"
                 s += "<rect x=\"\(f(x0))\" y=\"\(f(cy))\" width=\"\(f(max(x1 - x0, 0.6)))\" height=\"\(f(channelHeight))\" fill=\"\(sending ? "#2f3e57" : "#7a8aa6")\"><title>\(escape(label))</title></rect>\n"
             }
-            // Memory use against the limit.
+            // Memory use, on one scale for all devices.
             let my = cy + channelHeight + 3
-            let limit = Double(max(device.memoryBytes, sim.peakMemoryBytes[d], 1))
+            let limit = memoryScale
             s += "<rect x=\"\(f(left))\" y=\"\(f(my))\" width=\"\(f(plotWidth))\" height=\"\(f(memoryHeight))\" fill=\"#fbfbfb\" stroke=\"#e0e0e0\"/>\n"
             let points = downsample(memory.timeline[d], width: plotWidth, scale: scale)
             if !points.isEmpty {
@@ -101,6 +105,10 @@ public enum GanttChart {
                 path += " L\(f(left + plotWidth)),\(f(lastY)) L\(f(left + plotWidth)),\(f(my + memoryHeight)) Z"
                 s += "<path d=\"\(path)\" fill=\"#9ecae1\" stroke=\"#3182bd\" stroke-width=\"0.8\"><title>memory of \(escape(device.name)): peak \(escape(Quantity.formatBytes(sim.peakMemoryBytes[d]))) of \(escape(Quantity.formatBytes(device.memoryBytes)))</title></path>\n"
             }
+            if Double(device.memoryBytes) <= limit {
+                let ly = my + memoryHeight - Double(device.memoryBytes) / limit * memoryHeight
+                s += "<line x1=\"\(f(left))\" y1=\"\(f(ly))\" x2=\"\(f(left + plotWidth))\" y2=\"\(f(ly))\" stroke=\"#d62728\" stroke-dasharray=\"4 3\"/>\n"
+            }
         }
         // Sends drawn across lanes when there are few enough to follow.
         if sim.transfers.count <= 400 {
@@ -113,7 +121,7 @@ public enum GanttChart {
 
         // Legend.
         var ly = laneTop(deviceCount) + 10
-        s += "<text x=\"\(f(left))\" y=\"\(f(ly))\" fill=\"#555\">\(escape(legendTitle)); link: dark = send, light = receive; blue area: memory in use (full height = the device's memory)</text>\n"
+        s += "<text x=\"\(f(left))\" y=\"\(f(ly))\" fill=\"#555\">\(escape(legendTitle)); link: dark = send, light = receive; blue area: memory in use (full height \(escape(Quantity.formatBytes(Int(memoryScale)))), red dashes: the device's memory)</text>\n"
         ly += 10
         let columnWidth = plotWidth / 4
         for (k, name) in (layerNames + ["other"]).enumerated() {
