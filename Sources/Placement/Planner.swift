@@ -150,9 +150,9 @@ public final class Planner {
     }
 
     /// Runs `algorithm` with memory `limits`, simulates, and checks the simulated memory.
-    /// m-ETF and m-SCT model memory along their own schedule, which the simulator's queue can
-    /// reorder; when the simulated step goes over a limit they run again with that device's
-    /// budget lowered by the excess (a few times).
+    /// Placers estimate memory along their own order of events, which the simulator's queue can
+    /// change; when the simulated step goes over a limit the placer runs again with that
+    /// device's budget lowered by the excess (a few times).
     private func attempt(_ algorithm: Algorithm, devices: [DeviceSpec], limits: [Int]) -> Result<PlacementPlan, PlacementFailure> {
         let key = AttemptKey(algorithm: algorithm, limits: limits)
         if let cached = attempts[key] { return cached.map { plan in rename(plan, devices) } }
@@ -196,7 +196,7 @@ public final class Planner {
                 return .success(plan)
             }
             lastSimulation = simulation
-            guard algorithm == .mETF || algorithm == .mSCT else { break }
+            guard algorithm != .single else { break }
             for d in over {
                 let excess = simulation.peakMemoryBytes[d] - limits[d]
                 budget[d] = max(0, budget[d] - excess - max(1, limits[d] / 100))

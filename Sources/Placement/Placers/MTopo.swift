@@ -1,50 +1,43 @@
-/// m-TOPO: walk the units in topological order and fill device 0, then device 1, ... up to a
-/// uniform cap (the total footprint over the devices plus the largest group), never above a
-/// device's own memory limit (which Baechi's uniform mode forgets to check). The last device may
-/// fill up to its limit.
-///
-/// Memory is measured by `StaticFootprint`, so the plan fits whatever the schedule; with the cap
-/// fixed, a larger memory limit never makes it fail (it is monotone in memory).
+/// m-TOPO: walk the units in topological order and fill device 0, then device 1, ... as Baechi's
+/// uniform mode does: a device takes groups while the memory they would hold together (scratch,
+/// outputs and parameters, summed) stays within the total over the devices plus the largest
+/// group. Unlike Baechi's, it also moves on when the device's own memory would overflow, by
+/// `SequentialFootprint`'s estimate; the last device fills up to its memory.
 public struct MTopoPlacer: Placer {
     public init() {}
     public var algorithm: Algorithm { .mTOPO }
 
     public func place(_ pg: PlacementGraph, limits: [Int]) throws(PlacementFailure) -> UnitPlacement {
         let deviceCount = limits.count
-        var footprint = StaticFootprint(pg, deviceCount: deviceCount)
-        let cap = Self.uniformCap(pg, deviceCount: deviceCount)
-        var deviceOfUnit = [Int32](repeating: -1, count: pg.unitCount)
+        var footprint = SequentialFootprint(pg, deviceCount: deviceCount)
+        var groupMemory = [Int](repeating: 0, count: pg.groupCount)
+        for unit in pg.units {
+            groupMemory[Int(unit.group)] += unit.temporaryBytes + unit.outputBytes + unit.retainedBytes + unit.persistentBytes
+        }
+        let cap = groupMemory.reduce(0, +) / deviceCount + (groupMemory.max() ?? 0)
+        var held = [Int](repeating: 0, count: deviceCount)
         var device = 0
+        var placed = [Bool](repeating: false, count: pg.groupCount)
         for u in pg.topologicalOrder {
-            if deviceOfUnit[Int(u)] >= 0 { continue }
-            let group = pg.groupUnits[Int(pg.units[Int(u)].group)]
+            let g = Int(pg.units[Int(u)].group)
+            if placed[g] { continue }
+            let group = pg.groupUnits[g]
             while device < deviceCount {
-                let limit = device == deviceCount - 1 ? limits[device] : min(cap, limits[device])
-                if footprint.totalIfAdded(group, to: device) <= limit { break }
+                let last = device == deviceCount - 1
+                let balanced = last || held[device] + groupMemory[g] <= cap || footprint.isEmpty(device)
+                if balanced && footprint.peakIfAdded(group, to: device) <= limits[device] { break }
                 device += 1
             }
             guard device < deviceCount else {
-                var alone = StaticFootprint(pg, deviceCount: 1)
-                let need = alone.totalIfAdded(group, to: 0)
-                let g = Int(pg.units[Int(u)].group)
+                var alone = SequentialFootprint(pg, deviceCount: 1)
+                let need = alone.peakIfAdded(group, to: 0)
                 throw PlacementFailure(algorithm: .mTOPO, culprit: pg.describe(group: g),
-                                       reason: "\(pg.describe(group: g)) did not fit: it needs \(Quantity.formatBytes(need)) (parameters, outputs and inputs held at once) and every device from the first it could use onwards is full")
+                                       reason: "\(pg.describe(group: g)) did not fit: it needs \(Quantity.formatBytes(need)) on its own and every device from the first it could use onwards is full")
             }
             footprint.add(group, to: device)
-            for member in group { deviceOfUnit[Int(member)] = Int32(device) }
+            held[device] += groupMemory[g]
+            placed[g] = true
         }
-        return UnitPlacement(deviceOfUnit: deviceOfUnit)
-    }
-
-    /// Total footprint / devices + the largest group's footprint on its own.
-    static func uniformCap(_ pg: PlacementGraph, deviceCount: Int) -> Int {
-        var total = 0
-        for node in pg.graph.nodes { total += node.persistentBytes + node.outputBytes.reduce(0, +) }
-        var largest = 0
-        var scratch = StaticFootprint(pg, deviceCount: 1)
-        for g in 0..<pg.groupCount {
-            largest = max(largest, scratch.totalIfAdded(pg.groupUnits[g], to: 0))
-        }
-        return total / max(1, deviceCount) + largest
+        return UnitPlacement(deviceOfUnit: footprint.deviceOfUnit)
     }
 }

@@ -50,87 +50,91 @@ public protocol Placer: Sendable {
     func place(_ graph: PlacementGraph, limits: [Int]) throws(PlacementFailure) -> UnitPlacement
 }
 
-/// An upper bound on a device's memory at every instant of any schedule, as units are added:
-/// the persistent memory and every output of its nodes, every distinct tensor it receives, and
-/// the largest scratch memory of its nodes, all as if alive at once.
+/// The memory of devices filled with whole groups in topological order, as if each device ran
+/// its units one after another in that order: parameters all along; a unit's scratch memory while
+/// it runs; its outputs from then until every consumer has been placed on the same device (kept
+/// to the end when a consumer is elsewhere); each tensor received from another device from its
+/// first use on.
 ///
-/// Because it does not depend on the schedule, a plan that respects it respects the simulator's
-/// memory model too; and it only grows as units are added, which keeps first-fit placers monotone
-/// in memory.
-struct StaticFootprint {
+/// It estimates, it does not bound: the simulator interleaves devices and the planner checks
+/// every plan against the simulated step (and asks again with less memory when it goes over).
+struct SequentialFootprint {
     let pg: PlacementGraph
-    private(set) var deviceOfNode: [Int32]
-    private var base: [Int]
-    private var maxTemporary: [Int]
-    private var received: [[Int32: Int]]
-    private var receivedBytes: [Int]
-    private var nodeMark: [Int32]
+    let deviceCount: Int
+    private(set) var deviceOfUnit: [Int32]
+    private var remainingConsumers: [Int32]
+    private var leaves: [Bool]
+    private var received: [Bool]
+    private var persistent: [Int]
+    private var live: [Int]
+    private(set) var peak: [Int]
+    private var mark: [Int32]
     private var tensorMark: [Int32]
     private var generation: Int32 = 0
 
     init(_ pg: PlacementGraph, deviceCount: Int) {
         self.pg = pg
-        deviceOfNode = [Int32](repeating: -1, count: pg.graph.nodes.count)
-        base = [Int](repeating: 0, count: deviceCount)
-        maxTemporary = [Int](repeating: 0, count: deviceCount)
-        received = [[Int32: Int]](repeating: [:], count: deviceCount)
-        receivedBytes = [Int](repeating: 0, count: deviceCount)
-        nodeMark = [Int32](repeating: 0, count: pg.graph.nodes.count)
+        self.deviceCount = deviceCount
+        deviceOfUnit = [Int32](repeating: -1, count: pg.unitCount)
+        remainingConsumers = (0..<pg.unitCount).map { Int32(pg.outEdges.count($0)) }
+        leaves = [Bool](repeating: false, count: pg.unitCount)
+        received = [Bool](repeating: false, count: pg.graph.tensorCount * deviceCount)
+        persistent = [Int](repeating: 0, count: deviceCount)
+        live = [Int](repeating: 0, count: deviceCount)
+        peak = [Int](repeating: 0, count: deviceCount)
+        mark = [Int32](repeating: 0, count: pg.unitCount)
         tensorMark = [Int32](repeating: 0, count: pg.graph.tensorCount)
     }
 
-    func total(_ d: Int) -> Int { base[d] + maxTemporary[d] + receivedBytes[d] }
-    func isEmpty(_ d: Int) -> Bool { base[d] == 0 && maxTemporary[d] == 0 && receivedBytes[d] == 0 }
+    func isEmpty(_ d: Int) -> Bool { peak[d] == 0 && persistent[d] == 0 }
 
-    /// The bound on device `d` if `units` joined it.
-    mutating func totalIfAdded(_ units: some Collection<Int32>, to d: Int) -> Int {
-        let delta = change(units, d, apply: false)
-        return base[d] + delta.base + max(maxTemporary[d], delta.temporary) + receivedBytes[d] + delta.received
-    }
-
-    mutating func add(_ units: some Collection<Int32>, to d: Int) {
-        let delta = change(units, d, apply: true)
-        base[d] += delta.base
-        maxTemporary[d] = max(maxTemporary[d], delta.temporary)
-        receivedBytes[d] += delta.received
-    }
-
-    private mutating func change(_ units: some Collection<Int32>, _ d: Int, apply: Bool) -> (base: Int, temporary: Int, received: Int) {
-        let graph = pg.graph
+    /// The device's peak if `group` (the units of one colocation group) joined it now.
+    mutating func peakIfAdded(_ group: some Collection<Int32>, to d: Int) -> Int {
         generation &+= 1
         let g = generation
-        var addBase = 0, temporary = 0, receive = 0
-        for u in units {
-            for m in pg.units[Int(u)].members {
-                nodeMark[Int(m)] = g
-                addBase += graph.nodes[Int(m)].persistentBytes + graph.nodes[Int(m)].outputBytes.reduce(0, +)
-                temporary = max(temporary, graph.nodes[Int(m)].temporaryBytes)
-            }
-        }
-        for u in units {
-            for m in pg.units[Int(u)].members {
-                // Tensors this node produces that the device was receiving: now local.
-                for t in graph.tensorBase[Int(m)]..<graph.tensorBase[Int(m) + 1] {
-                    if let bytes = received[d][t] {
-                        receive -= bytes
-                        if apply { received[d][t] = nil }
-                    }
-                }
-                for e in graph.inEdges[Int(m)] {
-                    let source = graph.edges[Int(e)].source
-                    if nodeMark[source] == g || deviceOfNode[source] == Int32(d) { continue }
-                    let t = graph.tensorOfEdge[Int(e)]
-                    if tensorMark[Int(t)] == g || received[d][t] != nil { continue }
-                    tensorMark[Int(t)] = g
-                    let bytes = graph.transferBytes(ofEdge: Int(e))
-                    receive += bytes
-                    if apply { received[d][t] = bytes }
+        for u in group { mark[Int(u)] = g }
+        var extra = 0
+        var groupPersistent = 0
+        for u in group {
+            let unit = pg.units[Int(u)]
+            groupPersistent += unit.persistentBytes
+            extra += unit.temporaryBytes + unit.outputBytes + unit.retainedBytes
+            for e in pg.inEdges[Int(u)] {
+                let p = Int(pg.edgeSource[Int(e)])
+                if mark[p] == g || deviceOfUnit[p] == Int32(d) { continue }
+                for item in pg.items(ofEdge: Int(e)) {
+                    let t = Int(pg.itemTensor[item])
+                    if received[t * deviceCount + d] || tensorMark[t] == g { continue }
+                    tensorMark[t] = g
+                    extra += pg.itemBytes[item]
                 }
             }
         }
-        if apply {
-            for u in units { for m in pg.units[Int(u)].members { deviceOfNode[Int(m)] = Int32(d) } }
+        return max(peak[d], persistent[d] + groupPersistent + live[d] + extra)
+    }
+
+    mutating func add(_ group: some Collection<Int32>, to d: Int) {
+        for u in group { persistent[d] += pg.units[Int(u)].persistentBytes }
+        for u in group {
+            let unit = pg.units[Int(u)]
+            for e in pg.inEdges[Int(u)] {
+                let p = Int(pg.edgeSource[Int(e)])
+                guard deviceOfUnit[p] != Int32(d) else { continue }
+                for item in pg.items(ofEdge: Int(e)) where !received[Int(pg.itemTensor[item]) * deviceCount + d] {
+                    received[Int(pg.itemTensor[item]) * deviceCount + d] = true
+                    live[d] += pg.itemBytes[item]
+                }
+            }
+            live[d] += unit.temporaryBytes + unit.outputBytes + unit.retainedBytes
+            peak[d] = max(peak[d], persistent[d] + live[d])
+            live[d] -= unit.temporaryBytes
+            deviceOfUnit[Int(u)] = Int32(d)
+            for e in pg.inEdges[Int(u)] {
+                let p = Int(pg.edgeSource[Int(e)])
+                remainingConsumers[p] -= 1
+                if deviceOfUnit[p] != Int32(d) { leaves[p] = true }
+                if remainingConsumers[p] == 0 && !leaves[p] && deviceOfUnit[p] == Int32(d) { live[d] -= pg.units[p].outputBytes }
+            }
         }
-        return (addBase, temporary, receive)
     }
 }
