@@ -250,9 +250,6 @@ public struct Graph: Sendable {
         return (cycle[first...] + cycle[..<first]).map { nodes[$0].name }
     }
 
-    /// The node named `name`, if any (linear scan; build a dictionary for repeated lookups).
-    public func index(of name: String) -> Int? { nodes.firstIndex { $0.name == name } }
-
     /// Bytes a tensor occupies on its producer's device (zero for a control output).
     @inline(__always) public func producerBytes(ofEdge e: Int) -> Int {
         let edge = edges[e]

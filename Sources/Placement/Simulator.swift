@@ -112,7 +112,7 @@ public enum Simulator {
             }
         }
         let memory = MemoryProfile(graph: graph, deviceOfNode: deviceOfNode, deviceCount: d, start: start, end: end,
-                                   transfers: transfers, makespan: makespan)
+                                   transfers: transfers)
         return SimulationResult(deviceCount: d, deviceOfNode: deviceOfNode, startMicros: start, endMicros: end,
                                 makespanMicros: makespan, transfers: transfers, peakMemoryBytes: memory.peak,
                                 peakTimeMicros: memory.peakTime, peakNode: memory.peakNode,
@@ -137,7 +137,7 @@ public struct MemoryProfile: Sendable {
     }
 
     init(graph: Graph, deviceOfNode: [Int32], deviceCount: Int, start: [Double], end: [Double],
-         transfers: [Transfer], makespan: Double, keepTimeline: Bool = false) {
+         transfers: [Transfer], keepTimeline: Bool = false) {
         var events = [[Event]](repeating: [], count: deviceCount)
         var persistent = [Int](repeating: 0, count: deviceCount)
         func interval(_ device: Int, _ from: Double, _ to: Double?, _ bytes: Int, _ node: Int) {
@@ -209,7 +209,6 @@ public struct MemoryProfile: Sendable {
     /// The memory use of every device over the step of `result` (for charts).
     public init(_ result: SimulationResult, graph: Graph) {
         self.init(graph: graph, deviceOfNode: result.deviceOfNode, deviceCount: result.deviceCount,
-                  start: result.startMicros, end: result.endMicros, transfers: result.transfers,
-                  makespan: result.makespanMicros, keepTimeline: true)
+                  start: result.startMicros, end: result.endMicros, transfers: result.transfers, keepTimeline: true)
     }
 }

@@ -19,7 +19,7 @@ enum PlaceReport {
             ? "\(plan.devices.count) x \(Quantity.formatBytes(plan.devices[0].memoryBytes))"
             : plan.devices.map { Quantity.formatBytes($0.memoryBytes) }.joined(separator: ", ")
         row("devices", deviceText + ", link \(Quantity.formatBandwidth(bytesPerSecond: pg.link.bytesPerSecond)) + \(Quantity.formatMicros(pg.link.latencyMicros)) per transfer")
-        row("algorithm", plan.algorithm.rawValue + (plan.lpMakespanMicros.map { " (linear-program bound \(Quantity.formatMicros($0)))" } ?? ""))
+        row("algorithm", plan.algorithm.rawValue + (plan.lpMakespanMicros.map { " (linear-program makespan \(Quantity.formatMicros($0)))" } ?? ""))
         let single = graph.totalComputeMicros
         row("step time", "\(Quantity.formatMicros(plan.makespanMicros))   one device: \(Quantity.formatMicros(single))   speed-up \(Quantity.fixed(single / max(plan.makespanMicros, 1e-12), decimals: 2))x")
         row("placement", "\(Quantity.formatMicros(plan.placementSeconds * 1e6)): preprocessing \(Quantity.formatMicros(plan.preprocessingSeconds * 1e6)), placer \(Quantity.formatMicros(plan.placerSeconds * 1e6)), simulation \(Quantity.formatMicros(plan.simulationSeconds * 1e6)); reading the graph \(Quantity.formatMicros(readSeconds * 1e6))")

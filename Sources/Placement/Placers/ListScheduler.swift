@@ -30,7 +30,6 @@ struct ListScheduler {
     private var deviceFree: [Double]
     private var channelFree: [Double]
     private var used: [Int]
-    private var peak: [Int]
     private(set) var unitDevice: [Int32]
     private(set) var start: [Double]
     private(set) var end: [Double]
@@ -66,7 +65,6 @@ struct ListScheduler {
         deviceFree = [Double](repeating: 0, count: d)
         channelFree = [Double](repeating: 0, count: d)
         used = [Int](repeating: 0, count: d)
-        peak = [Int](repeating: 0, count: d)
         unitDevice = [Int32](repeating: -1, count: n)
         start = [Double](repeating: 0, count: n)
         end = [Double](repeating: 0, count: n)
@@ -378,7 +376,6 @@ struct ListScheduler {
         end[u] = time + unit.computeMicros
         deviceFree[d] = end[u]
         used[d] += unit.temporaryBytes + unit.outputBytes + unit.retainedBytes + received
-        peak[d] = max(peak[d], used[d])
         scheduled += 1
         if unit.temporaryBytes > 0 { scheduleRelease(at: end[u], device: d, bytes: unit.temporaryBytes) }
         for e in pg.inEdges[u] {

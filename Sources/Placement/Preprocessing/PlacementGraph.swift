@@ -66,8 +66,7 @@ public final class PlacementGraph: Sendable {
     public let topologicalRank: [Int32]
     /// Tie-breaking priority of each unit: the input graph's topological rank of its first member
     /// (units are numbered that way, so it is the unit's index).
-    public var priority: [Int32] { _priority }
-    private let _priority: [Int32]
+    public let priority: [Int32]
     /// For each tensor of the input graph: the units (other than its producer's) that consume it.
     public let tensorConsumers: Adjacency
     /// Seconds spent building this graph (grouping, fusion, unit edges).
@@ -299,7 +298,7 @@ public final class PlacementGraph: Sendable {
         self.outEdges = outEdges
         self.topologicalOrder = order
         self.topologicalRank = rank
-        self._priority = Array(0..<Int32(unitCount))
+        self.priority = Array(0..<Int32(unitCount))
         self.tensorConsumers = Adjacency(count: graph.tensorCount, pairs: consumerPairs)
         self.preprocessingSeconds = (ContinuousClock.now - started).seconds
     }
