@@ -21,12 +21,7 @@ public struct ExpertPlacer: Placer {
             let wanted = min(deviceCount - 1, Int((done + compute / 2) / total * Double(deviceCount)))
             device = max(device, wanted)
             while device < deviceCount && footprint.peakIfAdded(group, to: device) > limits[device] { device += 1 }
-            guard device < deviceCount else {
-                var alone = SequentialFootprint(pg, deviceCount: 1)
-                let need = alone.peakIfAdded(group, to: 0)
-                throw PlacementFailure(algorithm: .expert, culprit: pg.describe(group: g),
-                                       reason: "\(pg.describe(group: g)) did not fit: it needs \(Quantity.formatBytes(need)) on its own and the devices from its stage onwards are full")
-            }
+            guard device < deviceCount else { throw SequentialFootprint.groupDidNotFit(pg, group: g, algorithm: .expert) }
             footprint.add(group, to: device)
             done += compute
         }

@@ -30,9 +30,8 @@ struct ListScheduler {
     private var deviceFree: [Double]
     private var channelFree: [Double]
     private var used: [Int]
-    private(set) var unitDevice: [Int32]
-    private(set) var start: [Double]
-    private(set) var end: [Double]
+    private var unitDevice: [Int32]
+    private var end: [Double]
     private var remainingPreds: [Int32]
     private var remainingConsumers: [Int32]
     private var maxConsumerEnd: [Double]
@@ -66,7 +65,6 @@ struct ListScheduler {
         channelFree = [Double](repeating: 0, count: d)
         used = [Int](repeating: 0, count: d)
         unitDevice = [Int32](repeating: -1, count: n)
-        start = [Double](repeating: 0, count: n)
         end = [Double](repeating: 0, count: n)
         remainingPreds = (0..<n).map { Int32(pg.inEdges.count($0)) }
         remainingConsumers = (0..<n).map { Int32(pg.outEdges.count($0)) }
@@ -106,7 +104,7 @@ struct ListScheduler {
                 continue
             }
             guard let (time, u, d) = best else { throw stuck() }
-            if used[d] + need(u, d, received: arrival(u, d).bytes) > limits[d] {
+            if used[d] + lowerNeed(u) + arrival(u, d).bytes > limits[d] {
                 park(u, d, in: .blocked, key: Double(lowerNeed(u)))
                 continue
             }
@@ -122,15 +120,12 @@ struct ListScheduler {
         return g < 0 || g == Int32(d)
     }
 
-    /// Memory the unit needs on the device beyond its received inputs, as a lower bound.
+    /// Memory the unit needs on a device besides the inputs it receives there.
     @inline(__always) private func lowerNeed(_ u: Int) -> Int {
-        let unit = pg.units[u]
-        var bytes = unit.temporaryBytes + unit.outputBytes + unit.retainedBytes
-        if groupDevice[Int(unit.group)] < 0 { bytes += pg.groupPersistentBytes[Int(unit.group)] }
-        return bytes
+        let group = Int(pg.units[u].group)
+        return pg.units[u].temporaryBytes + pg.units[u].outputBytes + pg.units[u].retainedBytes
+            + (groupDevice[group] < 0 ? pg.groupPersistentBytes[group] : 0)
     }
-
-    @inline(__always) private func need(_ u: Int, _ d: Int, received: Int) -> Int { lowerNeed(u) + received }
 
     /// When every input of `u` would be on `d`, and how many bytes `d` would receive for it
     /// (transfers simulated on a scratch copy of the channels).
@@ -195,7 +190,7 @@ struct ListScheduler {
 
     /// Whether `u` fits on `d` right now.
     @inline(__always) private func fits(_ u: Int, _ d: Int) -> Bool {
-        used[d] + need(u, d, received: arrival(u, d).bytes) <= limits[d]
+        used[d] + lowerNeed(u) + arrival(u, d).bytes <= limits[d]
     }
 
     // MARK: - Ready structures
@@ -372,7 +367,6 @@ struct ListScheduler {
         newlyCached.removeAll(keepingCapacity: true)
         let received = transferInputs(u, d)
         unitDevice[u] = Int32(d)
-        start[u] = time
         end[u] = time + unit.computeMicros
         deviceFree[d] = end[u]
         used[d] += unit.temporaryBytes + unit.outputBytes + unit.retainedBytes + received
@@ -459,7 +453,7 @@ struct ListScheduler {
         var needs = [Int]()
         var free = [Int]()
         for d in 0..<deviceCount where allowed(culprit, d) {
-            needs.append(need(culprit, d, received: arrival(culprit, d).bytes))
+            needs.append(lowerNeed(culprit) + arrival(culprit, d).bytes)
             free.append(limits[d] - used[d])
         }
         let group = Int(pg.units[culprit].group)

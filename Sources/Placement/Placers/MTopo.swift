@@ -28,12 +28,7 @@ public struct MTopoPlacer: Placer {
                 if balanced && footprint.peakIfAdded(group, to: device) <= limits[device] { break }
                 device += 1
             }
-            guard device < deviceCount else {
-                var alone = SequentialFootprint(pg, deviceCount: 1)
-                let need = alone.peakIfAdded(group, to: 0)
-                throw PlacementFailure(algorithm: .mTOPO, culprit: pg.describe(group: g),
-                                       reason: "\(pg.describe(group: g)) did not fit: it needs \(Quantity.formatBytes(need)) on its own and every device from the first it could use onwards is full")
-            }
+            guard device < deviceCount else { throw SequentialFootprint.groupDidNotFit(pg, group: g, algorithm: .mTOPO) }
             footprint.add(group, to: device)
             held[device] += groupMemory[g]
             placed[g] = true
