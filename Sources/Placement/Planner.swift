@@ -157,6 +157,7 @@ public final class Planner {
         let key = AttemptKey(algorithm: algorithm, limits: limits)
         if let cached = attempts[key] { return cached.map { plan in rename(plan, devices) } }
         let result = freshAttempt(algorithm, devices: devices, limits: limits)
+        if attempts.count >= 256 { attempts.removeAll() }   // plans of big graphs are big
         attempts[key] = result
         return result
     }

@@ -148,7 +148,9 @@ struct PlaceSetup {
         } else {
             guard let count = command.devices else { throw CommandFailure("give --devices N and --memory SIZE, or --devices-file FILE") }
             guard let memoryText = command.memory else { throw CommandFailure("give --memory SIZE for the \(count) device(s)") }
-            guard count >= 1 && count <= 4096 else { throw CommandFailure("--devices must be between 1 and 4096, not \(count)") }
+            guard count >= 1 && count <= PlaceSetup.maximumDevices else {
+                throw CommandFailure("--devices must be between 1 and \(PlaceSetup.maximumDevices), not \(count)")
+            }
             let memory = try PlaceSetup.parse { () throws(Quantity.ParseError) in try Quantity.bytes(memoryText) }
             guard memory > 0 else { throw CommandFailure("--memory must be more than 0 bytes") }
             devices = DeviceSpec.uniform(count: count, memoryBytes: memory)
@@ -180,6 +182,9 @@ struct PlaceSetup {
         let elapsed = ContinuousClock.now - started
         readSeconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
     }
+
+    /// Placers keep state per (unit, device) and (tensor, device): a bound that keeps memory sane.
+    static let maximumDevices = 256
 
     static func parse<T>(_ body: () throws(Quantity.ParseError) -> T) throws -> T {
         do { return try body() } catch { throw CommandFailure(error.description) }
@@ -227,6 +232,9 @@ struct PlaceSetup {
             throw CommandFailure("\(path): not a devices file (expected {\"devices\": [{\"name\": \"gpu0\", \"memory\": \"16GiB\"}, ...]}): \(PlaceSetup.describe(error))")
         }
         guard !file.devices.isEmpty else { throw CommandFailure("\(path): the devices list is empty") }
+        guard file.devices.count <= maximumDevices else {
+            throw CommandFailure("\(path): \(file.devices.count) devices, more than the \(maximumDevices) fedbaechi places on")
+        }
         var devices = [DeviceSpec]()
         for (i, device) in file.devices.enumerated() {
             let memory: Int

@@ -140,11 +140,9 @@ import Testing
         #expect(graph.nodes[1].colocation != graph.nodes[0].colocation)
     }
 
-    @Test func gnmtProfile() throws {
-        guard let directory = sharedGraphs else {
-            print("skipping: ../shared/graphs (the GNMT profile) is not beside the package")
-            return
-        }
+    @Test(.enabled(if: sharedGraphs != nil, "../shared/graphs (the GNMT profile) is not beside the package"))
+    func gnmtProfile() throws {
+        let directory = try #require(sharedGraphs)
         let data = try Data(contentsOf: directory.appendingPathComponent("gnmt_v2_bs128_fwd_profile.json"))
         let (graph, format) = try GraphImporters.importGraph(from: data, name: "gnmt")
         #expect(format == "baechi-tf-profile")
