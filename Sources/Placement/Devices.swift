@@ -146,6 +146,7 @@ public enum Quantity {
     /// `value` with exactly `decimals` decimals (trailing zeros dropped when `trim`).
     public static func fixed(_ value: Double, decimals: Int, trim: Bool = false) -> String {
         guard value.isFinite else { return value.isNaN ? "nan" : (value > 0 ? "inf" : "-inf") }
+        guard abs(value) < 1e15 else { return "\(value)" }
         var scale = 1.0
         for _ in 0..<decimals { scale *= 10 }
         let scaled = (abs(value) * scale).rounded()

@@ -132,8 +132,12 @@ public struct Graph: Sendable {
 
     public var tensorCount: Int { Int(tensorBase[nodes.count]) }
 
-    /// Validates `nodes` and `edges` (names unique, values finite and not negative, ports in range,
-    /// no cycle) and derives the adjacency and the topological order.
+    /// The largest size (1 TiB) and time (1e12 us, about 11.6 days) a node or edge may carry.
+    public static let maximumBytes = 1 << 40
+    public static let maximumMicros = 1e12
+
+    /// Validates `nodes` and `edges` (names unique, values finite, not negative and not absurdly
+    /// large, ports in range, no cycle) and derives the adjacency and the topological order.
     public init(name: String, nodes: [Node], edges: [Edge]) throws(GraphError) {
         guard !nodes.isEmpty else { throw .empty }
         var seen = Set<String>(minimumCapacity: nodes.count)
@@ -144,10 +148,13 @@ public struct Graph: Sendable {
             if !node.computeMicros.isFinite || node.computeMicros < 0 {
                 throw .invalidValue("\(label): compute_us must be a finite number >= 0, not \(node.computeMicros)")
             }
-            if node.persistentBytes < 0 { throw .invalidValue("\(label): persistent_bytes is negative (\(node.persistentBytes))") }
-            if node.temporaryBytes < 0 { throw .invalidValue("\(label): temporary_bytes is negative (\(node.temporaryBytes))") }
-            if let bad = node.outputBytes.firstIndex(where: { $0 < 0 }) {
-                throw .invalidValue("\(label): output_bytes[\(bad)] is negative (\(node.outputBytes[bad]))")
+            if node.computeMicros > Graph.maximumMicros {
+                throw .invalidValue("\(label): compute_us is more than \(Graph.maximumMicros) (\(node.computeMicros))")
+            }
+            for (field, value) in [("persistent_bytes", node.persistentBytes), ("temporary_bytes", node.temporaryBytes)]
+                + node.outputBytes.enumerated().map({ ("output_bytes[\($0.offset)]", $0.element) }) {
+                if value < 0 { throw .invalidValue("\(label): \(field) is negative (\(value))") }
+                if value > Graph.maximumBytes { throw .invalidValue("\(label): \(field) is more than 1 TiB (\(value))") }
             }
         }
         var base = [Int32](repeating: 0, count: nodes.count + 1)
@@ -168,9 +175,11 @@ public struct Graph: Sendable {
                 }
                 tensorOfEdge[e] = base[edge.source] + Int32(edge.port)
             }
-            if let bytes = edge.bytes, bytes < 0 { throw .invalidValue("\(label): bytes is negative (\(bytes))") }
-            if let comm = edge.commMicros, !comm.isFinite || comm < 0 {
-                throw .invalidValue("\(label): comm_us must be a finite number >= 0, not \(comm)")
+            if let bytes = edge.bytes, bytes < 0 || bytes > Graph.maximumBytes {
+                throw .invalidValue("\(label): bytes must be between 0 and 1 TiB, not \(bytes)")
+            }
+            if let comm = edge.commMicros, !comm.isFinite || comm < 0 || comm > Graph.maximumMicros {
+                throw .invalidValue("\(label): comm_us must be a number from 0 to \(Graph.maximumMicros), not \(comm)")
             }
         }
         let outEdges = Adjacency(count: nodes.count, pairs: edges.indices.lazy.map { (edges[$0].source, $0) })

@@ -157,3 +157,13 @@ import Testing
         for (node, unit) in pg.unitOfNode.enumerated() { #expect(pg.units[Int(unit)].members.contains(Int32(node))) }
     }
 }
+
+@Suite struct AbsurdInputTests {
+    @Test func hugeValuesAreRejectedNotTrapped() {
+        let node = #"{"name": "a", "compute_us": 1e300, "persistent_bytes": 0, "temporary_bytes": 0, "output_bytes": [1]}"#
+        #expect(throws: GraphError.self) { try GraphImporters.importGraph(from: Data(#"{"nodes": [\#(node)], "edges": []}"#.utf8), name: "g") }
+        let profile = #"{"nodes": [{"name": "x", "inputs": [], "cost": {"compute_cost": 1, "output_memory": [1e30], "temporary_memory": 0, "persistent_memory": 0}}]}"#
+        #expect(throws: GraphError.self) { try GraphImporters.importGraph(from: Data(profile.utf8), name: "g") }
+        #expect(Quantity.formatMicros(1e300).hasSuffix(" s"))
+    }
+}

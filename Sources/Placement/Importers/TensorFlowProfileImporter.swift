@@ -46,7 +46,8 @@ public struct TensorFlowProfileImporter: GraphImporter {
         for (i, node) in file.nodes.enumerated() {
             if index.updateValue(i, forKey: node.name) != nil { throw .duplicateName(node.name) }
         }
-        func bytes(_ value: Double) -> Int { value.isFinite && value > 0 ? Int(value.rounded()) : 0 }
+        // Negative sizes count as 0; absurd ones are kept absurd (Graph rejects them) without trapping.
+        func bytes(_ value: Double) -> Int { value.isFinite && value > 0 ? Int(min(value, 1e18).rounded()) : 0 }
 
         // Inputs as (producer, port); an unprofiled producer gets as many ports as its consumers use.
         var edges = [Edge]()
