@@ -54,6 +54,9 @@ public struct PlanFailure: Error, CustomStringConvertible, Sendable {
 ///     let planner = Planner(graph: graph, link: .baechi)
 ///     let plan = try planner.plan(.mSCT, devices: DeviceSpec.uniform(count: 4, memoryBytes: 8 << 30)).get()
 ///     plan.simulation.order(ofDevice: 0)   // what device 0 runs, in order
+///
+/// A planner keeps the plans it made (the `auto` ladder and the memory search reuse them); use
+/// one planner from one thread at a time.
 public final class Planner {
     public let placementGraph: PlacementGraph
     public let sctThreshold: Double
