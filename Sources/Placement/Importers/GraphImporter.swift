@@ -1,0 +1,149 @@
+import Foundation
+
+/// Reads one file format into a `Graph`. Add a format (ONNX, a framework's trace) by conforming
+/// to this protocol and listing the importer in `GraphImporters.all`.
+public protocol GraphImporter: Sendable {
+    /// A short name for messages and plans, e.g. `graph-json`.
+    var formatName: String { get }
+    /// A cheap look at the content (not the file name): does `data` seem to be in this format?
+    func recognizes(_ data: Data) -> Bool
+    /// Reads and validates the graph; `name` is used when the file does not name it.
+    func importGraph(from data: Data, name: String) throws(GraphError) -> Graph
+}
+
+/// The formats fedbaechi reads, tried in order; the format is chosen by content.
+public enum GraphImporters {
+    public static let all: [any GraphImporter] = [GraphJSONImporter(), TensorFlowProfileImporter()]
+
+    /// The importer whose format `data` is in.
+    public static func importer(for data: Data) throws(GraphError) -> any GraphImporter {
+        if let importer = all.first(where: { $0.recognizes(data) }) { return importer }
+        guard let first = data.first(where: { !JSONScan.isWhitespace($0) }) else { throw .notJSON("the file is empty") }
+        guard first == UInt8(ascii: "{") || first == UInt8(ascii: "[") else {
+            throw .notJSON("the file does not start with { or [")
+        }
+        do { _ = try JSONSerialization.jsonObject(with: data) } catch {
+            throw .notJSON((error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String ?? "\(error)")
+        }
+        throw .unrecognizedFormat("unrecognised graph file: expected fedbaechi's graph JSON (\"nodes\" with \"compute_us\", \"edges\" with \"src\" and \"dst\") or a Baechi/TensorFlow profile (\"nodes\" with \"inputs\" and \"cost\")")
+    }
+
+    /// Detects the format of `data` and reads it.
+    public static func importGraph(from data: Data, name: String) throws(GraphError) -> (graph: Graph, format: String) {
+        let importer = try importer(for: data)
+        return (try importer.importGraph(from: data, name: name), importer.formatName)
+    }
+}
+
+/// Small helpers shared by the JSON importers.
+enum JSONScan {
+    static func isWhitespace(_ byte: UInt8) -> Bool {
+        byte == 0x20 || byte == 0x0A || byte == 0x0D || byte == 0x09
+    }
+
+    /// The object keys found in the first `limit` bytes (a key is a string followed by `:`),
+    /// or nil when the content does not start with a JSON object.
+    static func leadingKeys(_ data: Data, limit: Int = 1 << 16) -> Set<String>? {
+        data.prefix(limit).withUnsafeBytes { (buffer: UnsafeRawBufferPointer) -> Set<String>? in
+            let bytes = buffer.bindMemory(to: UInt8.self)
+            var i = 0
+            while i < bytes.count, isWhitespace(bytes[i]) { i += 1 }
+            guard i < bytes.count, bytes[i] == UInt8(ascii: "{") else { return nil }
+            var keys = Set<String>()
+            while i < bytes.count {
+                guard bytes[i] == UInt8(ascii: "\"") else { i += 1; continue }
+                let start = i + 1
+                i = start
+                while i < bytes.count, bytes[i] != UInt8(ascii: "\"") {
+                    i += bytes[i] == UInt8(ascii: "\\") ? 2 : 1
+                }
+                guard i < bytes.count else { break }
+                let end = i
+                i += 1
+                var j = i
+                while j < bytes.count, isWhitespace(bytes[j]) { j += 1 }
+                if j < bytes.count, bytes[j] == UInt8(ascii: ":"), end - start < 64 {
+                    keys.insert(String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<end]), as: UTF8.self))
+                }
+            }
+            return keys
+        }
+    }
+
+    /// One line describing why JSONDecoder rejected a document, with the path to the value.
+    static func describe(_ error: Error) -> GraphError {
+        guard let error = error as? DecodingError else { return .malformed("\(error)") }
+        func path(_ keys: [CodingKey]) -> String {
+            var text = ""
+            for key in keys {
+                if let index = key.intValue { text += "[\(index)]" } else { text += (text.isEmpty ? "" : ".") + key.stringValue }
+            }
+            return text.isEmpty ? "the document" : text
+        }
+        switch error {
+        case .dataCorrupted(let context):
+            if context.codingPath.isEmpty {
+                let underlying = (context.underlyingError as NSError?)?.userInfo[NSDebugDescriptionErrorKey] as? String
+                return .notJSON(underlying ?? context.debugDescription)
+            }
+            return .malformed("\(path(context.codingPath)): \(context.debugDescription)")
+        case .keyNotFound(let key, let context):
+            return .malformed("\(path(context.codingPath + [key])) is missing")
+        case .typeMismatch(let type, let context):
+            return .malformed("\(path(context.codingPath)): expected \(describe(type))")
+        case .valueNotFound(let type, let context):
+            return .malformed("\(path(context.codingPath)): expected \(describe(type)), found null")
+        @unknown default:
+            return .malformed("\(error)")
+        }
+    }
+
+    private static func describe(_ type: Any.Type) -> String {
+        switch type {
+        case is Double.Type, is Int.Type, is Float.Type: return "a number"
+        case is String.Type: return "a string"
+        case is Bool.Type: return "true or false"
+        default:
+            let name = "\(type)"
+            if name.hasPrefix("Array") { return "a list" }
+            if name.hasPrefix("Dictionary") { return "an object" }
+            return "an object"
+        }
+    }
+
+    /// A whole number of bytes from a JSON number, or nil.
+    static func wholeBytes(_ value: Double) -> Int? {
+        guard value.isFinite, value.rounded() == value, abs(value) < 9e15 else { return nil }
+        return Int(value)
+    }
+}
+
+/// Merges colocation labels: nodes whose label lists share any entry get one label.
+enum ColocationLabels {
+    static func resolve(_ lists: [[String]]) -> [String?] {
+        var index = [String: Int]()
+        var parent = [Int]()
+        var names = [String]()
+        func find(_ x: Int) -> Int {
+            var x = x
+            while parent[x] != x { parent[x] = parent[parent[x]]; x = parent[x] }
+            return x
+        }
+        func id(_ label: String) -> Int {
+            if let existing = index[label] { return existing }
+            index[label] = parent.count
+            parent.append(parent.count)
+            names.append(label)
+            return parent.count - 1
+        }
+        for list in lists {
+            guard let first = list.first else { continue }
+            let root = find(id(first))
+            for label in list.dropFirst() {
+                let other = find(id(label))
+                if other != root { parent[other] = root }
+            }
+        }
+        return lists.map { list in list.first.map { names[find(index[$0]!)] } }
+    }
+}

@@ -1,0 +1,259 @@
+import ArgumentParser
+import Foundation
+import Placement
+
+/// `fedbaechi place`: a placement plan for a graph on memory-limited devices, without MPI.
+struct Place: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Place a training graph on memory-limited devices with Baechi's algorithms (no MPI needed).",
+        discussion: """
+            GRAPH is fedbaechi's graph JSON or a Baechi/TensorFlow profile (told apart by content; \
+            see docs/formats.md), or synthetic:layered:NODES[:WIDTH[:SEED]] for a generated layered DAG.
+            Give --devices and --memory, or --devices-file for devices that differ.
+
+            Exit status: 0 with a plan, 2 for input that is rejected (graph, flags, devices file), \
+            3 when no plan fits (the message names what did not fit and the memory that would do).
+
+            Example:
+              fedbaechi place gnmt.json --devices 4 --memory 8GiB --output plan.json --gantt plan.svg
+            """
+    )
+
+    @Argument(help: "The graph: a graph JSON file, a Baechi/TensorFlow profile, or synthetic:layered:N[:W[:SEED]].")
+    var graph: String
+
+    @Option(help: "Number of identical devices.")
+    var devices: Int?
+
+    @Option(help: "Memory of each device (e.g. 8GiB, 500MB, 1073741824).")
+    var memory: String?
+
+    @Option(help: ArgumentHelp("Devices that differ: a JSON file (see docs/formats.md).", valueName: "file"))
+    var devicesFile: String?
+
+    @Option(help: "Link bandwidth between devices (default: Baechi's GPU fit, 5.7GB/s).")
+    var bandwidth: String?
+
+    @Option(help: "Link latency per transfer (default: 134us).")
+    var latency: String?
+
+    @Option(help: "m-sct, m-etf, m-topo, single, expert, or auto (the fastest simulated plan that fits).")
+    var algorithm: String = "auto"
+
+    @Option(help: ArgumentHelp("Write the plan as JSON to this file ('-' for standard output).", valueName: "file"))
+    var output: String?
+
+    @Option(help: ArgumentHelp("Write an SVG Gantt chart of the plan to this file.", valueName: "file"))
+    var gantt: String?
+
+    @Flag(help: "Do not co-place an op with its only consumer.")
+    var noCoPlacement = false
+
+    @Flag(help: "Do not fuse co-placement groups into single units.")
+    var noFusion = false
+
+    @Flag(help: "Ignore the graph's colocation labels.")
+    var noColocation = false
+
+    @Option(help: "m-SCT: linear-program values below this mark favourite children.")
+    var sctThreshold: Double = 0.1
+
+    @Option(help: "Run preprocessing and placement this many times and report the median time (benchmarks).")
+    var `repeat`: Int = 1
+
+    func run() throws {
+        let setup = try PlaceSetup(self)
+        let planner = Planner(graph: setup.graph, link: setup.link, options: setup.options, sctThreshold: sctThreshold)
+        var result = planner.plan(setup.algorithm, devices: setup.devices)
+        if self.repeat > 1, case .success(var plan) = result {
+            // Medians over fresh runs (preprocessing included), for benchmarks.
+            var runs = [(plan.placementSeconds, plan.placerSeconds, plan.simulationSeconds, plan.placementGraph.preprocessingSeconds)]
+            for _ in 1..<self.repeat {
+                let fresh = Planner(graph: setup.graph, link: setup.link, options: setup.options, sctThreshold: sctThreshold)
+                if case .success(let again) = fresh.plan(setup.algorithm, devices: setup.devices) {
+                    runs.append((again.placementSeconds, again.placerSeconds, again.simulationSeconds, again.placementGraph.preprocessingSeconds))
+                }
+            }
+            func median(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }
+            plan.placementSeconds = median(runs.map(\.0))
+            plan.placerSeconds = median(runs.map(\.1))
+            plan.simulationSeconds = median(runs.map(\.2))
+            plan.medianPreprocessingSeconds = median(runs.map(\.3))
+            result = .success(plan)
+        }
+        switch result {
+        case .success(let plan):
+            if output != "-" { print(PlaceReport.summary(plan, format: setup.format, readSeconds: setup.readSeconds)) }
+            if let output { try write(plan.json(), to: output) }
+            if let gantt { try write(GanttChart.svg(for: plan), to: gantt) }
+        case .failure(let failure):
+            var message = "no plan fits \(setup.devicesDescription) with \(setup.algorithm.rawValue): \(failure.reason)"
+            if let smallest = planner.smallestMemory(for: setup.algorithm, deviceCount: setup.devices.count) {
+                message += "; \(setup.algorithm.rawValue) finds a plan with \(setup.devices.count) device\(setup.devices.count == 1 ? "" : "s") of \(Quantity.formatBytes(smallest)) each (smallest found by search)"
+            } else {
+                message += "; \(setup.algorithm.rawValue) finds no plan even with unlimited memory"
+            }
+            throw CommandFailure(message, status: .noPlanFits)
+        }
+    }
+
+    private func write(_ text: String, to path: String) throws {
+        if path == "-" {
+            FileHandle.standardOutput.write(Data(text.utf8))
+            return
+        }
+        do { try Data(text.utf8).write(to: URL(fileURLWithPath: path)) } catch {
+            throw CommandFailure("cannot write \(path): \(error.localizedDescription)", status: .badInput)
+        }
+    }
+}
+
+/// The validated inputs of `fedbaechi place`.
+struct PlaceSetup {
+    var graph: Graph
+    var format: String
+    var readSeconds: Double
+    var devices: [DeviceSpec]
+    var link: LinkModel
+    var algorithm: Algorithm
+    var options: PreprocessingOptions
+
+    var devicesDescription: String {
+        let memories = Set(devices.map(\.memoryBytes))
+        if memories.count == 1 {
+            return "\(devices.count) device\(devices.count == 1 ? "" : "s") of \(Quantity.formatBytes(devices[0].memoryBytes))"
+        }
+        return "\(devices.count) devices (" + devices.map { Quantity.formatBytes($0.memoryBytes) }.joined(separator: ", ") + ")"
+    }
+
+    init(_ command: Place) throws {
+        guard let algorithm = Algorithm(rawValue: command.algorithm.lowercased()) else {
+            throw CommandFailure("unknown algorithm \"\(command.algorithm)\": use one of " + Algorithm.allCases.map(\.rawValue).joined(separator: ", "))
+        }
+        self.algorithm = algorithm
+        guard command.sctThreshold > 0 && command.sctThreshold <= 1 else {
+            throw CommandFailure("--sct-threshold must be in (0, 1], not \(command.sctThreshold)")
+        }
+        guard command.repeat >= 1 else { throw CommandFailure("--repeat must be at least 1") }
+        options = PreprocessingOptions(coPlacement: !command.noCoPlacement, fusion: !command.noFusion,
+                                       colocation: !command.noColocation)
+
+        var link = LinkModel.baechi
+        var fileBandwidth: String?, fileLatency: String?
+        if let path = command.devicesFile {
+            guard command.devices == nil && command.memory == nil else {
+                throw CommandFailure("give either --devices-file or --devices with --memory, not both")
+            }
+            (devices, fileBandwidth, fileLatency) = try PlaceSetup.readDevicesFile(path)
+        } else {
+            guard let count = command.devices else { throw CommandFailure("give --devices N and --memory SIZE, or --devices-file FILE") }
+            guard let memoryText = command.memory else { throw CommandFailure("give --memory SIZE for the \(count) device(s)") }
+            guard count >= 1 && count <= PlaceSetup.maximumDevices else {
+                throw CommandFailure("--devices must be between 1 and \(PlaceSetup.maximumDevices), not \(count)")
+            }
+            let memory = try PlaceSetup.parse { () throws(Quantity.ParseError) in try Quantity.bytes(memoryText) }
+            guard memory > 0 else { throw CommandFailure("--memory must be more than 0 bytes") }
+            devices = DeviceSpec.uniform(count: count, memoryBytes: memory)
+        }
+        if let text = command.bandwidth ?? fileBandwidth {
+            link.bytesPerMicrosecond = try PlaceSetup.parse { () throws(Quantity.ParseError) in try Quantity.bandwidth(text) } / 1e6
+        }
+        if let text = command.latency ?? fileLatency {
+            link.latencyMicros = try PlaceSetup.parse { () throws(Quantity.ParseError) in try Quantity.micros(text) }
+        }
+        self.link = link
+
+        let started = ContinuousClock.now
+        if command.graph.hasPrefix("synthetic:") {
+            graph = try PlaceSetup.synthetic(command.graph)
+            format = "synthetic"
+        } else {
+            let data: Data
+            do { data = try Data(contentsOf: URL(fileURLWithPath: command.graph)) } catch {
+                throw CommandFailure("cannot read \(command.graph): \((error as NSError).localizedDescription)")
+            }
+            let name = URL(fileURLWithPath: command.graph).deletingPathExtension().lastPathComponent
+            do {
+                (graph, format) = try GraphImporters.importGraph(from: data, name: name)
+            } catch {
+                throw CommandFailure("\(command.graph): \(error)")
+            }
+        }
+        let elapsed = ContinuousClock.now - started
+        readSeconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
+    }
+
+    /// Placers keep state per (unit, device) and (tensor, device): a bound that keeps memory sane.
+    static let maximumDevices = 256
+
+    static func parse<T>(_ body: () throws(Quantity.ParseError) -> T) throws -> T {
+        do { return try body() } catch { throw CommandFailure(error.description) }
+    }
+
+    /// `synthetic:layered:NODES[:WIDTH[:SEED]]`.
+    static func synthetic(_ spec: String) throws -> Graph {
+        let parts = spec.split(separator: ":").map(String.init)
+        guard parts.count >= 3, parts.count <= 5, parts[1] == "layered", let nodes = Int(parts[2]), nodes >= 1, nodes <= 50_000_000,
+              let width = parts.count > 3 ? Int(parts[3]) : 100, width >= 1,
+              let seed = parts.count > 4 ? UInt64(parts[4]) : 1 else {
+            throw CommandFailure("cannot read \"\(spec)\": expected synthetic:layered:NODES[:WIDTH[:SEED]]")
+        }
+        return SyntheticGraphs.layered(nodes: nodes, width: width, seed: seed)
+    }
+
+    struct DevicesFile: Decodable {
+        struct Device: Decodable {
+            var name: String?
+            var memory: Memory
+        }
+        /// A size with a unit ("16GiB") or a number of bytes.
+        struct Memory: Decodable {
+            var text: String
+            init(from decoder: Decoder) throws {
+                let container = try decoder.singleValueContainer()
+                if let number = try? container.decode(Double.self) { text = String(format: "%.0f", number) } else {
+                    text = try container.decode(String.self)
+                }
+            }
+        }
+        var devices: [Device]
+        var bandwidth: String?
+        var latency: String?
+    }
+
+    /// `{"devices": [{"name": "gpu0", "memory": "16GiB"}, ...], "bandwidth": "5.7GB/s", "latency": "134us"}`.
+    static func readDevicesFile(_ path: String) throws -> ([DeviceSpec], String?, String?) {
+        let data: Data
+        do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
+            throw CommandFailure("cannot read \(path): \((error as NSError).localizedDescription)")
+        }
+        let file: DevicesFile
+        do { file = try JSONDecoder().decode(DevicesFile.self, from: data) } catch {
+            throw CommandFailure("\(path): not a devices file (expected {\"devices\": [{\"name\": \"gpu0\", \"memory\": \"16GiB\"}, ...]}): \(PlaceSetup.describe(error))")
+        }
+        guard !file.devices.isEmpty else { throw CommandFailure("\(path): the devices list is empty") }
+        guard file.devices.count <= maximumDevices else {
+            throw CommandFailure("\(path): \(file.devices.count) devices, more than the \(maximumDevices) fedbaechi places on")
+        }
+        var devices = [DeviceSpec]()
+        for (i, device) in file.devices.enumerated() {
+            let memory: Int
+            do { memory = try Quantity.bytes(device.memory.text) } catch {
+                throw CommandFailure("\(path): devices[\(i)]: \(error.description)")
+            }
+            guard memory > 0 else { throw CommandFailure("\(path): devices[\(i)]: memory must be more than 0 bytes") }
+            devices.append(DeviceSpec(name: device.name ?? "device\(i)", memoryBytes: memory))
+        }
+        return (devices, file.bandwidth, file.latency)
+    }
+
+    static func describe(_ error: Error) -> String {
+        switch error as? DecodingError {
+        case .keyNotFound(let key, _): return "\"\(key.stringValue)\" is missing"
+        case .typeMismatch(_, let context), .valueNotFound(_, let context):
+            return context.codingPath.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".") + " has the wrong type"
+        case .dataCorrupted: return "not JSON"
+        default: return "\(error)"
+        }
+    }
+}
