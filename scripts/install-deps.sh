@@ -10,6 +10,7 @@ packages=(
   coinor-libclp-dev               # the LP solver behind m-SCT
   zlib1g-dev                      # reads the gzip'd datasets
   dataset-fashion-mnist fortunes  # the datasets the model zoo trains on
+  cmake ninja-build               # the CMake build (CMakeLists.txt, CMakeHelpers/)
 )
 
 missing=()

@@ -29,5 +29,13 @@ for ranks in 2 4 8; do
     "$bundle" --testing-library swift-testing --filter "$mpi_suites"
 done
 
+# The CMake + Ninja build of the same sources, and its CTest tests (MPI runs under mpiexec).
+cmake_build() {
+  cmake -G Ninja -B build-cmake -DCMAKE_BUILD_TYPE=Debug >/dev/null &&
+    cmake --build build-cmake &&
+    ctest --test-dir build-cmake --output-on-failure
+}
+step "CMake build and ctest" cmake_build
+
 echo "test steps: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
