@@ -11,6 +11,7 @@ packages=(
   zlib1g-dev                      # reads the gzip'd datasets
   dataset-fashion-mnist fortunes  # the datasets the model zoo trains on
   cmake ninja-build               # the CMake build (CMakeLists.txt, CMakeHelpers/)
+  slurm-wlm munge                 # a local Slurm that tests the batch jobs in jobs/
 )
 
 missing=()

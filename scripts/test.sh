@@ -29,6 +29,14 @@ for ranks in 2 4 8; do
     "$bundle" --testing-library swift-testing --filter "$mpi_suites"
 done
 
+# The batch jobs of jobs/ on a real, local, single-node Slurm (needs root to start its daemons).
+if [ "$(id -u)" -eq 0 ]; then
+  step "Slurm batch jobs" env FEDBAECHI="$PWD/.build/debug/fedbaechi" \
+    bash jobs/local-slurm.sh jobs/doctor.sbatch jobs/tests/bad-graph.sbatch
+else
+  echo "==> Slurm batch jobs: skipped (the local Slurm needs root)"
+fi
+
 # The CMake + Ninja build of the same sources, and its CTest tests (MPI runs under mpiexec).
 cmake_build() {
   cmake -G Ninja -B build-cmake -DCMAKE_BUILD_TYPE=Debug >/dev/null &&
