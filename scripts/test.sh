@@ -45,5 +45,5 @@ cmake_build() {
 }
 step "CMake build and ctest" cmake_build
 
-echo "test steps: $passed passed, $failed failed"
+echo "steps: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
