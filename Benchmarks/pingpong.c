@@ -20,7 +20,8 @@ int main(int argc, char **argv) {
     char *buffer = malloc(67108864);
     memset(buffer, 1, 67108864);
     if (rank == 0) printf("bytes,one_way_us,MB_per_s\n");
-    for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
+    long largest = argc > 1 ? atol(argv[1]) : 67108864;  /* optional: stop after this size */
+    for (size_t s = 0; s < sizeof sizes / sizeof sizes[0] && sizes[s] <= largest; s++) {
         long n = sizes[s];
         int reps = n <= 65536 ? 2000 : (n <= 1048576 ? 200 : 20);
         double samples[16];

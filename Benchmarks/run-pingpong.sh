@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Point-to-point latency and bandwidth: the Swift MPI layer beside the same program in C.
 # Usage: bash Benchmarks/run-pingpong.sh [rounds]   (prints a Markdown table for docs/benchmarks.md)
-# The two programs alternate `rounds` times (default 5); each cell is the median over rounds of
-# each program's own median of 7 timed trials.
+# The two programs alternate `rounds` times (default 9). Times are the median over rounds of each
+# program's own median of 7 timed trials; the ratios are medians of the per-round ratios, so a
+# slow minute on a shared machine affects both programs of that round alike.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/mpi-env.sh
-rounds=${1:-5}
+rounds=${1:-9}
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 swift build -c release --product fedbaechi-pingpong >/dev/null
@@ -18,16 +19,17 @@ done
 python3 - "$out" "$rounds" <<'PY'
 import csv, statistics, sys
 out, rounds = sys.argv[1], int(sys.argv[2])
-def load(kind):
-    rows = {}
-    for r in range(1, rounds + 1):
-        for row in csv.DictReader(open(f"{out}/{kind}.{r}.csv")):
-            rows.setdefault(int(row["bytes"]), []).append((float(row["one_way_us"]), float(row["MB_per_s"])))
-    return {k: (statistics.median(x for x, _ in v), statistics.median(y for _, y in v)) for k, v in rows.items()}
-c, s = load("c"), load("swift")
-print("| message | C one-way (µs) | Swift one-way (µs) | Swift − C (µs) | C MB/s | Swift MB/s | Swift / C bandwidth |")
+def load(kind, r):
+    return {int(row["bytes"]): float(row["one_way_us"]) for row in csv.DictReader(open(f"{out}/{kind}.{r}.csv"))}
+c = [load("c", r) for r in range(1, rounds + 1)]
+s = [load("swift", r) for r in range(1, rounds + 1)]
+med = statistics.median
+print(f"| message | C one-way (µs) | Swift one-way (µs) | Swift − C (µs), median of {rounds} rounds | C MB/s | Swift MB/s | Swift / C bandwidth, median of rounds |")
 print("|---:|---:|---:|---:|---:|---:|---:|")
-for n in sorted(c):
+for n in sorted(c[0]):
+    tc, ts = med(x[n] for x in c), med(x[n] for x in s)
+    diff = med(y[n] - x[n] for x, y in zip(c, s))
+    ratio = med(x[n] / y[n] for x, y in zip(c, s))
     label = f"{n} B" if n < 1024 else (f"{n // 1024} KiB" if n < 1 << 20 else f"{n >> 20} MiB")
-    print(f"| {label} | {c[n][0]:.2f} | {s[n][0]:.2f} | {s[n][0] - c[n][0]:+.2f} | {c[n][1]:.0f} | {s[n][1]:.0f} | {s[n][1] / c[n][1]:.3f} |")
+    print(f"| {label} | {tc:.2f} | {ts:.2f} | {diff:+.2f} | {n / tc:.0f} | {n / ts:.0f} | {ratio:.3f} |")
 PY

@@ -2,7 +2,8 @@
 import MPI
 
 let world = try MPIEnvironment.world()
-let sizes = [8, 1024, 4096, 16384, 65536, 262_144, 1 << 20, 4 << 20, 16 << 20, 64 << 20]
+let largest = CommandLine.arguments.count > 1 ? Int(CommandLine.arguments[1]) ?? (64 << 20) : 64 << 20
+let sizes = [8, 1024, 4096, 16384, 65536, 262_144, 1 << 20, 4 << 20, 16 << 20, 64 << 20].filter { $0 <= largest }
 let trials = 7
 let buffer = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: 64 << 20)
 buffer.initialize(repeating: 1)
