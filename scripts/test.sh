@@ -22,7 +22,7 @@ swift build --build-tests || { echo "build failed"; echo "0 passed, 1 failed"; e
 step "swift test (unit and end-to-end)" swift test --skip-build
 
 bundle=".build/debug/fedbaechiPackageTests.xctest"
-mpi_suites="MPIRankTests"
+mpi_suites="MPIRankTests|ModelParallelRankTests"
 for ranks in 2 4 8; do
   # A hung collective must fail the run, not stall CI: every MPI run has a time limit.
   step "MPI suites with $ranks ranks" timeout 600 mpirun -np "$ranks" -x OPENBLAS_NUM_THREADS \
