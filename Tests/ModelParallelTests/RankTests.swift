@@ -67,9 +67,6 @@ struct ModelParallelRankTests {
         let configuration = ModelParallelConfiguration(spec: spec, optimizer: optimizer(), seed: seed, algorithm: algorithm,
                                                        memoryBytes: 1 << 30, profileRepeats: 1)
         let plan = try ModelParallelJob.distributePlan(configuration, world: world) { feeds(spec) }
-        if world.rank == 0 {
-            FileHandle.standardError.write(Data("DEBUG \(spec.kind) \(algorithm) uses \(plan.order.filter { !$0.isEmpty }.count) ranks\n".utf8))
-        }
         try check(spec, plan: plan, world: world, label: "\(spec.kind.rawValue) \(algorithm.rawValue)")
     }
 
