@@ -16,7 +16,7 @@ struct Train: ParsableCommand {
         discussion: """
             Reports the test accuracy (image models) or perplexity (language models) after each epoch.
             Without arguments, `mpirun -np 8 fedbaechi train` trains inception-mini model-parallel on
-            8 ranks (Fashion-MNIST, first 6000 training and 2000 test images).
+            8 ranks for one epoch of Fashion-MNIST.
             Examples:
               mpirun -np 4 fedbaechi train --mode model-parallel --model inception-mini --algorithm m-sct --steps 50
               fedbaechi train --mode single --model lenet --dataset fashion-mnist --epochs 2 --seed 1 --metrics out.jsonl

@@ -80,13 +80,9 @@ extension Train {
         func say(_ line: String) { if isRoot { print(line) } }
 
         let model = chosenModel
-        // The built-in default job: quick enough for a laptop with eight ranks on two cores.
-        let builtIn = self.model == nil
-        let trainLimit = limitTrain ?? (builtIn ? 6000 : nil)
-        let testLimit = limitTest ?? (builtIn ? 2000 : nil)
         var spec = ModelSpec(kind: model)
         let data = try loadExamples(dataset ?? model.dataset, directory: dataDirectory, spec: &spec,
-                                    trainLimit: trainLimit, testLimit: testLimit)
+                                    trainLimit: limitTrain, testLimit: limitTest)
         guard data.train.count > 0, data.test.count > 0 else {
             throw CommandFailure("\(data.summary) gives \(data.train.count) training and \(data.test.count) test examples: "
                                  + "too little text for sequences of \(spec.steps) tokens", status: .badInput)

@@ -155,6 +155,7 @@ public final class RankExecutor {
             for input in node.inputs {
                 if values[input] == nil, let request = pendingReceives.removeValue(forKey: input) {
                     let waitStart = MPIEnvironment.wallTime()
+                    try Self.patientlyWait(for: [request.request])
                     let data = try request.wait()
                     times.communicationWait += MPIEnvironment.wallTime() - waitStart
                     values[input] = Tensor(shape: plan.shapes[input.node][input.port], data: data)
@@ -207,7 +208,7 @@ public final class RankExecutor {
             }
         }
         let waitStart = MPIEnvironment.wallTime()
-        try Request.waitAll(sends.map(\.request))
+        try Self.patientlyWait(for: sends.map(\.request))
         times.communicationWait += MPIEnvironment.wallTime() - waitStart
         liveBytes = 0
         guard pendingReceives.isEmpty else {
@@ -224,6 +225,18 @@ public final class RankExecutor {
         }
         times.step = MPIEnvironment.wallTime() - started
         return (loss, times)
+    }
+
+    /// Waits for `requests` without spinning: ranks usually outnumber cores, and a rank that polls
+    /// flat out takes the core from the rank it is waiting for.
+    static func patientlyWait(for requests: [Request]) throws(MPIError) {
+        var pending = requests
+        while !pending.isEmpty {
+            var stillPending: [Request] = []
+            for request in pending where try request.test() == nil { stillPending.append(request) }
+            pending = stillPending
+            if !pending.isEmpty { usleep(20) }
+        }
     }
 
     /// Every parameter's current value, gathered on rank 0 from its owner (nil on other ranks).
