@@ -112,7 +112,11 @@ extension Train {
                 graph.model.feeds(data.train, 0..<batch)
             }
         } catch let error as ModelParallelError {
-            throw CommandFailure(error.description, status: error.kind == .noPlanFits ? .noPlanFits : .badInput)
+            // Every rank has the same error (rank 0 broadcast it): rank 0 says it once, all exit alike.
+            let failure = CommandFailure(error.description, status: error.kind == .noPlanFits ? .noPlanFits : .badInput)
+            MPIEnvironment.finalize()
+            if !isRoot { Foundation.exit(failure.status.rawValue) }
+            throw failure
         }
         say(placementSummary(plan, graph: graph))
 
