@@ -28,7 +28,7 @@ struct ModelParallelRankTests {
             for algorithm in algorithms {
                 scenario("\(kind.rawValue) with \(algorithm.rawValue) on \(world.size) ranks", world) {
                     try placedTraining(tinySpec(kind), algorithm: algorithm, world: world)
-                    if wholeMatrix && world.rank == 0 { print("matrix: \(kind.rawValue) \(algorithm.rawValue) \(world.size) ranks: checked") }
+                    if wholeMatrix && world.rank == 0 { print("matrix: \(kind.rawValue) \(algorithm.rawValue) \(world.size) ranks: compared with single-process training") }
                 }
             }
         }
