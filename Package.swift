@@ -57,6 +57,7 @@ let package = Package(
         .testTarget(name: "FederatedTests", dependencies: ["Federated"]),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors"]),
         .testTarget(name: "CLITests", dependencies: ["fedbaechi", "MPI"]),
+        .testTarget(name: "ModelParallelTests", dependencies: ["Runtime", "MPI", "Tensors", "Placement"]),
     ],
     swiftLanguageModes: [.v6]
 )

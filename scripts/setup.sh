@@ -7,4 +7,4 @@ bash scripts/install-deps.sh
 swift build -c release
 source scripts/mpi-env.sh
 set -x
-mpirun -np 8 -x OPENBLAS_NUM_THREADS .build/release/fedbaechi doctor
+mpirun -np 8 -x OPENBLAS_NUM_THREADS .build/release/fedbaechi train

@@ -22,11 +22,14 @@ swift build --build-tests || { echo "build failed"; echo "0 passed, 1 failed"; e
 step "swift test (unit and end-to-end)" swift test --skip-build
 
 bundle=".build/debug/fedbaechiPackageTests.xctest"
-mpi_suites="MPIRankTests"
+# One mpirun per suite: suites in one process would run at once and mix their messages.
+mpi_suites="MPIRankTests ModelParallelRankTests"
 for ranks in 2 4 8; do
-  # A hung collective must fail the run, not stall CI: every MPI run has a time limit.
-  step "MPI suites with $ranks ranks" timeout 600 mpirun -np "$ranks" -x OPENBLAS_NUM_THREADS \
-    "$bundle" --testing-library swift-testing --filter "$mpi_suites"
+  for suite in $mpi_suites; do
+    # A hung collective must fail the run, not stall CI: every MPI run has a time limit.
+    step "$suite with $ranks ranks" timeout 600 mpirun -np "$ranks" -x OPENBLAS_NUM_THREADS \
+      "$bundle" --testing-library swift-testing --filter "$suite"
+  done
 done
 
 # The batch jobs of jobs/ on a real, local, single-node Slurm (needs root to start its daemons).

@@ -2,9 +2,11 @@ import ArgumentParser
 import Foundation
 import Tensors
 
-/// How `train` spreads the work. Model-parallel and federated modes come with their own issues.
+/// How `train` spreads the work.
 enum TrainMode: String, ExpressibleByArgument, CaseIterable {
     case single
+    /// The ranks of the MPI job each run a Baechi-placed part of the training graph.
+    case modelParallel = "model-parallel"
 }
 
 /// Trains a zoo model on its dataset in one process and reports test quality each epoch.
@@ -13,17 +15,26 @@ struct Train: ParsableCommand {
         abstract: "Train a model of the zoo on Fashion-MNIST or the fortunes corpus.",
         discussion: """
             Reports the test accuracy (image models) or perplexity (language models) after each epoch.
-            Example:
+            Without arguments, `mpirun -np 8 fedbaechi train` trains inception-mini model-parallel on
+            8 ranks for one epoch of Fashion-MNIST.
+            Examples:
+              mpirun -np 4 fedbaechi train --mode model-parallel --model inception-mini --algorithm m-sct --steps 50
               fedbaechi train --mode single --model lenet --dataset fashion-mnist --epochs 2 --seed 1 --metrics out.jsonl
             Models: mlp, lenet, inception-mini (Fashion-MNIST); gru-lm, rnn-stack (fortunes).
             """
     )
 
-    @Option(help: "How to run: single (one process).")
-    var mode: TrainMode = .single
+    @Option(help: "How to run: model-parallel (the ranks of the MPI job share the placed graph) or single (one process).")
+    var mode: TrainMode = .modelParallel
 
-    @Option(help: "Model: \(ModelKind.allCases.map(\.rawValue).joined(separator: ", ")).")
-    var model: ModelKind
+    @Option(help: "Model: \(ModelKind.allCases.map(\.rawValue).joined(separator: ", ")) (default: inception-mini).")
+    var model: ModelKind?
+
+    @OptionGroup var modelParallelOptions: ModelParallelOptions
+
+    /// The model to train: `--model`, or the built-in default.
+    var chosenModel: ModelKind { model ?? Self.defaultModel }
+    static let defaultModel = ModelKind.inceptionMini
 
     @Option(help: "Dataset: fashion-mnist or fortunes (default: the model's own).")
     var dataset: KnownDataset?
@@ -63,12 +74,15 @@ struct Train: ParsableCommand {
         }
         if let limitTrain, limitTrain < 1 { throw ValidationError("--limit-train must be at least 1") }
         if let limitTest, limitTest < 1 { throw ValidationError("--limit-test must be at least 1") }
-        if let dataset, dataset != model.dataset {
-            throw ValidationError("model \(model.rawValue) trains on \(model.dataset.rawValue), not \(dataset.rawValue)")
+        if let dataset, dataset != chosenModel.dataset {
+            throw ValidationError("model \(chosenModel.rawValue) trains on \(chosenModel.dataset.rawValue), not \(dataset.rawValue)")
         }
+        try modelParallelOptions.validate()
     }
 
     func run() throws {
+        if mode == .modelParallel { return try runModelParallel() }
+        let model = chosenModel
         var spec = ModelSpec(kind: model)
         let data = try loadExamples(dataset ?? model.dataset, directory: dataDirectory, spec: &spec,
                                     trainLimit: limitTrain, testLimit: limitTest)
@@ -114,7 +128,7 @@ struct Train: ParsableCommand {
         try metricsFile?.close()
     }
 
-    private func openMetrics(_ path: String) throws -> FileHandle {
+    func openMetrics(_ path: String) throws -> FileHandle {
         guard FileManager.default.createFile(atPath: path, contents: nil),
               let handle = FileHandle(forWritingAtPath: path) else {
             throw CommandFailure("cannot write the metrics file \(path)", status: .badInput)

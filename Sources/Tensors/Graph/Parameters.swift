@@ -39,6 +39,13 @@ public final class ParameterStore: @unchecked Sendable {
         tensors[name] = Tensor(shape: current.shape, data: values)
     }
 
+    /// Drops a parameter this process does not hold: a model-parallel rank keeps only its own.
+    public func remove(_ name: String) {
+        guard tensors.removeValue(forKey: name) != nil else { return }
+        names.removeAll { $0 == name }
+        optimizerState[name] = nil
+    }
+
     /// Total trainable values.
     public var count: Int { tensors.values.reduce(0) { $0 + $1.count } }
 

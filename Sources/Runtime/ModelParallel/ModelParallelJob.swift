@@ -1,0 +1,155 @@
+import Foundation
+import MPI
+import Placement
+import Tensors
+
+/// What a model-parallel job trains and how it is placed: the same on every rank.
+public struct ModelParallelConfiguration: Sendable {
+    public var spec: ModelSpec
+    public var optimizer: any Optimizer
+    public var seed: UInt64
+    public var algorithm: Algorithm
+    public var memoryBytes: Int
+    public var link: LinkModel
+    /// A saved profile (the `fedbaechi profile` format) to place instead of profiling now.
+    public var profilePath: String?
+    /// Timed runs per node when profiling.
+    public var profileRepeats: Int
+
+    public init(spec: ModelSpec, optimizer: any Optimizer, seed: UInt64, algorithm: Algorithm, memoryBytes: Int,
+                link: LinkModel = ModelParallelPlan.localLink, profilePath: String? = nil, profileRepeats: Int = 3) {
+        self.spec = spec
+        self.optimizer = optimizer
+        self.seed = seed
+        self.algorithm = algorithm
+        self.memoryBytes = memoryBytes
+        self.link = link
+        self.profilePath = profilePath
+        self.profileRepeats = profileRepeats
+    }
+}
+
+/// Rank 0's answer to "what is the plan": the plan, or why there is none.
+private struct PlanMessage: Codable {
+    var plan: ModelParallelPlan?
+    var failure: String?
+    var noPlanFits = false
+}
+
+public enum ModelParallelJob {
+    /// Rank 0 profiles (or loads) the training graph and places it; every rank returns the same plan.
+    /// A failure on rank 0 is broadcast too, so every rank throws the same error instead of waiting.
+    ///
+    /// `sampleFeeds` (called on rank 0 only) is one batch of the size training will use: shapes and
+    /// timings are those of that batch.
+    public static func distributePlan(_ configuration: ModelParallelConfiguration, world: Communicator,
+                                      sampleFeeds: () throws -> [String: Tensor]) throws -> ModelParallelPlan {
+        var message = PlanMessage()
+        if world.rank == 0 {
+            do {
+                message.plan = try makePlan(configuration, ranks: world.size, feeds: try sampleFeeds())
+            } catch let error as ModelParallelError {
+                message.failure = error.description
+                message.noPlanFits = error.kind == .noPlanFits
+            } catch {
+                message.failure = "\(error)"
+            }
+        }
+        let bytes = try world.broadcastBytes(world.rank == 0 ? Array(try JSONEncoder().encode(message)) : [], root: 0)
+        let received = try JSONDecoder().decode(PlanMessage.self, from: Data(bytes))
+        if let failure = received.failure { throw ModelParallelError(received.noPlanFits ? .noPlanFits : .badInput, failure) }
+        guard let plan = received.plan else { throw ModelParallelError(.runtime, "rank 0 sent no plan") }
+        return plan
+    }
+
+    /// The plan for `ranks` ranks (no MPI): profile on a throwaway copy of the model, then place.
+    public static func makePlan(_ configuration: ModelParallelConfiguration, ranks: Int,
+                                feeds: [String: Tensor]) throws -> ModelParallelPlan {
+        let c = configuration
+        let shapes = ModelParallelPlan.shapes(of: c.spec, optimizer: c.optimizer, seed: c.seed, feeds: feeds)
+        let graph = TrainingGraph(model: c.spec.build(seed: c.seed), optimizer: c.optimizer, seed: c.seed)
+        let profile: Tensors.PlacementGraph
+        if let path = c.profilePath {
+            do {
+                profile = try JSONDecoder().decode(Tensors.PlacementGraph.self, from: Data(contentsOf: URL(fileURLWithPath: path)))
+            } catch {
+                throw ModelParallelError(.badInput, "cannot read the profile \(path): \(error.localizedDescription)")
+            }
+        } else {
+            profile = graph.profile(feeds: feeds, repeats: c.profileRepeats)
+        }
+        return try ModelParallelPlan.make(graph: graph, profile: profile, shapes: shapes, algorithm: c.algorithm,
+                                          ranks: ranks, memoryBytes: c.memoryBytes, link: c.link)
+    }
+}
+
+/// Every rank's timing and memory over a run, gathered on rank 0.
+public struct ModelParallelReport: Sendable {
+    public struct RankSummary: Sendable {
+        public var rank: Int
+        public var nodes: Int
+        /// Medians over the measured steps, in seconds.
+        public var compute: Double
+        public var communicationWait: Double
+        public var other: Double
+        public var peakBytes: Int
+        public var predictedPeakBytes: Int
+    }
+    public var ranks: [RankSummary]
+    /// Median over steps of the slowest rank's step, in seconds.
+    public var medianStepSeconds: Double
+    public var predictedStepSeconds: Double
+    public var memoryLimitBytes: Int
+
+    public var withinMemory: Bool { ranks.allSatisfy { $0.peakBytes <= memoryLimitBytes } }
+
+    /// Gathers each rank's step times (the first step, a warm-up, is left out when there are more)
+    /// and peak memory on rank 0; nil on other ranks.
+    public static func gather(_ executor: RankExecutor, stepTimes: [RankStepTimes],
+                              world: Communicator) throws(MPIError) -> ModelParallelReport? {
+        let measured = stepTimes.count > 1 ? Array(stepTimes.dropFirst()) : stepTimes
+        let local = [median(measured.map(\.compute)), median(measured.map(\.communicationWait)),
+                     median(measured.map(\.other)), Double(executor.peakBytes)]
+        let steps = measured.map(\.step)
+        let perRank = try world.gatherv(local, root: 0)
+        let allSteps = try world.gatherv(steps, root: 0)
+        guard let perRank, let allSteps else { return nil }
+        let plan = executor.plan
+        let slowest = steps.indices.map { s in allSteps.map { $0.indices.contains(s) ? $0[s] : 0 }.max() ?? 0 }
+        return ModelParallelReport(
+            ranks: perRank.enumerated().map { rank, values in
+                RankSummary(rank: rank, nodes: plan.order[rank].count, compute: values[0], communicationWait: values[1],
+                            other: values[2], peakBytes: Int(values[3]),
+                            predictedPeakBytes: plan.predictedPeakBytes.indices.contains(rank) ? plan.predictedPeakBytes[rank] : 0)
+            },
+            medianStepSeconds: median(slowest), predictedStepSeconds: plan.predictedMakespanMicros / 1e6,
+            memoryLimitBytes: plan.memoryLimitBytes)
+    }
+
+    /// A table for people.
+    public var table: String {
+        func ms(_ seconds: Double) -> String { String(format: "%9.2f", seconds * 1000) }
+        var lines = ["rank  nodes  compute (ms)  comm wait (ms)  other (ms)  peak memory  predicted peak",]
+        for r in ranks {
+            lines.append(String(format: "%4d  %5d", r.rank, r.nodes) + "    " + ms(r.compute) + "       " + ms(r.communicationWait)
+                         + "   " + ms(r.other) + "  " + Quantity.formatBytes(r.peakBytes).leftPadded(11)
+                         + "  " + Quantity.formatBytes(r.predictedPeakBytes).leftPadded(14))
+        }
+        let ratio = medianStepSeconds > 0 ? predictedStepSeconds / medianStepSeconds : 0
+        lines.append(String(format: "step time: measured %.2f ms (median), predicted %.2f ms (predicted/measured %.2f)",
+                            medianStepSeconds * 1000, predictedStepSeconds * 1000, ratio))
+        lines.append("memory: peak \(Quantity.formatBytes(ranks.map(\.peakBytes).max() ?? 0)) on one rank, limit "
+                     + "\(Quantity.formatBytes(memoryLimitBytes)) per rank: " + (withinMemory ? "within" : "ABOVE the limit"))
+        return lines.joined(separator: "\n")
+    }
+}
+
+func median(_ values: [Double]) -> Double {
+    guard !values.isEmpty else { return 0 }
+    let sorted = values.sorted()
+    return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
+}
+
+extension String {
+    func leftPadded(_ width: Int) -> String { count >= width ? self : String(repeating: " ", count: width - count) + self }
+}

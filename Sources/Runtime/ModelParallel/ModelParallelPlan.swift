@@ -1,0 +1,130 @@
+import Foundation
+import Placement
+import Tensors
+
+/// Where every node of a training graph runs and in which order, for one job.
+///
+/// Rank 0 makes it once (from one profile: timings measured on different ranks would differ and
+/// give different plans) and broadcasts it as JSON, so every rank executes the same plan.
+public struct ModelParallelPlan: Codable, Sendable, Equatable {
+    public var algorithm: String
+    public var rankCount: Int
+    /// The per-rank memory the plan was made for.
+    public var memoryLimitBytes: Int
+    /// Rank of each training-graph node; -1 for fed inputs, which every rank that reads them makes itself.
+    public var rankOfNode: [Int]
+    /// Each rank's nodes in the order the simulator ran them (a valid order: the simulated step is one).
+    public var order: [[Int]]
+    /// Shape of every node output, for receive buffers: [node][port] -> shape.
+    public var shapes: [[[Int]]]
+    /// Scratch bytes of every node while it runs (from the profile).
+    public var temporaryBytes: [Int]
+    public var predictedMakespanMicros: Double
+    public var predictedPeakBytes: [Int]
+    public var placementSeconds: Double
+
+    /// Ranks that run no node at all.
+    public var idleRanks: [Int] { order.indices.filter { order[$0].isEmpty } }
+
+    public func json() throws -> [UInt8] { Array(try JSONEncoder().encode(self)) }
+
+    public static func decode(_ bytes: [UInt8]) throws -> ModelParallelPlan {
+        try JSONDecoder().decode(ModelParallelPlan.self, from: Data(bytes))
+    }
+}
+
+/// Why a model-parallel job cannot start or continue, in one line.
+public struct ModelParallelError: Error, CustomStringConvertible, Sendable {
+    public enum Kind: Sendable { case badInput, noPlanFits, runtime }
+    public var kind: Kind
+    public var description: String
+
+    public init(_ kind: Kind, _ description: String) {
+        self.kind = kind
+        self.description = description
+    }
+}
+
+extension ModelParallelPlan {
+    /// The link between ranks of one machine that the simulator assumes: shared-memory MPI, with
+    /// ranks oversubscribing cores, so latency is a scheduler slice rather than a wire's.
+    public static let localLink = LinkModel(bytesPerSecond: 2e9, latencyMicros: 50)
+
+    /// Shapes of every node output of `graph` for `feeds`, from one training step on a throwaway copy.
+    public static func shapes(of spec: ModelSpec, optimizer: any Optimizer, seed: UInt64,
+                              feeds: [String: Tensor]) -> [[[Int]]] {
+        let graph = TrainingGraph(model: spec.build(seed: seed), optimizer: optimizer, seed: seed)
+        var values = graph.feedValues(feeds)
+        graph.run(graph.executionOrder, values: &values, context: ExecutionContext(training: true, step: 0, seed: seed))
+        return graph.nodes.indices.map { node in
+            (0..<graph.nodes[node].outputCount).map { values[ValueRef(node: node, port: $0)]?.shape ?? [] }
+        }
+    }
+
+    /// Places `profile` (the graph's measured nodes) on `ranks` devices of `memoryBytes` each.
+    ///
+    /// Every backward node is colocated with its forward node (Baechi's `colocate_grads_with_ops`),
+    /// on top of the profile's own groups (a parameter's read, gradient sum and update).
+    public static func make(graph: TrainingGraph, profile: Tensors.PlacementGraph, shapes: [[[Int]]],
+                            algorithm: Algorithm, ranks: Int, memoryBytes: Int,
+                            link: LinkModel = localLink) throws(ModelParallelError) -> ModelParallelPlan {
+        guard profile.nodes.map(\.name) == graph.nodes.map(\.name) else {
+            throw ModelParallelError(.badInput, "the profile \(profile.name) does not describe this model's training graph "
+                                     + "(\(profile.nodes.count) nodes, the graph has \(graph.nodes.count))")
+        }
+        var colocated = profile
+        for (index, node) in graph.nodes.enumerated() {
+            guard case .backward(_, let layout) = node.action else { continue }
+            let label = "op/" + graph.nodes[layout.forwardNode].name
+            colocated.nodes[index].colocation = label
+            colocated.nodes[layout.forwardNode].colocation = label
+        }
+        let imported: Graph
+        do {
+            imported = try GraphJSONImporter().importGraph(from: try JSONEncoder().encode(colocated), name: profile.name)
+        } catch {
+            throw ModelParallelError(.badInput, "profile \(profile.name): \(error)")
+        }
+        let planner = Planner(graph: imported, link: link)
+        let plan: PlacementPlan
+        switch planner.plan(algorithm, devices: DeviceSpec.uniform(count: ranks, memoryBytes: memoryBytes)) {
+        case .success(let made): plan = made
+        case .failure(let failure):
+            var message = "no plan fits \(ranks) rank\(ranks == 1 ? "" : "s") of \(Quantity.formatBytes(memoryBytes)) with \(algorithm.rawValue): \(failure.reason)"
+            if let smallest = planner.smallestMemory(for: algorithm, deviceCount: ranks) {
+                message += "; it fits with \(Quantity.formatBytes(smallest)) per rank"
+            }
+            throw ModelParallelError(.noPlanFits, message)
+        }
+        var indexOfName: [String: Int] = [:]
+        for (index, node) in graph.nodes.enumerated() { indexOfName[node.name] = index }
+        let trainingIndex = imported.nodes.map { indexOfName[$0.name] ?? -1 }
+        var rankOfNode = [Int](repeating: -1, count: graph.nodes.count)
+        for (placed, device) in plan.deviceOfNode.enumerated() where trainingIndex[placed] >= 0 {
+            let index = trainingIndex[placed]
+            if graph.nodes[index].role != .input { rankOfNode[index] = Int(device) }
+        }
+        let order = (0..<ranks).map { rank in
+            plan.simulation.order(ofDevice: rank).map { trainingIndex[Int($0)] }
+                .filter { $0 >= 0 && graph.nodes[$0].role != .input }
+        }
+        return ModelParallelPlan(
+            algorithm: algorithm.rawValue, rankCount: ranks, memoryLimitBytes: memoryBytes, rankOfNode: rankOfNode,
+            order: order, shapes: shapes, temporaryBytes: profile.nodes.map(\.temporaryBytes),
+            predictedMakespanMicros: plan.makespanMicros, predictedPeakBytes: plan.simulation.peakMemoryBytes,
+            placementSeconds: plan.placementSeconds)
+    }
+
+    /// A plan that puts every node on `rank` (in the graph's execution order): the reference for
+    /// "everything on one rank" and for plans made by hand.
+    public static func allOn(rank: Int, of ranks: Int, graph: TrainingGraph, shapes: [[[Int]]],
+                             memoryBytes: Int = Int.max / 8) -> ModelParallelPlan {
+        let rankOfNode = graph.nodes.map { $0.role == .input ? -1 : rank }
+        var order = [[Int]](repeating: [], count: ranks)
+        order[rank] = graph.executionOrder
+        return ModelParallelPlan(algorithm: "single", rankCount: ranks, memoryLimitBytes: memoryBytes, rankOfNode: rankOfNode,
+                                 order: order, shapes: shapes, temporaryBytes: graph.nodes.map { _ in 0 },
+                                 predictedMakespanMicros: 0, predictedPeakBytes: [Int](repeating: 0, count: ranks),
+                                 placementSeconds: 0)
+    }
+}

@@ -1,0 +1,102 @@
+import Foundation
+import MPI
+import Placement
+import Runtime
+import Tensors
+
+/// Whether this test process was started by mpirun (the rank suites run only then).
+let underMPILauncher = MPIEnvironment.isUnderLauncher
+
+/// Zoo models shrunk so that eight debug-build ranks on two cores train them in seconds.
+func tinySpec(_ kind: ModelKind) -> ModelSpec {
+    var spec = ModelSpec(kind: kind, vocabulary: 23)
+    spec.hidden = [48, 24]
+    spec.lenet = (3, 4, 16)
+    spec.width = 2
+    spec.embedding = 6
+    spec.recurrentHidden = 6
+    spec.steps = 4
+    spec.layers = 3
+    spec.dropout = 0.25
+    return spec
+}
+
+/// Seeded random batches of the right kind for a model: batch `index` is the same on every rank.
+/// `tokens` is the sequence length of the language models (`ModelSpec.steps`).
+func syntheticFeeds(_ model: Model, batch: Int, index: Int, seed: UInt64, tokens: Int) -> [String: Tensor] {
+    var random = SplitMix64(seed: seed, stream: "test-batch", index: UInt64(index))
+    switch model.task {
+    case .classification(let classes):
+        let images = Tensor(shape: [batch, 1, 28, 28]) { out in
+            for i in 0..<out.count { out[i] = 2 * random.nextUnitFloat() - 1 }
+        }
+        let labels = Tensor(shape: [batch], data: (0..<batch).map { _ in Float(random.nextIndex(below: classes)) })
+        return model.feeds(.images(LabeledImages(images: images, labels: labels)), 0..<batch)
+    case .languageModel(let vocabulary, _, _):
+        let stream = (0..<(batch * tokens + 1)).map { _ in random.nextIndex(below: vocabulary) }
+        return model.feeds(.text(TokenSequences(stream: stream, steps: tokens)), 0..<batch)
+    }
+}
+
+/// Single-process training of the same model: the losses of every step and the final weights.
+func referenceTraining(_ spec: ModelSpec, optimizer: any Optimizer, seed: UInt64, batch: Int,
+                       steps: Int) -> (losses: [Float], weights: [String: [Float]]) {
+    let graph = TrainingGraph(model: spec.build(seed: seed), optimizer: optimizer, seed: seed)
+    var losses: [Float] = []
+    for step in 0..<steps {
+        losses.append(graph.step(syntheticFeeds(graph.model, batch: batch, index: step, seed: seed, tokens: spec.steps), step: UInt64(step)))
+    }
+    var weights: [String: [Float]] = [:]
+    for name in graph.model.parameters.names { weights[name] = graph.model.parameters.values(of: name) }
+    return (losses, weights)
+}
+
+/// Model-parallel training of `spec` with `plan` on `world`: losses (rank 0) and gathered weights (rank 0).
+func modelParallelTraining(_ spec: ModelSpec, optimizer: any Optimizer, seed: UInt64, batch: Int, steps: Int,
+                           plan: ModelParallelPlan, world: Communicator) throws
+    -> (losses: [Float], weights: [String: [Float]]?, executor: RankExecutor, times: [RankStepTimes]) {
+    let graph = TrainingGraph(model: spec.build(seed: seed), optimizer: optimizer, seed: seed)
+    let names = graph.model.parameters.names
+    let executor = try RankExecutor(graph: graph, plan: plan, communicator: world)
+    var losses: [Float] = []
+    var times: [RankStepTimes] = []
+    for step in 0..<steps {
+        let feeds = executor.neededFeeds.isEmpty ? [:] : syntheticFeeds(graph.model, batch: batch, index: step, seed: seed, tokens: spec.steps)
+        let (loss, stepTimes) = try executor.step(feeds: feeds, step: UInt64(step))
+        if let loss { losses.append(loss) }
+        times.append(stepTimes)
+    }
+    return (losses, try executor.gatherParameters(names: names), executor, times)
+}
+
+/// Bitwise equality of two weight sets, with the first difference named.
+func firstDifference(_ a: [String: [Float]], _ b: [String: [Float]]) -> String? {
+    guard Set(a.keys) == Set(b.keys) else { return "parameters differ: \(Set(a.keys).symmetricDifference(b.keys).sorted())" }
+    for name in a.keys.sorted() {
+        let x = a[name]!, y = b[name]!
+        guard x.count == y.count else { return "\(name): \(x.count) values vs \(y.count)" }
+        for i in x.indices where x[i].bitPattern != y[i].bitPattern {
+            return "\(name)[\(i)]: \(x[i]) vs \(y[i])"
+        }
+    }
+    return nil
+}
+
+/// An mlp of three equal layers, none much bigger than the others, so it can be cut in parts.
+let splitSpec: ModelSpec = {
+    var spec = tinySpec(.mlp)
+    spec.hidden = [384, 384, 384]
+    return spec
+}()
+
+/// A plan for `ranks` ranks whose per-rank limit is the smallest of 50%, 60%, ... 90% of what one rank
+/// needs that still gives a plan (nil if none does).
+func splitPlan(_ configuration: ModelParallelConfiguration, ranks: Int, feeds: [String: Tensor]) throws -> ModelParallelPlan? {
+    let oneRank = try ModelParallelJob.makePlan(configuration, ranks: 1, feeds: feeds).predictedPeakBytes[0]
+    for percent in stride(from: 50, through: 90, by: 10) {
+        var limited = configuration
+        limited.memoryBytes = oneRank * percent / 100
+        if let plan = try? ModelParallelJob.makePlan(limited, ranks: ranks, feeds: feeds) { return plan }
+    }
+    return nil
+}
