@@ -34,8 +34,11 @@ done
 
 # The batch jobs of jobs/ on a real, local, single-node Slurm (needs root to start its daemons).
 if [ "$(id -u)" -eq 0 ]; then
-  step "Slurm batch jobs" env FEDBAECHI="$PWD/.build/debug/fedbaechi" \
-    bash jobs/local-slurm.sh jobs/doctor.sbatch jobs/tests/bad-graph.sbatch
+  # Short runs of the real jobs: 3 steps on a slice of the data.
+  step "Slurm batch jobs" env FEDBAECHI="$PWD/.build/debug/fedbaechi" STEPS=3 \
+    EXTRA="--limit-train 1000 --limit-test 200" \
+    bash jobs/local-slurm.sh jobs/doctor.sbatch jobs/tests/bad-graph.sbatch \
+      jobs/train-model-parallel.sbatch jobs/train-model-parallel-mpirun.sbatch
 else
   echo "==> Slurm batch jobs: skipped (the local Slurm needs root)"
 fi
