@@ -18,6 +18,25 @@ public enum Examples: Sendable {
         case .text(let data): .text(data.prefix(limit))
         }
     }
+
+    /// Examples `indices`, in that order (a federated site's share of a dataset).
+    public func subset<Indices: Collection<Int>>(_ indices: Indices) -> Examples {
+        switch self {
+        case .images(let data): return .images(data.batch(indices))
+        case .text(let data):
+            let (inputs, targets) = data.batch(indices)
+            var part = TokenSequences(steps: data.steps)
+            part.inputs = inputs.data
+            part.targets = targets.data
+            return .text(part)
+        }
+    }
+
+    /// Class labels of image examples (nil for text).
+    public var classLabels: [Int]? {
+        guard case .images(let data) = self else { return nil }
+        return data.labels.data.map { Int($0) }
+    }
 }
 
 extension Model {
@@ -50,6 +69,12 @@ public struct Evaluation: Sendable, Codable {
     public var accuracy: Double?
     /// exp(loss) (language models).
     public var perplexity: Double?
+
+    public init(loss: Double, accuracy: Double? = nil, perplexity: Double? = nil) {
+        self.loss = loss
+        self.accuracy = accuracy
+        self.perplexity = perplexity
+    }
 }
 
 /// Trains a model on one process: the training graph run in order, batch after batch.

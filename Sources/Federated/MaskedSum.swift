@@ -1,0 +1,106 @@
+/// Fixed-point numbers in Z_(2^64), so that masks hide a value perfectly and cancel exactly.
+///
+/// A mask drawn uniformly from Z_(2^64) and added with wrap-around makes the masked value uniform
+/// whatever the value was; masks that cancel in a sum then leave the sum exact. Floating-point masks
+/// can do neither: a large mask swamps the value's low bits, a small one hides little. Values are
+/// scaled by 2^32 and rounded, so a sum is exact to 2^-33 per addend while it stays within +-2^31.
+public enum FixedPoint {
+    /// Bits after the binary point.
+    public static let fractionBits = 32
+    static let scale = 4_294_967_296.0  // 2^32
+    /// The largest magnitude an encoded value may have: leaves room for sums of 2^(31 - 30) = 2 such
+    /// values at their extreme, and for sums of hundreds of values of ordinary size.
+    public static let limit = 1_073_741_824.0  // 2^30
+
+    /// A value that fixed point cannot carry.
+    public struct OutOfRange: Error, CustomStringConvertible {
+        public let value: Double
+        public var description: String {
+            "a message value \(value) is outside the fixed-point range +-2^30 of masked sums"
+                + " (a very small rho makes messages large: raise --rho-after)"
+        }
+    }
+
+    public static func encode(_ value: Double) throws(OutOfRange) -> UInt64 {
+        guard value.isFinite, abs(value) < limit else { throw OutOfRange(value: value) }
+        return UInt64(bitPattern: Int64((value * scale).rounded()))
+    }
+
+    public static func encode(_ values: [Double]) throws(OutOfRange) -> [UInt64] {
+        var encoded = [UInt64](repeating: 0, count: values.count)
+        for i in values.indices { encoded[i] = try encode(values[i]) }
+        return encoded
+    }
+
+    public static func decode(_ value: UInt64) -> Double { Double(Int64(bitPattern: value)) / scale }
+
+    public static func decode(_ values: [UInt64]) -> [Double] { values.map(decode) }
+
+    /// Element-wise sum with wrap-around: how masked shares combine.
+    public static func add(_ a: inout [UInt64], _ b: [UInt64]) {
+        precondition(a.count == b.count, "sums of vectors of different lengths")
+        for i in a.indices { a[i] &+= b[i] }
+    }
+}
+
+/// Where in the protocol a mask is used: masks of different purposes never repeat each other.
+public struct MaskPurpose: Sendable, Hashable {
+    public var round: Int
+    public var iteration: Int
+    public var phase: Phase
+
+    public enum Phase: UInt64, Sendable {
+        /// Members of one group hide their messages from each other.
+        case group = 1
+        /// Group leaders hide their group sums from each other while forming z.
+        case leaders = 2
+        /// All sites hide their models while the exact mean is formed to measure the aggregation error.
+        case check = 3
+    }
+
+    public init(round: Int, iteration: Int, phase: Phase) {
+        self.round = round
+        self.iteration = iteration
+        self.phase = phase
+    }
+}
+
+/// Pairwise additive masks (as in secure aggregation): each pair of sites shares a secret seed; for a
+/// purpose, the lower-numbered site adds the pair's pseudo-random vector and the higher one subtracts
+/// it, so over any set of sites that holds both ends of every pair the masks cancel, and any proper
+/// part of such a sum is uniformly random.
+public struct PairwiseMasks: Sendable {
+    public let site: Int
+    /// The seed this site shares with each other site.
+    public let seeds: [Int: UInt64]
+
+    public init(site: Int, seeds: [Int: UInt64]) {
+        self.site = site
+        self.seeds = seeds
+    }
+
+    /// Adds this site's masks for a sum over `members` (sites, including this one) to `values`.
+    public func mask(_ values: inout [UInt64], members: [Int], purpose: MaskPurpose) {
+        for peer in members where peer != site {
+            guard let seed = seeds[peer] else { preconditionFailure("site \(site) shares no seed with site \(peer)") }
+            var generator = SeededGenerator(seed: Self.streamSeed(seed, purpose))
+            if site < peer {
+                for i in values.indices { values[i] &+= generator.next() }
+            } else {
+                for i in values.indices { values[i] &-= generator.next() }
+            }
+        }
+    }
+
+    /// One generator seed per (pair, purpose), mixed so that neighbouring rounds and iterations give
+    /// unrelated streams.
+    static func streamSeed(_ pairSeed: UInt64, _ purpose: MaskPurpose) -> UInt64 {
+        var mixer = SeededGenerator(seed: pairSeed)
+        var value = mixer.next()
+        for word in [UInt64(purpose.round), UInt64(purpose.iteration), purpose.phase.rawValue] {
+            var step = SeededGenerator(seed: value ^ (word &* 0x9E37_79B9_7F4A_7C15))
+            value = step.next()
+        }
+        return value
+    }
+}

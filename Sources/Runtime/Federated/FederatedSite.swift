@@ -1,0 +1,226 @@
+import Federated
+import Foundation
+import MPI
+import Tensors
+
+/// How the sites combine their models after local training.
+public enum AggregationKind: String, CaseIterable, Sendable {
+    /// Private ADMM over block-design groups (`SiteAggregator`).
+    case admm
+    /// The exact weighted mean by one MPI allreduce: the baseline, with no privacy.
+    case fedavg
+    /// No aggregation: every site keeps its own model (the lower baseline).
+    case local
+}
+
+/// What a federated job trains and how it aggregates: the same on every site.
+public struct FederatedConfiguration: Sendable {
+    public var spec: ModelSpec
+    public var optimizer: any Optimizer
+    public var seed: UInt64
+    /// Seeds each site's secrets (duals, pairwise seeds); see `SiteAggregator.init`.
+    public var secretSeed: UInt64
+    public var aggregation: AggregationKind
+    /// The ADMM schedule (only for `.admm`).
+    public var schedule: AggregationSchedule?
+    public var localEpochs: Int
+    public var batchSize: Int
+
+    public init(spec: ModelSpec, optimizer: any Optimizer, seed: UInt64, secretSeed: UInt64, aggregation: AggregationKind,
+                schedule: AggregationSchedule?, localEpochs: Int, batchSize: Int) {
+        self.spec = spec
+        self.optimizer = optimizer
+        self.seed = seed
+        self.secretSeed = secretSeed
+        self.aggregation = aggregation
+        self.schedule = schedule
+        self.localEpochs = localEpochs
+        self.batchSize = batchSize
+    }
+}
+
+/// One site's figures for one round, as every site learns them at the round's end.
+public struct SiteRoundStats: Sendable, Codable {
+    public var site: Int
+    public var trainExamples: Int
+    /// Mean training loss of the round's local epochs.
+    public var trainLoss: Double
+    /// The site's own model after local training (before aggregation), on the site's slice of the test set.
+    public var testLoss: Double
+    public var testAccuracy: Double?
+    public var testExamples: Int
+    /// Bytes of the site's data handed to MPI during the round's aggregation.
+    public var bytesSent: Int
+    public var localSeconds: Double
+    public var aggregationSeconds: Double
+
+    enum CodingKeys: String, CodingKey {
+        case site
+        case trainExamples = "train_examples", trainLoss = "train_loss", testLoss = "test_loss"
+        case testAccuracy = "test_accuracy", testExamples = "test_examples", bytesSent = "bytes_sent"
+        case localSeconds = "local_seconds", aggregationSeconds = "aggregation_seconds"
+    }
+}
+
+/// A round as rank 0 reports it.
+public struct FederatedRoundReport: Sendable {
+    public var round: Int
+    /// The aggregated model on the whole test set (for `.local`: each site's own model on its slice,
+    /// combined: the accuracy a user of a random site's model would see).
+    public var global: Evaluation
+    public var sites: [SiteRoundStats]
+    /// ||z - exact mean|| / ||exact mean|| (ADMM only; FedAvg's z is the exact mean).
+    public var aggregationError: Double?
+    public var seconds: Double
+}
+
+/// One rank's site: its private training data, its model, and its side of aggregation.
+///
+/// Every site starts from the same initial model (seeded by the run's seed); shuffling and dropout are
+/// seeded per site. Each round: local epochs, aggregation, then the test figures of every site on
+/// every site. Every public method is collective over the world.
+public final class FederatedSite: @unchecked Sendable {
+    // @unchecked: one thread uses a site; MPI serialises the rest.
+    public let configuration: FederatedConfiguration
+    public let world: Communicator
+    public let trainer: Trainer
+    public let train: Examples
+    /// This site's slice of the shared test set (sites score in parallel, then combine).
+    public let test: Examples
+    /// w_i = |D_i| / sum |D|.
+    public let weight: Double
+    public let aggregator: SiteAggregator?
+    public private(set) var round = 0
+
+    public init(configuration: FederatedConfiguration, world: Communicator, train: Examples, test: Examples,
+                observer: ((ReceivedValue) -> Void)? = nil) throws {
+        self.configuration = configuration
+        self.world = world
+        self.train = train
+        self.test = test
+        var siteSeeds = SplitMix64(seed: configuration.seed, stream: "site", index: UInt64(world.rank))
+        let siteSeed = siteSeeds.next()
+        trainer = Trainer(model: configuration.spec.build(seed: configuration.seed), optimizer: configuration.optimizer,
+                          seed: siteSeed)
+        let total = try world.allreduce(Double(train.count), .sum)
+        guard total > 0 else { throw FederatedError("no site has training examples") }
+        weight = Double(train.count) / total
+        if configuration.aggregation == .admm {
+            guard let schedule = configuration.schedule else { throw FederatedError("ADMM aggregation needs a schedule") }
+            aggregator = try SiteAggregator(world: world, schedule: schedule, secretSeed: configuration.secretSeed,
+                                            observer: observer)
+        } else {
+            aggregator = nil
+        }
+    }
+
+    /// The model's trainable values, flattened in the parameter store's order.
+    public var parameters: [Double] {
+        let store = trainer.model.parameters
+        return store.names.flatMap { store.values(of: $0)!.map(Double.init) }
+    }
+
+    public func load(_ values: [Double]) throws {
+        let store = trainer.model.parameters
+        var offset = 0
+        for name in store.names {
+            let count = store.tensor(name)!.count
+            try store.set(name, values[offset..<(offset + count)].map { Float($0) })
+            offset += count
+        }
+    }
+
+    /// One round: local training, aggregation, scoring. `progress(step, steps, loss)` reports local
+    /// training on this site.
+    public func runRound(progress: (Int, Int, Float) -> Void = { _, _, _ in }) throws -> FederatedRoundReport {
+        round += 1
+        let started = Date()
+        var lossSum = 0.0
+        for epoch in 0..<configuration.localEpochs {
+            lossSum += trainer.trainEpoch(train, batchSize: configuration.batchSize,
+                                          epoch: (round - 1) * configuration.localEpochs + epoch + 1, progress: progress)
+        }
+        let localSeconds = Date().timeIntervalSince(started)
+        let trainLoss = lossSum / Double(configuration.localEpochs)
+        let own = trainer.evaluate(test)
+
+        let aggregationStarted = Date()
+        let bytesBefore = aggregator?.bytesSent ?? 0
+        var bytes = 0
+        var aggregationError: Double?
+        let theta = configuration.aggregation == .local ? [] : parameters
+        var aggregationSeconds = 0.0
+        switch configuration.aggregation {
+        case .local:
+            break
+        case .fedavg:
+            var mean = theta.map { weight * $0 }
+            try world.allreduce(&mean, .sum)
+            bytes = mean.count * 8
+            aggregationSeconds = Date().timeIntervalSince(aggregationStarted)
+            try load(mean)
+        case .admm:
+            let aggregator = aggregator!
+            let z = try aggregator.aggregate(theta: theta, weight: weight, round: round).z
+            aggregationSeconds = Date().timeIntervalSince(aggregationStarted)
+            bytes = aggregator.bytesSent - bytesBefore
+            let exact = try aggregator.maskedMean(theta: theta, weight: weight, round: round)
+            aggregationError = Self.relativeError(z, exact)
+            try load(z)
+        }
+
+        // Every site's figures on every site: eight numbers each.
+        let mine = [trainLoss, own.loss, own.accuracy ?? -1, Double(test.count), Double(train.count), Double(bytes),
+                    localSeconds, aggregationSeconds]
+        let all = try world.allgather(mine)
+        let sites = (0..<world.size).map { s in
+            let v = Array(all[(s * 8)..<((s + 1) * 8)])
+            return SiteRoundStats(site: s, trainExamples: Int(v[4]), trainLoss: v[0], testLoss: v[1],
+                                  testAccuracy: v[2] < 0 ? nil : v[2], testExamples: Int(v[3]), bytesSent: Int(v[5]),
+                                  localSeconds: v[6], aggregationSeconds: v[7])
+        }
+        let global: Evaluation
+        if configuration.aggregation == .local {
+            global = Self.combine(sites.map { ($0.testLoss, $0.testAccuracy, $0.testExamples) }, task: trainer.model.task)
+        } else {
+            let score = trainer.evaluate(test)
+            let n = Double(test.count)
+            var sums = [n * score.loss, n * (score.accuracy ?? 0), n]
+            try world.allreduce(&sums, .sum)
+            global = Self.combine(sums: sums, task: trainer.model.task)
+        }
+        return FederatedRoundReport(round: round, global: global, sites: sites, aggregationError: aggregationError,
+                                    seconds: Date().timeIntervalSince(started))
+    }
+
+    public func free() throws { try aggregator?.free() }
+
+    static func relativeError(_ z: [Double], _ exact: [Double]) -> Double {
+        var difference = 0.0
+        var norm = 0.0
+        for i in z.indices {
+            difference += (z[i] - exact[i]) * (z[i] - exact[i])
+            norm += exact[i] * exact[i]
+        }
+        return norm > 0 ? (difference / norm).squareRoot() : difference.squareRoot()
+    }
+
+    static func combine(_ parts: [(loss: Double, accuracy: Double?, count: Int)], task: Tensors.Task) -> Evaluation {
+        var sums = [0.0, 0.0, 0.0]
+        for part in parts {
+            let n = Double(part.count)
+            sums[0] += n * part.loss
+            sums[1] += n * (part.accuracy ?? 0)
+            sums[2] += n
+        }
+        return combine(sums: sums, task: task)
+    }
+
+    static func combine(sums: [Double], task: Tensors.Task) -> Evaluation {
+        let n = max(sums[2], 1)
+        switch task {
+        case .classification: return Evaluation(loss: sums[0] / n, accuracy: sums[1] / n)
+        case .languageModel: return Evaluation(loss: sums[0] / n, perplexity: exp(sums[0] / n))
+        }
+    }
+}

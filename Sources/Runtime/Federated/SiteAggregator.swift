@@ -1,0 +1,233 @@
+import Federated
+import Foundation
+import MPI
+
+/// One value a site received from the network during aggregation, as the site sees it.
+///
+/// The aggregator reports every receive to an optional observer; the tests use it to check that each
+/// site receives exactly what `docs/privacy.md` says and nothing else.
+public struct ReceivedValue: Sendable {
+    public enum Kind: String, Sendable {
+        /// The secret seed a lower-numbered site agreed with this one (set-up, once).
+        case pairSeed
+        /// A group-mate's weighted message w_j m_j (plain mode).
+        case groupMessage
+        /// A group-mate's weighted message under pairwise masks (masked mode): uniform in Z_(2^64).
+        case maskedShare
+        /// z of an iteration (public).
+        case z
+        /// The weighted mean of the models, formed by a sum masked over all sites (public: it is the
+        /// round's output; used to measure the aggregation error).
+        case mean
+    }
+
+    public enum Content: Sendable {
+        case plain([Double])
+        case fixedPoint([UInt64])
+    }
+
+    public var round: Int
+    /// 0-based ADMM iteration; -1 outside the iterations.
+    public var iteration: Int
+    public var kind: Kind
+    /// The world rank the value came from, when it came from one site.
+    public var fromSite: Int?
+    public var content: Content
+}
+
+/// What one ADMM round left on this site.
+public struct AdmmRoundResult: Sendable {
+    /// The final z: the same on every site, bit for bit.
+    public var z: [Double]
+    /// z after each iteration and this site's group sum in each iteration (only with `trace`).
+    public var zHistory: [[Double]] = []
+    public var groupSums: [[Double]] = []
+}
+
+/// A site's side of private ADMM aggregation over MPI (digest: "Privacy-preserving decentralized
+/// aggregation"), with group communicators built once from the block design.
+///
+/// Iteration k, class (k-1) mod r, for site i in group G:
+/// 1. x_i, m_i as in `AdmmAveraging`; the site contributes w_i m_i.
+/// 2. Group phase, inside G's communicator: plain mode exchanges the contributions themselves; masked
+///    mode exchanges them in fixed point under pairwise masks that cancel in G's sum, so members learn
+///    only that sum.
+/// 3. Combine phase: G's leader (its lowest rank) adds leader-pairwise masks to G's sum, the leaders of
+///    the class sum these over their own communicator, and each leader broadcasts z inside its group.
+///    No group sum is ever seen outside its group: the audit's assumption (if group sums were public,
+///    models would leak).
+/// 4. lambda_i += rho (x_i - z).
+public final class SiteAggregator: @unchecked Sendable {
+    // @unchecked: used by one thread; the communicators are immutable MPI handles.
+    public let world: Communicator
+    public let schedule: AggregationSchedule
+    public var site: Int { world.rank }
+    /// Per class used: this site's group (world ranks, ascending), its communicator, and the class's
+    /// leaders with their communicator when this site is one of them.
+    private let members: [[Int]]
+    private let groups: [Communicator]
+    private let leaderSites: [[Int]]
+    private let leaderGroups: [Communicator?]
+    private let masks: PairwiseMasks
+    /// Secret to this site: its duals and the seeds it proposes to higher-numbered sites.
+    private var secrets: SeededGenerator
+    /// Bytes of this site's own data handed to MPI since the start (see `docs/privacy.md`).
+    public private(set) var bytesSent = 0
+    public var observer: ((ReceivedValue) -> Void)?
+
+    /// Collective over the world: builds the group communicators and agrees a secret seed with every
+    /// other site. `secretSeed` must differ between sites that do not trust each other; by default it
+    /// comes from the run's seed, which makes runs reproducible.
+    public init(world: Communicator, schedule: AggregationSchedule, secretSeed: UInt64,
+                observer: ((ReceivedValue) -> Void)? = nil) throws {
+        guard schedule.design.sites == world.size else {
+            throw FederatedError("the design has \(schedule.design.sites) sites but the job has \(world.size) ranks")
+        }
+        self.world = world
+        self.schedule = schedule
+        self.observer = observer
+        var secrets = SeededGenerator(seed: secretSeed ^ (UInt64(world.rank) &* 0xD1B5_4A32_D192_ED03))
+        var members: [[Int]] = []
+        var groups: [Communicator] = []
+        var leaderSites: [[Int]] = []
+        // Every site builds the classes in the same order; a creation involves only its members.
+        for c in 0..<schedule.classesUsed {
+            let parallelClass = schedule.design.classes[c].map { $0.sorted() }
+            guard let mine = parallelClass.first(where: { $0.contains(world.rank) }) else {
+                throw FederatedError("site \(world.rank) is in no group of class \(c)")
+            }
+            members.append(mine)
+            groups.append(try world.subcommunicator(ranks: mine, tag: c))
+            leaderSites.append(parallelClass.map { $0[0] }.sorted())
+        }
+        var leaderGroups: [Communicator?] = []
+        for c in 0..<schedule.classesUsed {
+            leaderGroups.append(members[c][0] == world.rank
+                ? try world.subcommunicator(ranks: leaderSites[c], tag: schedule.classesUsed + c) : nil)
+        }
+        // Pairwise seeds: the lower-numbered site of each pair draws it and sends it to the other.
+        var seeds: [Int: UInt64] = [:]
+        var requests: [Request] = []
+        let seedTag = 7_001
+        for peer in (world.rank + 1)..<max(world.rank + 1, world.size) {
+            let seed = secrets.next()
+            seeds[peer] = seed
+            requests.append(try world.sendAsync([seed], to: peer, tag: seedTag))
+        }
+        for peer in 0..<world.rank {
+            let value = try world.receive(UInt64.self, count: 1, from: peer, tag: seedTag)
+            seeds[peer] = value[0]
+            observer?(ReceivedValue(round: 0, iteration: -1, kind: .pairSeed, fromSite: peer, content: .fixedPoint(value)))
+        }
+        try Request.waitAll(requests)
+        self.members = members
+        self.groups = groups
+        self.leaderSites = leaderSites
+        self.leaderGroups = leaderGroups
+        self.masks = PairwiseMasks(site: world.rank, seeds: seeds)
+        self.secrets = secrets
+    }
+
+    /// Fresh secret duals lambda_i^0 ~ U[0, 1) for a round (reusing them would link rounds).
+    public func drawDuals(count: Int) -> [Double] {
+        (0..<count).map { _ in Double(secrets.next() >> 11) * 0x1p-53 }
+    }
+
+    /// One aggregation round (collective over the world): returns z, the weighted average of the sites'
+    /// `theta` to within the schedule's convergence. `weight` is this site's w_i (the w_i sum to 1).
+    public func aggregate(theta: [Double], weight: Double, round: Int, trace: Bool = false) throws -> AdmmRoundResult {
+        try aggregate(theta: theta, weight: weight, round: round, initialDuals: drawDuals(count: theta.count), trace: trace)
+    }
+
+    /// The same with given duals: tests compare against a serial run of `AdmmAveraging` with them.
+    public func aggregate(theta: [Double], weight: Double, round: Int, initialDuals: [Double],
+                          trace: Bool = false) throws -> AdmmRoundResult {
+        precondition(initialDuals.count == theta.count, "one dual per parameter")
+        var dual = initialDuals
+        var z = [Double](repeating: 0, count: theta.count)
+        var result = AdmmRoundResult(z: [])
+        for (k, rho) in schedule.rhoValues.enumerated() {
+            let c = k % schedule.classesUsed
+            let x = AdmmAveraging.localUpdate(theta: theta, dual: dual, z: z, rho: rho)
+            let message = AdmmAveraging.message(x: x, dual: dual, rho: rho)
+            let contribution = message.map { weight * $0 }
+            let groupSum = try groupPhase(contribution, classIndex: c, round: round, iteration: k)
+            z = try combinePhase(groupSum, classIndex: c, round: round, iteration: k)
+            dual = AdmmAveraging.dualUpdate(dual: dual, x: x, z: z, rho: rho)
+            if trace {
+                result.zHistory.append(z)
+                result.groupSums.append(FixedPoint.decode(groupSum))
+            }
+        }
+        result.z = z
+        return result
+    }
+
+    /// This group's sum of contributions, in fixed point.
+    private func groupPhase(_ contribution: [Double], classIndex c: Int, round: Int, iteration k: Int) throws -> [UInt64] {
+        let group = groups[c]
+        let count = contribution.count
+        bytesSent += (group.size - 1) * count * 8
+        if schedule.masked {
+            var share = try FixedPoint.encode(contribution)
+            masks.mask(&share, members: members[c], purpose: MaskPurpose(round: round, iteration: k, phase: .group))
+            let all = try group.allgather(share)
+            var sum = [UInt64](repeating: 0, count: count)
+            for (g, peer) in members[c].enumerated() {
+                let part = Array(all[(g * count)..<((g + 1) * count)])
+                if peer != site {
+                    observer?(ReceivedValue(round: round, iteration: k, kind: .maskedShare, fromSite: peer, content: .fixedPoint(part)))
+                }
+                FixedPoint.add(&sum, part)
+            }
+            return sum
+        }
+        let all = try group.allgather(contribution)
+        var sum = [Double](repeating: 0, count: count)
+        for (g, peer) in members[c].enumerated() {
+            let part = all[(g * count)..<((g + 1) * count)]
+            if peer != site {
+                observer?(ReceivedValue(round: round, iteration: k, kind: .groupMessage, fromSite: peer, content: .plain(Array(part))))
+            }
+            for (i, value) in zip(sum.indices, part) { sum[i] += value }
+        }
+        return try FixedPoint.encode(sum)
+    }
+
+    /// z from the group sums, formed by the class's leaders under masks and broadcast in each group.
+    private func combinePhase(_ groupSum: [UInt64], classIndex c: Int, round: Int, iteration k: Int) throws -> [Double] {
+        var zFixed = groupSum
+        if let leaders = leaderGroups[c] {
+            masks.mask(&zFixed, members: leaderSites[c], purpose: MaskPurpose(round: round, iteration: k, phase: .leaders))
+            try leaders.allreduce(&zFixed, .sum)
+            bytesSent += (leaders.size > 1 ? zFixed.count * 8 : 0) + (groups[c].size - 1) * zFixed.count * 8
+        }
+        try groups[c].broadcast(&zFixed, root: 0)
+        observer?(ReceivedValue(round: round, iteration: k, kind: .z, fromSite: leaderGroups[c] == nil ? members[c][0] : nil,
+                                content: .fixedPoint(zFixed)))
+        return FixedPoint.decode(zFixed)
+    }
+
+    /// sum_i w_i theta_i exactly (to fixed-point rounding), by a sum masked over all sites: what a
+    /// site receives is uniformly random except the total, which is the round's public output anyway.
+    public func maskedMean(theta: [Double], weight: Double, round: Int) throws -> [Double] {
+        var share = try FixedPoint.encode(theta.map { weight * $0 })
+        masks.mask(&share, members: Array(0..<world.size), purpose: MaskPurpose(round: round, iteration: 0, phase: .check))
+        try world.allreduce(&share, .sum)
+        bytesSent += share.count * 8
+        observer?(ReceivedValue(round: round, iteration: -1, kind: .mean, fromSite: nil, content: .fixedPoint(share)))
+        return FixedPoint.decode(share)
+    }
+
+    /// Frees the group communicators (collective within each group).
+    public func free() throws {
+        for group in groups { try group.free() }
+        for leaders in leaderGroups { try leaders?.free() }
+    }
+}
+
+/// A federated run that cannot go on, with a message for the user.
+public struct FederatedError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
