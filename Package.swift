@@ -58,6 +58,7 @@ let package = Package(
         .testTarget(name: "TensorsTests", dependencies: ["Tensors"]),
         .testTarget(name: "CLITests", dependencies: ["fedbaechi", "MPI"]),
         .testTarget(name: "ModelParallelTests", dependencies: ["Runtime", "MPI", "Tensors", "Placement"]),
+        .testTarget(name: "FederatedMPITests", dependencies: ["Runtime", "MPI", "Tensors", "Federated"]),
     ],
     swiftLanguageModes: [.v6]
 )

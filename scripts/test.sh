@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set-up command 2: the whole test suite. Builds once, runs the unit and end-to-end tests with
-# `swift test`, then the MPI suites under mpirun with 2, 4 and 8 ranks (oversubscribed).
+# `swift test`, then the MPI suites under mpirun with 2, 4 and 8 ranks and the federated suite with
+# 9 and 15 (oversubscribed).
 #
 # `mpirun ... swift test` would deadlock on the build folder's lock, so the MPI suites run the
 # already built test executable directly.
@@ -30,6 +31,12 @@ for ranks in 2 4 8; do
     step "$suite with $ranks ranks" timeout 600 mpirun -np "$ranks" -x OPENBLAS_NUM_THREADS \
       "$bundle" --testing-library swift-testing --filter "$suite"
   done
+done
+
+# Federated aggregation with the sites of a 9-site and a 15-site Kirkman triple system.
+for ranks in 9 15; do
+  step "FederatedRankTests with $ranks ranks" timeout 900 mpirun -np "$ranks" -x OPENBLAS_NUM_THREADS \
+    "$bundle" --testing-library swift-testing --filter FederatedRankTests
 done
 
 # The batch jobs of jobs/ on a real, local, single-node Slurm (needs root to start its daemons).

@@ -144,7 +144,7 @@ public enum DataPartition {
     }
 
     /// Gamma(shape, 1) by Marsaglia and Tsang (2000); shape < 1 through Gamma(shape + 1) U^(1/shape).
-    static func gamma(shape: Double, _ random: inout SeededGenerator) -> Double {
+    public static func gamma(shape: Double, _ random: inout SeededGenerator) -> Double {
         if shape < 1 { return gamma(shape: shape + 1, &random) * pow(uniform(&random), 1 / shape) }
         let d = shape - 1.0 / 3
         let c = 1 / (9 * d).squareRoot()

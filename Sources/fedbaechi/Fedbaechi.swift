@@ -50,6 +50,16 @@ struct CommandFailure: Error, CustomStringConvertible {
 
     var description: String { message }
 
+    /// Ends a job in which every rank met this same failure: rank 0 says why once, then every rank
+    /// exits with the failure's status. The barrier keeps mpirun from killing rank 0 (because another
+    /// rank already exited non-zero) before its message is out.
+    func exitEveryRank(_ world: Communicator) -> Never {
+        if world.rank == 0 { FileHandle.standardError.write(Data(("fedbaechi: error: " + message + "\n").utf8)) }
+        try? world.barrier()
+        MPIEnvironment.finalize()
+        exit(status.rawValue)
+    }
+
     func exitProcess() -> Never {
         if MPIEnvironment.isInitialized, (try? MPIEnvironment.world().size) ?? 1 > 1 {
             MPIEnvironment.abort(code: status.rawValue, message: "error: " + message)

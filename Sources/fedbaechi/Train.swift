@@ -7,6 +7,8 @@ enum TrainMode: String, ExpressibleByArgument, CaseIterable {
     case single
     /// The ranks of the MPI job each run a Baechi-placed part of the training graph.
     case modelParallel = "model-parallel"
+    /// Every rank is a site with private data; sites aggregate by private ADMM (or a baseline).
+    case federated
 }
 
 /// Trains a zoo model on its dataset in one process and reports test quality each epoch.
@@ -19,12 +21,13 @@ struct Train: ParsableCommand {
             8 ranks for one epoch of Fashion-MNIST.
             Examples:
               mpirun -np 4 fedbaechi train --mode model-parallel --model inception-mini --algorithm m-sct --steps 50
+              mpirun -np 9 fedbaechi train --mode federated --model lenet --rounds 10 --aggregation admm --masked --partition dirichlet:0.5
               fedbaechi train --mode single --model lenet --dataset fashion-mnist --epochs 2 --seed 1 --metrics out.jsonl
             Models: mlp, lenet, inception-mini (Fashion-MNIST); gru-lm, rnn-stack (fortunes).
             """
     )
 
-    @Option(help: "How to run: model-parallel (the ranks of the MPI job share the placed graph) or single (one process).")
+    @Option(help: "How to run: model-parallel (the ranks of the MPI job share the placed graph), federated (every rank is a site with private data) or single (one process).")
     var mode: TrainMode = .modelParallel
 
     @Option(help: "Model: \(ModelKind.allCases.map(\.rawValue).joined(separator: ", ")) (default: inception-mini).")
@@ -32,8 +35,11 @@ struct Train: ParsableCommand {
 
     @OptionGroup var modelParallelOptions: ModelParallelOptions
 
-    /// The model to train: `--model`, or the built-in default.
-    var chosenModel: ModelKind { model ?? Self.defaultModel }
+    @OptionGroup var federatedOptions: FederatedOptions
+
+    /// The model to train: `--model`, or the built-in default (lenet for federated runs, the CNN of
+    /// the federated paper).
+    var chosenModel: ModelKind { model ?? (mode == .federated ? .lenet : Self.defaultModel) }
     static let defaultModel = ModelKind.inceptionMini
 
     @Option(help: "Dataset: fashion-mnist or fortunes (default: the model's own).")
@@ -78,10 +84,12 @@ struct Train: ParsableCommand {
             throw ValidationError("model \(chosenModel.rawValue) trains on \(chosenModel.dataset.rawValue), not \(dataset.rawValue)")
         }
         try modelParallelOptions.validate()
+        try federatedOptions.validate()
     }
 
     func run() throws {
         if mode == .modelParallel { return try runModelParallel() }
+        if mode == .federated { return try runFederated() }
         let model = chosenModel
         var spec = ModelSpec(kind: model)
         let data = try loadExamples(dataset ?? model.dataset, directory: dataDirectory, spec: &spec,

@@ -114,9 +114,7 @@ extension Train {
         } catch let error as ModelParallelError {
             // Every rank has the same error (rank 0 broadcast it): rank 0 says it once, all exit alike.
             let failure = CommandFailure(error.description, status: error.kind == .noPlanFits ? .noPlanFits : .badInput)
-            MPIEnvironment.finalize()
-            if !isRoot { Foundation.exit(failure.status.rawValue) }
-            throw failure
+            failure.exitEveryRank(world)
         }
         say(placementSummary(plan, graph: graph))
 

@@ -2,7 +2,7 @@ import Foundation
 import Testing
 
 /// The `fedbaechi` binary beside this test bundle, when it is built.
-private let fedbaechiBinary: URL? = {
+let fedbaechiBinary: URL? = {
     var url = Bundle.main.bundleURL
     while url.path != "/" {
         let candidate = url.appendingPathComponent("fedbaechi")
@@ -11,12 +11,12 @@ private let fedbaechiBinary: URL? = {
     }
     return nil
 }()
-private let mpirun = ["/usr/bin/mpirun", "/usr/local/bin/mpirun"].first { FileManager.default.isExecutableFile(atPath: $0) }
-private let fashionInstalled = FileManager.default.fileExists(atPath: "/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz")
+let mpirun = ["/usr/bin/mpirun", "/usr/local/bin/mpirun"].first { FileManager.default.isExecutableFile(atPath: $0) }
+let fashionInstalled = FileManager.default.fileExists(atPath: "/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz")
 
 /// Runs a command to completion (killed after `timeout` seconds, so a hang fails) and returns
 /// its status, standard output and standard error.
-private func run(_ executable: String, _ arguments: [String], timeout: TimeInterval = 300) throws -> (Int32, String, String) {
+func run(_ executable: String, _ arguments: [String], timeout: TimeInterval = 300) throws -> (Int32, String, String) {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: executable)
     process.arguments = arguments
