@@ -41,11 +41,14 @@ done
 
 # The batch jobs of jobs/ on a real, local, single-node Slurm (needs root to start its daemons).
 if [ "$(id -u)" -eq 0 ]; then
-  # Short runs of the real jobs: 3 steps on a slice of the data.
-  step "Slurm batch jobs" env FEDBAECHI="$PWD/.build/debug/fedbaechi" STEPS=3 \
+  # Short runs of the real jobs with the release build they run on a cluster: 3 steps (model
+  # parallel) or 1 round (federated) on a slice of the data.
+  swift build -c release --product fedbaechi >/dev/null || { echo "release build failed"; failed=$((failed + 1)); }
+  step "Slurm batch jobs" env FEDBAECHI="$PWD/.build/release/fedbaechi" STEPS=3 ROUNDS=1 \
     EXTRA="--limit-train 1000 --limit-test 200" \
     bash jobs/local-slurm.sh jobs/doctor.sbatch jobs/tests/bad-graph.sbatch \
-      jobs/train-model-parallel.sbatch jobs/train-model-parallel-mpirun.sbatch
+      jobs/train-model-parallel.sbatch jobs/train-model-parallel-mpirun.sbatch \
+      jobs/train-federated.sbatch jobs/train-federated-mpirun.sbatch
 else
   echo "==> Slurm batch jobs: skipped (the local Slurm needs root)"
 fi

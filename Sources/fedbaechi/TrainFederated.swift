@@ -38,8 +38,23 @@ struct FederatedOptions: ParsableArguments {
     @Flag(help: "Federated ADMM: run a schedule that the privacy audit flags (otherwise it is refused).")
     var allowLeakySchedule = false
 
-    @Option(help: "Federated: seed of this site's secrets (duals, mask seeds); give each site its own when sites do not trust each other (default: from --seed).")
-    var secretSeed: UInt64?
+    @Option(help: ArgumentHelp("Federated: seed of each site's secrets (duals, mask seeds): a number, or `random` for the operating system's random source on every rank, as sites that do not trust each other need (default: derived from --seed, reproducible).",
+                               valueName: "seed"))
+    var secretSeed: String?
+
+    /// This rank's secret seed: `random` draws it here, on this rank, from the operating system.
+    func secretSeed(runSeed: UInt64) -> UInt64 {
+        switch secretSeed {
+        case "random"?:
+            var system = SystemRandomNumberGenerator()
+            return system.next()
+        case let text?:
+            return UInt64(text) ?? 0
+        case nil:
+            var derived = SplitMix64(seed: runSeed, stream: "secret-seed")
+            return derived.next()
+        }
+    }
 
     func validate() throws {
         guard rounds >= 1, rounds <= 100_000 else { throw ValidationError("--rounds must be between 1 and 100000") }
@@ -47,6 +62,9 @@ struct FederatedOptions: ParsableArguments {
         if let iterations, !(1...400).contains(iterations) { throw ValidationError("--iterations must be between 1 and 400") }
         if let partition, PartitionScheme(parsing: partition) == nil {
             throw ValidationError("--partition: \"\(partition)\" is not iid, dirichlet:ALPHA (ALPHA > 0), shards:N (N >= 1) or natural")
+        }
+        if let secretSeed, secretSeed != "random", UInt64(secretSeed) == nil {
+            throw ValidationError("--secret-seed must be a whole number from 0 to 2^64-1, or random")
         }
         if ExactRho(decimal: rho) == nil { throw ValidationError("--rho must be a positive decimal with at most 9 digits after the point") }
         if ExactRho(decimal: rhoAfter) == nil {
@@ -130,10 +148,9 @@ extension Train {
             let data = try federatedData(datasetKind, scheme: scheme, spec: &spec, world: world)
             partitionSizes = data.sizes
             let rate = learningRate ?? optimizer.defaultLearningRate
-            var secrets = SplitMix64(seed: seed, stream: "secret-seed")
             let configuration = FederatedConfiguration(
                 spec: spec, optimizer: optimizer.make(learningRate: rate), seed: seed,
-                secretSeed: options.secretSeed ?? secrets.next(), aggregation: options.aggregation, schedule: schedule,
+                secretSeed: options.secretSeed(runSeed: seed), aggregation: options.aggregation, schedule: schedule,
                 localEpochs: options.localEpochs, batchSize: batchSize ?? model.defaultBatchSize)
             site = try FederatedSite(configuration: configuration, world: world, train: data.train, test: data.test)
             say("model \(model.rawValue): \(site.trainer.model.parameters.count) parameters; \(data.summary); "

@@ -144,6 +144,9 @@ public final class FederatedSite: @unchecked Sendable {
         let trainLoss = lossSum / Double(configuration.localEpochs)
         let own = trainer.evaluate(test)
 
+        // Sites with more data finish later: wait for all of them here, so that the aggregation time
+        // measures aggregation, not the slowest site's training.
+        try world.barrier()
         let aggregationStarted = Date()
         let bytesBefore = aggregator?.bytesSent ?? 0
         var bytes = 0
