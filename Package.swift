@@ -42,7 +42,7 @@ let package = Package(
         .target(name: "Tensors", dependencies: ["COpenBLAS", "CZlib"]),
         .target(name: "Placement", dependencies: ["CClp"]),
         .target(name: "Federated"),
-        .target(name: "Runtime", dependencies: ["MPI", "Tensors", "Placement", "Federated"]),
+        .target(name: "Runtime", dependencies: ["MPI", "Tensors", "Placement", "Federated", "CZlib"]),
         .executableTarget(
             name: "fedbaechi",
             dependencies: [

@@ -7,6 +7,10 @@ public struct SeededGenerator: RandomNumberGenerator, Sendable {
         state = seed
     }
 
+    /// The whole state: `SeededGenerator(seed: generator.state)` continues exactly where it was
+    /// (checkpoints save it).
+    public var currentState: UInt64 { state }
+
     public mutating func next() -> UInt64 {
         state &+= 0x9E37_79B9_7F4A_7C15
         var z = state

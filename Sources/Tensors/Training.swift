@@ -93,21 +93,39 @@ public final class Trainer: @unchecked Sendable {
 
     /// One pass over `examples` in a seeded order; `progress(step, steps, loss)` after each batch.
     /// Returns the mean training loss.
+    ///
+    /// A resumed epoch starts at batch `start` with the loss sum of the batches before it, so that it
+    /// ends exactly as the uninterrupted one; `afterStep(batches done, loss sum)` is where a checkpoint
+    /// can be written.
     @discardableResult
     public func trainEpoch(_ examples: Examples, batchSize: Int, epoch: Int,
                            progress: (Int, Int, Float) -> Void = { _, _, _ in }) -> Double {
+        trainEpoch(examples, batchSize: batchSize, epoch: epoch, start: 0, lossSum: 0, progress: progress) { _, _ in }
+    }
+
+    @discardableResult
+    public func trainEpoch(_ examples: Examples, batchSize: Int, epoch: Int, start: Int, lossSum: Double,
+                           progress: (Int, Int, Float) -> Void,
+                           afterStep: (Int, Double) throws -> Void) rethrows -> Double {
         var random = SplitMix64(seed: seed, stream: "shuffle", index: UInt64(epoch))
         let order = random.permutation(examples.count)
         let batches = stride(from: 0, to: order.count, by: batchSize).map { order[$0..<min($0 + batchSize, order.count)] }
-        var total = 0.0
-        for (index, batch) in batches.enumerated() {
+        var total = lossSum
+        for (index, batch) in batches.enumerated() where index >= start {
             let loss = graph.step(model.feeds(examples, batch), step: steps)
             steps += 1
             total += Double(loss)
             progress(index + 1, batches.count, loss)
+            try afterStep(index + 1, total)
         }
         return total / Double(max(1, batches.count))
     }
+
+    /// Batches in one epoch of `count` examples (the last may be partial).
+    public static func batchCount(examples count: Int, batchSize: Int) -> Int { (count + batchSize - 1) / batchSize }
+
+    /// Sets the step counter of a resumed run (it names dropout masks).
+    public func resume(atStep step: UInt64) { steps = step }
 
     public func evaluate(_ examples: Examples, batchSize: Int = 500) -> Evaluation {
         var lossSum = 0.0

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Runtime
 import Tensors
 
 /// How `train` spreads the work.
@@ -36,6 +37,8 @@ struct Train: ParsableCommand {
     @OptionGroup var modelParallelOptions: ModelParallelOptions
 
     @OptionGroup var federatedOptions: FederatedOptions
+
+    @OptionGroup var checkpointOptions: CheckpointOptions
 
     /// The model to train: `--model`, or the built-in default (lenet for federated runs, the CNN of
     /// the federated paper).
@@ -85,6 +88,7 @@ struct Train: ParsableCommand {
         }
         try modelParallelOptions.validate()
         try federatedOptions.validate()
+        try checkpointOptions.validate()
     }
 
     func run() throws {
@@ -98,7 +102,6 @@ struct Train: ParsableCommand {
             throw CommandFailure("\(data.summary) gives \(data.train.count) training and \(data.test.count) test examples: "
                                  + "too little text for sequences of \(spec.steps) tokens", status: .badInput)
         }
-        let metricsFile = try metrics.map(openMetrics)
         let batch = batchSize ?? model.defaultBatchSize
         let rate = learningRate ?? optimizer.defaultLearningRate
         let trainer = Trainer(model: spec.build(seed: seed), optimizer: optimizer.make(learningRate: rate), seed: seed)
@@ -106,12 +109,45 @@ struct Train: ParsableCommand {
               + "\(data.train.count) training, \(data.test.count) test examples; "
               + "\(optimizer.rawValue) learning rate \(rate), batch \(batch), seed \(seed), BLAS threads \(BLAS.threadCount)")
 
-        for epoch in 1...epochs {
+        // Checkpoints count steps; a resumed run restarts inside its epoch at the next batch.
+        let stepsPerEpoch = Trainer.batchCount(examples: data.train.count, batchSize: batch)
+        let totalSteps = epochs * stepsPerEpoch
+        let run = runIdentity()
+        let checkpoints = try checkpointOptions.directory(rank: 0)
+        var resumed: Checkpoint?
+        if checkpointOptions.resume, let checkpoints {
+            resumed = try newestCheckpoint(checkpoints, run: run, world: nil)
+            if let resumed {
+                do { try trainer.model.parameters.restore(resumed.parameters) } catch {
+                    throw CommandFailure("\(checkpoints.fileName(position: resumed.position)): \(error)", status: .badInput)
+                }
+                trainer.resume(atStep: UInt64(resumed.position))
+                print("resuming from step \(resumed.position) of \(totalSteps) (\(checkpoints.path))")
+            } else {
+                print("no checkpoint to resume from in \(checkpoints.path): starting at step 0")
+            }
+        }
+        let metricsFile = try metrics.map { try openMetrics($0, appending: resumed != nil) }
+        let firstEpoch = (resumed?.position ?? 0) / stepsPerEpoch + 1
+        if firstEpoch > epochs { print("training was already complete at step \(totalSteps)") }
+
+        for epoch in firstEpoch...max(firstEpoch, epochs) where epoch <= epochs {
             var progress = ProgressReporter(epoch: epoch)
             let start = Date()
-            let trainLoss = trainer.trainEpoch(data.train, batchSize: batch, epoch: epoch) { step, total, loss in
-                progress.update(step: step, of: total, loss: loss)
-            }
+            let resumesHere = epoch == firstEpoch && resumed != nil
+            let trainLoss = try trainer.trainEpoch(
+                data.train, batchSize: batch, epoch: epoch,
+                start: resumesHere ? resumed!.position % stepsPerEpoch : 0,
+                lossSum: resumesHere ? Double(checkpointBits: resumed!.scalars["epoch_loss_sum"]) : 0,
+                progress: { step, total, loss in progress.update(step: step, of: total, loss: loss) },
+                afterStep: { _, lossSum in
+                    let position = Int(trainer.steps)
+                    guard checkpointOptions.due(position, of: totalSteps, defaultEvery: 100) else { return }
+                    var checkpoint = Checkpoint(position: position, rank: 0, ranks: 1, run: run)
+                    checkpoint.parameters = trainer.model.parameters.state
+                    checkpoint.scalars["epoch_loss_sum"] = lossSum.bitPattern
+                    try save(checkpoint, to: checkpoints)
+                })
             let trainSeconds = Date().timeIntervalSince(start)
             let score = trainer.evaluate(data.test)
             guard trainLoss.isFinite else {

@@ -173,8 +173,23 @@ extension Train {
             say("aggregation: \(options.aggregation == .fedavg ? "FedAvg, the exact weighted mean by MPI allreduce (no privacy)" : "none, every site keeps its own model")")
         }
 
-        let metricsFile = try isRoot ? metrics.map(openMetrics) : nil
-        for round in 1...options.rounds {
+        // Checkpoints at round boundaries: each site saves its model, optimizer, step counter and secrets.
+        let checkpoints = try checkpointOptions.directory(rank: world.rank)
+        let run = runIdentity(extra: [
+            "ranks": "\(world.size)", "aggregation": options.aggregation.rawValue, "masked": "\(options.masked)",
+            "partition": scheme.description, "iterations": schedule.map { "\($0.iterations)" } ?? "-",
+            "rho": options.rho, "rho_after": options.rhoAfter, "local_epochs": "\(options.localEpochs)",
+        ])
+        if checkpointOptions.resume, let checkpoints {
+            if let resumed = try newestCheckpoint(checkpoints, run: run, world: world) {
+                do { try site.restore(resumed) } catch { throw CommandFailure("\(error)", status: .badInput) }
+                say("resuming after round \(site.round) of \(options.rounds) (\(checkpoints.path))")
+            } else {
+                say("no checkpoint to resume from in \(checkpoints.path): starting at round 1")
+            }
+        }
+        let metricsFile = try isRoot ? metrics.map { try openMetrics($0, appending: site.round > 0) } : nil
+        for round in (site.round + 1)..<max(site.round + 1, options.rounds + 1) {
             var lastShown = Date()
             let report = try site.runRound { step, total, loss in
                 guard isRoot, step == total || Date().timeIntervalSince(lastShown) > 10 else { return }
@@ -199,6 +214,9 @@ extension Train {
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.sortedKeys]
                 metricsFile.write(try encoder.encode(record) + Data("\n".utf8))
+            }
+            if checkpointOptions.due(round, of: options.rounds, defaultEvery: 1) {
+                try save(site.checkpoint(run: run), to: checkpoints)
             }
             if round == options.rounds, isRoot { print(siteTable(report)) }
         }

@@ -95,10 +95,14 @@ extension Train {
         let rate = learningRate ?? optimizer.defaultLearningRate
         let algorithm = Algorithm(rawValue: modelParallelOptions.algorithm.lowercased()) ?? .mSCT
         let memory = (try? Quantity.bytes(modelParallelOptions.deviceMemory)) ?? 0
-        let configuration = ModelParallelConfiguration(
+        var configuration = ModelParallelConfiguration(
             spec: spec, optimizer: optimizer.make(learningRate: rate), seed: seed, algorithm: algorithm, memoryBytes: memory,
             profilePath: modelParallelOptions.profile)
-        let metricsFile = try isRoot ? metrics.map(openMetrics) : nil
+        let checkpoints = try checkpointOptions.directory(rank: world.rank)
+        configuration.planFile = checkpoints.map { $0.path + "/plan.json" }
+        if !checkpointOptions.resume, let planFile = configuration.planFile, isRoot {
+            try? FileManager.default.removeItem(atPath: planFile)  // a fresh run places anew
+        }
 
         let graph = TrainingGraph(model: spec.build(seed: seed), optimizer: configuration.optimizer, seed: seed)
         let parameterNames = graph.model.parameters.names
@@ -124,14 +128,32 @@ extension Train {
         }
         var stepTimes: [RankStepTimes] = []
         var step: UInt64 = 0
-        epochs: for epoch in 1...epochCount {
+        // Each rank saves what it owns; the plan in the checkpoint directory keeps ownership fixed.
+        let run = runIdentity(extra: ["ranks": "\(world.size)"])
+        var resumedLossSum = 0.0
+        if checkpointOptions.resume, let checkpoints {
+            if let resumed = try newestCheckpoint(checkpoints, run: run, world: world) {
+                do { try graph.model.parameters.restore(resumed.parameters) } catch {
+                    throw CommandFailure("\(checkpoints.fileName(position: resumed.position)): \(error)", status: .badInput)
+                }
+                step = UInt64(resumed.position)
+                resumedLossSum = Double(checkpointBits: resumed.scalars["epoch_loss_sum"])
+                say("resuming from step \(step) of \(totalSteps) (\(checkpoints.path))")
+            } else {
+                say("no checkpoint to resume from in \(checkpoints.path): starting at step 0")
+            }
+        }
+        let metricsFile = try isRoot ? metrics.map { try openMetrics($0, appending: step > 0) } : nil
+        let firstEpoch = Int(step) / stepsPerEpoch + 1
+        epochs: for epoch in firstEpoch...max(firstEpoch, epochCount) where Int(step) < totalSteps {
             var progress = ProgressReporter(epoch: epoch)
             var random = SplitMix64(seed: seed, stream: "shuffle", index: UInt64(epoch))
             let order = random.permutation(data.train.count)
-            let stepsThisEpoch = min(stepsPerEpoch, totalSteps - Int(step))
-            var lossSum = 0.0
+            let firstIndex = Int(step) - (epoch - 1) * stepsPerEpoch
+            let stepsThisEpoch = min(stepsPerEpoch, totalSteps - (epoch - 1) * stepsPerEpoch)
+            var lossSum = epoch == firstEpoch ? resumedLossSum : 0
             let started = Date()
-            for index in 0..<stepsThisEpoch {
+            for index in firstIndex..<stepsThisEpoch {
                 let examples = order[(index * batch)..<((index + 1) * batch)]
                 let feeds = executor.neededFeeds.isEmpty ? [:] : graph.model.feeds(data.train, examples)
                 let (loss, times) = try executor.step(feeds: feeds, step: step)
@@ -140,6 +162,12 @@ extension Train {
                 if let loss {
                     lossSum += Double(loss)
                     progress.update(step: index + 1, of: stepsThisEpoch, loss: loss)
+                }
+                if checkpointOptions.due(Int(step), of: totalSteps, defaultEvery: 100) {
+                    var checkpoint = Checkpoint(position: Int(step), rank: world.rank, ranks: world.size, run: run)
+                    checkpoint.parameters = graph.model.parameters.state
+                    checkpoint.scalars["epoch_loss_sum"] = lossSum.bitPattern
+                    try save(checkpoint, to: checkpoints)
                 }
             }
             let trainSeconds = Date().timeIntervalSince(started)

@@ -17,27 +17,9 @@ let fashionInstalled = FileManager.default.fileExists(atPath: "/usr/share/datase
 /// Runs a command to completion (killed after `timeout` seconds, so a hang fails) and returns
 /// its status, standard output and standard error.
 func run(_ executable: String, _ arguments: [String], timeout: TimeInterval = 300) throws -> (Int32, String, String) {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: executable)
-    process.arguments = arguments
-    var environment = ProcessInfo.processInfo.environment
-    environment["OPENBLAS_NUM_THREADS"] = "1"
-    environment["OMPI_MCA_rmaps_base_oversubscribe"] = "1"
-    if getuid() == 0 { environment["OMPI_ALLOW_RUN_AS_ROOT"] = "1"; environment["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1" }
-    process.environment = environment
-    let out = FileManager.default.temporaryDirectory.appendingPathComponent("mp-\(UUID().uuidString).out")
-    let err = FileManager.default.temporaryDirectory.appendingPathComponent("mp-\(UUID().uuidString).err")
-    _ = FileManager.default.createFile(atPath: out.path, contents: nil)
-    _ = FileManager.default.createFile(atPath: err.path, contents: nil)
-    defer { try? FileManager.default.removeItem(at: out); try? FileManager.default.removeItem(at: err) }
-    process.standardOutput = try FileHandle(forWritingTo: out)
-    process.standardError = try FileHandle(forWritingTo: err)
-    try process.run()
-    let deadline = Date().addingTimeInterval(timeout)
-    while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.1) }
-    if process.isRunning { process.terminate() }
-    process.waitUntilExit()
-    return (process.terminationStatus, try String(contentsOf: out, encoding: .utf8), try String(contentsOf: err, encoding: .utf8))
+    let job = try Background(executable, arguments)
+    let status = job.wait(timeout: timeout) ?? -1
+    return (status, job.standardOutput, job.standardError)
 }
 
 /// `fedbaechi train --mode model-parallel` end to end (not under mpirun itself: it starts mpirun).

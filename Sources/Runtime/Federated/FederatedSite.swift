@@ -198,6 +198,27 @@ public final class FederatedSite: @unchecked Sendable {
 
     public func free() throws { try aggregator?.free() }
 
+    /// This site's state after `round` rounds: its model and optimizer state, its step counter (dropout
+    /// masks) and its secret generator (the duals of later rounds).
+    public func checkpoint(run: [String: String]) -> Checkpoint {
+        var checkpoint = Checkpoint(position: round, rank: world.rank, ranks: world.size, run: run)
+        checkpoint.parameters = trainer.model.parameters.state
+        checkpoint.scalars["steps"] = trainer.steps
+        if let aggregator { checkpoint.scalars["secret_state"] = aggregator.secretState }
+        return checkpoint
+    }
+
+    /// Continues from a checkpoint of the same run, as if the rounds before it had just been run.
+    public func restore(_ checkpoint: Checkpoint) throws {
+        guard checkpoint.rank == world.rank, checkpoint.ranks == world.size else {
+            throw FederatedError("the checkpoint is rank \(checkpoint.rank)'s of \(checkpoint.ranks), this is rank \(world.rank) of \(world.size)")
+        }
+        try trainer.model.parameters.restore(checkpoint.parameters)
+        trainer.resume(atStep: checkpoint.scalars["steps"] ?? 0)
+        if let aggregator, let state = checkpoint.scalars["secret_state"] { aggregator.secretState = state }
+        round = checkpoint.position
+    }
+
     static func relativeError(_ z: [Double], _ exact: [Double]) -> Double {
         var difference = 0.0
         var norm = 0.0

@@ -128,6 +128,12 @@ public final class SiteAggregator: @unchecked Sendable {
         self.secrets = secrets
     }
 
+    /// The secret generator's state, for checkpoints: a resumed site draws the duals it would have drawn.
+    public var secretState: UInt64 {
+        get { secrets.currentState }
+        set { secrets = SeededGenerator(seed: newValue) }
+    }
+
     /// Fresh secret duals lambda_i^0 ~ U[0, 1) for a round (reusing them would link rounds).
     public func drawDuals(count: Int) -> [Double] {
         (0..<count).map { _ in Double(secrets.next() >> 11) * 0x1p-53 }

@@ -15,6 +15,9 @@ public struct ModelParallelConfiguration: Sendable {
     public var profilePath: String?
     /// Timed runs per node when profiling.
     public var profileRepeats: Int
+    /// Where rank 0 keeps the plan of a checkpointed run: read from there when it exists (a resumed
+    /// run must place each parameter where its checkpoint is), written there otherwise.
+    public var planFile: String?
 
     public init(spec: ModelSpec, optimizer: any Optimizer, seed: UInt64, algorithm: Algorithm, memoryBytes: Int,
                 link: LinkModel = ModelParallelPlan.localLink, profilePath: String? = nil, profileRepeats: Int = 3) {
@@ -47,7 +50,21 @@ public enum ModelParallelJob {
         var message = PlanMessage()
         if world.rank == 0 {
             do {
-                message.plan = try makePlan(configuration, ranks: world.size, feeds: try sampleFeeds())
+                if let path = configuration.planFile, FileManager.default.fileExists(atPath: path) {
+                    do {
+                        message.plan = try JSONDecoder().decode(ModelParallelPlan.self, from: Data(contentsOf: URL(fileURLWithPath: path)))
+                    } catch {
+                        throw ModelParallelError(.badInput, "cannot read the saved plan \(path): \(error.localizedDescription)")
+                    }
+                    if message.plan?.rankCount != world.size {
+                        throw ModelParallelError(.badInput, "the saved plan \(path) is for \(message.plan?.rankCount ?? 0) ranks, the job has \(world.size)")
+                    }
+                } else {
+                    message.plan = try makePlan(configuration, ranks: world.size, feeds: try sampleFeeds())
+                    if let path = configuration.planFile {
+                        try JSONEncoder().encode(message.plan).write(to: URL(fileURLWithPath: path), options: .atomic)
+                    }
+                }
             } catch let error as ModelParallelError {
                 message.failure = error.description
                 message.noPlanFits = error.kind == .noPlanFits

@@ -12,11 +12,15 @@ public final class ParameterStore: @unchecked Sendable {
     public enum Failure: Error, CustomStringConvertible {
         case unknown(String)
         case sizeMismatch(String, expected: Int, got: Int)
+        case mismatch(missing: [String], extra: [String])
 
         public var description: String {
             switch self {
             case .unknown(let name): "no parameter named \(name)"
             case .sizeMismatch(let name, let expected, let got): "parameter \(name) has \(expected) values, not \(got)"
+            case .mismatch(let missing, let extra):
+                "the saved parameters do not match the model (missing: \(missing.joined(separator: ", ")); "
+                    + "unexpected: \(extra.joined(separator: ", ")))"
             }
         }
     }
@@ -49,6 +53,43 @@ public final class ParameterStore: @unchecked Sendable {
     /// Total trainable values.
     public var count: Int { tensors.values.reduce(0) { $0 + $1.count } }
 
+    /// Everything a checkpoint needs to continue training bit for bit: values and optimizer state
+    /// of every parameter this store holds.
+    public var state: ParameterState {
+        var state = ParameterState()
+        for name in names {
+            state.values[name] = tensors[name]!.data
+            if let optimizer = optimizerState[name] {
+                state.slots[name] = optimizer.slots
+                state.optimizerSteps[name] = optimizer.step
+            }
+        }
+        return state
+    }
+
+    /// Puts a saved state back; it must hold exactly this store's parameters, with their sizes.
+    public func restore(_ state: ParameterState) throws {
+        guard Set(state.values.keys) == Set(names) else {
+            let missing = Set(names).subtracting(state.values.keys).sorted()
+            let extra = Set(state.values.keys).subtracting(names).sorted()
+            throw Failure.mismatch(missing: missing, extra: extra)
+        }
+        for name in names {
+            try set(name, state.values[name]!)
+            if let slots = state.slots[name] {
+                guard slots.allSatisfy({ $0.count == tensors[name]!.count }) else {
+                    throw Failure.sizeMismatch(name, expected: tensors[name]!.count, got: slots.first?.count ?? 0)
+                }
+                var restored = OptimizerState(slots: 0, count: 0)
+                restored.slots = slots
+                restored.step = state.optimizerSteps[name] ?? 0
+                optimizerState[name] = restored
+            } else {
+                optimizerState[name] = nil
+            }
+        }
+    }
+
     /// Applies one optimizer step to a parameter in place.
     func update(_ name: String, gradient: Tensor, optimizer: any Optimizer) {
         guard var value = tensors[name] else { preconditionFailure("no parameter named \(name)") }
@@ -60,4 +101,14 @@ public final class ParameterStore: @unchecked Sendable {
         tensors[name] = value
         optimizerState[name] = state
     }
+}
+
+/// A parameter store's values and optimizer state, as checkpoints save them.
+public struct ParameterState: Sendable, Equatable {
+    public var values: [String: [Float]] = [:]
+    /// Optimizer arrays per parameter (absent before its first update).
+    public var slots: [String: [[Float]]] = [:]
+    public var optimizerSteps: [String: Int] = [:]
+
+    public init() {}
 }

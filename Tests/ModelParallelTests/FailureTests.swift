@@ -1,0 +1,164 @@
+import Foundation
+import Testing
+
+/// Real processes killed with SIGKILL mid-run: the job ends promptly and completely, and a rerun with
+/// `--resume` finishes with final checkpoints identical, byte for byte, to an uninterrupted run's.
+@Suite(.serialized, .enabled(if: fedbaechiBinary != nil && mpirun != nil && fashionInstalled && !underMPILauncher,
+                             "needs the built binary, mpirun and dataset-fashion-mnist"))
+struct FailureTests {
+    let small = ["--model", "mlp", "--limit-train", "64", "--limit-test", "16", "--batch-size", "8", "--checkpoint-every", "2"]
+
+    @Test func singleProcessResumesBitForBitPastADamagedCheckpoint() throws {
+        let (whole, interrupted) = (scratch(), scratch())
+        defer { remove(whole, interrupted) }
+        let arguments = ["train", "--mode", "single", "--epochs", "1"] + small
+        let (status, _, err) = try run(fedbaechiBinary!.path, arguments + ["--checkpoint-dir", whole])
+        #expect(status == 0, "stderr: \(err)")
+
+        let job = try Background(fedbaechiBinary!.path, arguments + ["--checkpoint-dir", interrupted])
+        #expect(waitForFile(interrupted + "/ckpt-0000000006-rank00000.fbck", timeout: 300))
+        job.kill(pid: job.pid)
+        _ = job.wait(timeout: 30)
+        // Damage the newest checkpoint: resuming must fall back to the one before and say so.
+        let newest = try newestCheckpoint(in: interrupted, rank: 0)
+        try Data("torn".utf8).write(to: URL(fileURLWithPath: newest))
+        let (resumed, out, resumeErr) = try run(fedbaechiBinary!.path, arguments + ["--checkpoint-dir", interrupted, "--resume"])
+        #expect(resumed == 0, "stderr: \(resumeErr)")
+        #expect(resumeErr.contains("falling back to an older checkpoint"))
+        #expect(out.contains("resuming from step"))
+        try expectSameFinalCheckpoints(whole, interrupted, position: 8, ranks: 1)
+    }
+
+    @Test func aKilledModelParallelRankEndsTheJobAndTheRerunResumes() throws {
+        try killAndResume(ranks: 2, position: 8, arguments: ["train", "--mode", "model-parallel", "--steps", "8"] + small,
+                          killAfter: "ckpt-0000000004")
+    }
+
+    @Test func aKilledFederatedSiteEndsTheJobAndTheRerunResumes() throws {
+        try killAndResume(ranks: 3, position: 4, arguments: ["train", "--mode", "federated", "--rounds", "4", "--aggregation", "fedavg",
+                                                             "--partition", "iid", "--model", "mlp", "--limit-train", "48",
+                                                             "--limit-test", "12", "--batch-size", "16"],
+                          killAfter: "ckpt-0000000002")
+    }
+
+    /// Runs the job whole; runs it again and SIGKILLs rank 1 once a checkpoint is written; checks that
+    /// every other rank is gone within 30 s with mpirun naming the lost rank; resumes; compares.
+    func killAndResume(ranks: Int, position: Int, arguments: [String], killAfter: String) throws {
+        let (whole, interrupted) = (scratch(), scratch())
+        defer { remove(whole, interrupted) }
+        let mpi = ["-np", "\(ranks)", fedbaechiBinary!.path] + arguments
+        let (status, _, err) = try run(mpirun!, mpi + ["--checkpoint-dir", whole], timeout: 600)
+        #expect(status == 0, "stderr: \(err)")
+
+        let job = try Background(mpirun!, mpi + ["--checkpoint-dir", interrupted])
+        #expect(waitForFile(interrupted + "/\(killAfter)-rank00001.fbck", timeout: 300))
+        let victims = rankProcesses(marker: interrupted)
+        let victim = try #require(victims[1], "rank 1's process was not found")
+        job.kill(pid: victim)
+        let killed = Date()
+        let exit = job.wait(timeout: 60)
+        let seconds = Date().timeIntervalSince(killed)
+        #expect(exit != nil && exit != 0, "mpirun exited with \(String(describing: exit))")
+        #expect(seconds < 30, "the job took \(seconds) s to end after rank 1 was killed")
+        #expect(job.standardError.contains("rank 1") && job.standardError.contains("signal 9"), "stderr: \(job.standardError)")
+        Thread.sleep(forTimeInterval: 1)
+        #expect(rankProcesses(marker: interrupted).isEmpty, "processes left running after the job ended")
+
+        let (resumed, out, resumeErr) = try run(mpirun!, mpi + ["--checkpoint-dir", interrupted, "--resume"], timeout: 600)
+        #expect(resumed == 0, "stderr: \(resumeErr)")
+        #expect(out.contains("resuming"))
+        try expectSameFinalCheckpoints(whole, interrupted, position: position, ranks: ranks)
+    }
+
+    func expectSameFinalCheckpoints(_ a: String, _ b: String, position: Int, ranks: Int) throws {
+        for rank in 0..<ranks {
+            let name = String(format: "/ckpt-%010d-rank%05d.fbck", position, rank)
+            let first = try Data(contentsOf: URL(fileURLWithPath: a + name))
+            let second = try Data(contentsOf: URL(fileURLWithPath: b + name))
+            #expect(first == second, "rank \(rank)'s final checkpoint differs after resuming")
+        }
+    }
+
+    func newestCheckpoint(in directory: String, rank: Int) throws -> String {
+        let suffix = String(format: "-rank%05d.fbck", rank)
+        let names = try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasSuffix(suffix) }.sorted()
+        return directory + "/" + (try #require(names.last))
+    }
+
+    func scratch() -> String { FileManager.default.temporaryDirectory.appendingPathComponent("fail-\(UUID().uuidString)").path }
+
+    func remove(_ paths: String...) { for path in paths { try? FileManager.default.removeItem(atPath: path) } }
+
+    func waitForFile(_ path: String, timeout: TimeInterval) -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if FileManager.default.fileExists(atPath: path) { return true }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        return false
+    }
+
+    /// fedbaechi processes whose command line holds `marker`, by MPI rank (from Open MPI's environment).
+    func rankProcesses(marker: String) -> [Int: Int32] {
+        var found: [Int: Int32] = [:]
+        for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
+            guard let pid = Int32(entry), pid != getpid(),
+                  let command = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline"),
+                  String(decoding: command, as: UTF8.self).contains(marker),
+                  String(decoding: command, as: UTF8.self).split(separator: "\0").first?.hasSuffix("fedbaechi") == true,
+                  let environment = FileManager.default.contents(atPath: "/proc/\(entry)/environ") else { continue }
+            for variable in String(decoding: environment, as: UTF8.self).split(separator: "\0")
+            where variable.hasPrefix("OMPI_COMM_WORLD_RANK=") {
+                if let rank = Int(variable.dropFirst("OMPI_COMM_WORLD_RANK=".count)) { found[rank] = pid }
+            }
+        }
+        return found
+    }
+}
+
+/// A command running in the background, its output going to files.
+final class Background {
+    let process = Process()
+    let outURL = FileManager.default.temporaryDirectory.appendingPathComponent("bg-\(UUID().uuidString).out")
+    let errURL = FileManager.default.temporaryDirectory.appendingPathComponent("bg-\(UUID().uuidString).err")
+
+    init(_ executable: String, _ arguments: [String]) throws {
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        var environment = ProcessInfo.processInfo.environment
+        environment["OPENBLAS_NUM_THREADS"] = "1"
+        environment["OMPI_MCA_rmaps_base_oversubscribe"] = "1"
+        if getuid() == 0 { environment["OMPI_ALLOW_RUN_AS_ROOT"] = "1"; environment["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1" }
+        process.environment = environment
+        _ = FileManager.default.createFile(atPath: outURL.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
+        process.standardOutput = try FileHandle(forWritingTo: outURL)
+        process.standardError = try FileHandle(forWritingTo: errURL)
+        try process.run()
+    }
+
+    deinit {
+        if process.isRunning { process.terminate() }
+        try? FileManager.default.removeItem(at: outURL)
+        try? FileManager.default.removeItem(at: errURL)
+    }
+
+    var pid: Int32 { process.processIdentifier }
+
+    func kill(pid: Int32) { _ = Foundation.kill(pid, SIGKILL) }
+
+    /// The exit status, or nil if it was still running after `timeout` seconds (then it is ended).
+    func wait(timeout: TimeInterval) -> Int32? {
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
+        if process.isRunning {
+            process.terminate()
+            process.waitUntilExit()
+            return nil
+        }
+        return process.terminationStatus
+    }
+
+    var standardError: String { (try? String(contentsOf: errURL, encoding: .utf8)) ?? "" }
+    var standardOutput: String { (try? String(contentsOf: outURL, encoding: .utf8)) ?? "" }
+}
