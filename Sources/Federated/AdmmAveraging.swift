@@ -24,6 +24,33 @@ public enum AdmmAveraging {
         (0..<dual.count).map { dual[$0] + rho * (x[$0] - z[$0]) }
     }
 
+    /// One iteration's local part in one pass over memory, for models of millions of values: x_i into
+    /// `x` and the weighted message w_i m_i into `contribution`. The expressions are those of
+    /// `localUpdate` and `message`, term for term, so the numbers are the same.
+    public static func localStep(theta: [Double], dual: [Double], z: [Double], rho: Double, weight: Double,
+                                 x: inout [Double], contribution: inout [Double]) {
+        precondition(theta.count == dual.count && theta.count == z.count && x.count == theta.count && contribution.count == theta.count)
+        theta.withUnsafeBufferPointer { t in dual.withUnsafeBufferPointer { l in z.withUnsafeBufferPointer { zz in
+            x.withUnsafeMutableBufferPointer { xx in contribution.withUnsafeMutableBufferPointer { c in
+                for i in 0..<t.count {
+                    let xi = (2 * t[i] - l[i] + rho * zz[i]) / (2 + rho)
+                    xx[i] = xi
+                    c[i] = weight * (xi + l[i] / rho)
+                }
+            } }
+        } } }
+    }
+
+    /// `dualUpdate` in place.
+    public static func dualStep(dual: inout [Double], x: [Double], z: [Double], rho: Double) {
+        precondition(dual.count == x.count && dual.count == z.count)
+        x.withUnsafeBufferPointer { xx in z.withUnsafeBufferPointer { zz in
+            dual.withUnsafeMutableBufferPointer { l in
+                for i in 0..<l.count { l[i] = l[i] + rho * (xx[i] - zz[i]) }
+            }
+        } }
+    }
+
     /// Everything one aggregation round produces: the public z after each iteration and each site's
     /// message in each iteration (messages[k][i]).
     public struct Trace: Sendable {

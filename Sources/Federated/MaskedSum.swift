@@ -28,18 +28,37 @@ public enum FixedPoint {
 
     public static func encode(_ values: [Double]) throws(OutOfRange) -> [UInt64] {
         var encoded = [UInt64](repeating: 0, count: values.count)
-        for i in values.indices { encoded[i] = try encode(values[i]) }
+        var bad: Double?
+        values.withUnsafeBufferPointer { v in
+            encoded.withUnsafeMutableBufferPointer { e in
+                for i in 0..<v.count {
+                    let value = v[i]
+                    guard abs(value) < limit else { bad = value; return }  // NaN fails the test too
+                    e[i] = UInt64(bitPattern: Int64((value * scale).rounded()))
+                }
+            }
+        }
+        if let bad { throw OutOfRange(value: bad) }
         return encoded
     }
 
     public static func decode(_ value: UInt64) -> Double { Double(Int64(bitPattern: value)) / scale }
 
-    public static func decode(_ values: [UInt64]) -> [Double] { values.map(decode) }
+    public static func decode(_ values: [UInt64]) -> [Double] {
+        [Double](unsafeUninitializedCapacity: values.count) { out, initialized in
+            values.withUnsafeBufferPointer { v in
+                for i in 0..<v.count { out[i] = Double(Int64(bitPattern: v[i])) / scale }
+            }
+            initialized = values.count
+        }
+    }
 
     /// Element-wise sum with wrap-around: how masked shares combine.
     public static func add(_ a: inout [UInt64], _ b: [UInt64]) {
         precondition(a.count == b.count, "sums of vectors of different lengths")
-        for i in a.indices { a[i] &+= b[i] }
+        a.withUnsafeMutableBufferPointer { x in
+            b.withUnsafeBufferPointer { y in for i in 0..<x.count { x[i] &+= y[i] } }
+        }
     }
 }
 
@@ -84,10 +103,13 @@ public struct PairwiseMasks: Sendable {
         for peer in members where peer != site {
             guard let seed = seeds[peer] else { preconditionFailure("site \(site) shares no seed with site \(peer)") }
             var generator = SeededGenerator(seed: Self.streamSeed(seed, purpose))
-            if site < peer {
-                for i in values.indices { values[i] &+= generator.next() }
-            } else {
-                for i in values.indices { values[i] &-= generator.next() }
+            let adds = site < peer
+            values.withUnsafeMutableBufferPointer { v in
+                if adds {
+                    for i in 0..<v.count { v[i] &+= generator.next() }
+                } else {
+                    for i in 0..<v.count { v[i] &-= generator.next() }
+                }
             }
         }
     }

@@ -10,9 +10,10 @@ public struct ReceivedValue: Sendable {
     public enum Kind: String, Sendable {
         /// The secret seed a lower-numbered site agreed with this one (set-up, once).
         case pairSeed
-        /// A group-mate's weighted message w_j m_j (plain mode).
+        /// A group-mate's weighted message w_j m_j, at the group's leader (plain mode).
         case groupMessage
-        /// A group-mate's weighted message under pairwise masks (masked mode): uniform in Z_(2^64).
+        /// A group-mate's weighted message under pairwise masks, at the group's leader (masked mode):
+        /// uniform in Z_(2^64).
         case maskedShare
         /// z of an iteration (public).
         case z
@@ -39,7 +40,8 @@ public struct ReceivedValue: Sendable {
 public struct AdmmRoundResult: Sendable {
     /// The final z: the same on every site, bit for bit.
     public var z: [Double]
-    /// z after each iteration and this site's group sum in each iteration (only with `trace`).
+    /// z after each iteration, and the group sum of each iteration in which this site led its group
+    /// (only with `trace`).
     public var zHistory: [[Double]] = []
     public var groupSums: [[Double]] = []
 }
@@ -49,10 +51,11 @@ public struct AdmmRoundResult: Sendable {
 ///
 /// Iteration k, class (k-1) mod r, for site i in group G:
 /// 1. x_i, m_i as in `AdmmAveraging`; the site contributes w_i m_i.
-/// 2. Group phase, inside G's communicator: plain mode exchanges the contributions themselves; masked
-///    mode exchanges them in fixed point under pairwise masks that cancel in G's sum, so members learn
-///    only that sum.
-/// 3. Combine phase: G's leader (its lowest rank) adds leader-pairwise masks to G's sum, the leaders of
+/// 2. Group phase, inside G's communicator: every member sends its contribution to G's leader (its
+///    lowest rank), as it is in plain mode, or in fixed point under pairwise masks that cancel in G's
+///    sum in masked mode, so that the leader learns only that sum. Each member sends one copy of its
+///    model-sized message, not one per group-mate.
+/// 3. Combine phase: G's leader adds leader-pairwise masks to G's sum, the leaders of
 ///    the class sum these over their own communicator, and each leader broadcasts z inside its group.
 ///    No group sum is ever seen outside its group: the audit's assumption (if group sums were public,
 ///    models would leak).
@@ -151,59 +154,64 @@ public final class SiteAggregator: @unchecked Sendable {
         precondition(initialDuals.count == theta.count, "one dual per parameter")
         var dual = initialDuals
         var z = [Double](repeating: 0, count: theta.count)
+        var x = z
+        var contribution = z
         var result = AdmmRoundResult(z: [])
         for (k, rho) in schedule.rhoValues.enumerated() {
             let c = k % schedule.classesUsed
-            let x = AdmmAveraging.localUpdate(theta: theta, dual: dual, z: z, rho: rho)
-            let message = AdmmAveraging.message(x: x, dual: dual, rho: rho)
-            let contribution = message.map { weight * $0 }
+            AdmmAveraging.localStep(theta: theta, dual: dual, z: z, rho: rho, weight: weight, x: &x, contribution: &contribution)
             let groupSum = try groupPhase(contribution, classIndex: c, round: round, iteration: k)
             z = try combinePhase(groupSum, classIndex: c, round: round, iteration: k)
-            dual = AdmmAveraging.dualUpdate(dual: dual, x: x, z: z, rho: rho)
+            AdmmAveraging.dualStep(dual: &dual, x: x, z: z, rho: rho)
             if trace {
                 result.zHistory.append(z)
-                result.groupSums.append(FixedPoint.decode(groupSum))
+                if let groupSum { result.groupSums.append(FixedPoint.decode(groupSum)) }
             }
         }
         result.z = z
         return result
     }
 
-    /// This group's sum of contributions, in fixed point.
-    private func groupPhase(_ contribution: [Double], classIndex c: Int, round: Int, iteration k: Int) throws -> [UInt64] {
+    /// The group's sum of contributions, in fixed point, on the group's leader (nil elsewhere): every
+    /// member sends its contribution (plain) or its masked share (masked) to the leader alone.
+    private func groupPhase(_ contribution: [Double], classIndex c: Int, round: Int, iteration k: Int) throws -> [UInt64]? {
         let group = groups[c]
         let count = contribution.count
-        bytesSent += (group.size - 1) * count * 8
+        let tag = 7_100 + k % 1_000
+        if group.rank != 0 {
+            bytesSent += count * 8
+            if schedule.masked {
+                var share = try FixedPoint.encode(contribution)
+                masks.mask(&share, members: members[c], purpose: MaskPurpose(round: round, iteration: k, phase: .group))
+                try group.send(share, to: 0, tag: tag)
+            } else {
+                try group.send(contribution, to: 0, tag: tag)
+            }
+            return nil
+        }
         if schedule.masked {
-            var share = try FixedPoint.encode(contribution)
-            masks.mask(&share, members: members[c], purpose: MaskPurpose(round: round, iteration: k, phase: .group))
-            let all = try group.allgather(share)
-            var sum = [UInt64](repeating: 0, count: count)
-            for (g, peer) in members[c].enumerated() {
-                let part = Array(all[(g * count)..<((g + 1) * count)])
-                if peer != site {
-                    observer?(ReceivedValue(round: round, iteration: k, kind: .maskedShare, fromSite: peer, content: .fixedPoint(part)))
-                }
-                FixedPoint.add(&sum, part)
+            var sum = try FixedPoint.encode(contribution)
+            masks.mask(&sum, members: members[c], purpose: MaskPurpose(round: round, iteration: k, phase: .group))
+            for g in 1..<group.size {
+                let share = try group.receive(UInt64.self, count: count, from: g, tag: tag)
+                observer?(ReceivedValue(round: round, iteration: k, kind: .maskedShare, fromSite: members[c][g], content: .fixedPoint(share)))
+                FixedPoint.add(&sum, share)
             }
             return sum
         }
-        let all = try group.allgather(contribution)
-        var sum = [Double](repeating: 0, count: count)
-        for (g, peer) in members[c].enumerated() {
-            let part = all[(g * count)..<((g + 1) * count)]
-            if peer != site {
-                observer?(ReceivedValue(round: round, iteration: k, kind: .groupMessage, fromSite: peer, content: .plain(Array(part))))
-            }
-            for (i, value) in zip(sum.indices, part) { sum[i] += value }
+        var sum = contribution
+        for g in 1..<group.size {
+            let message = try group.receive(Double.self, count: count, from: g, tag: tag)
+            observer?(ReceivedValue(round: round, iteration: k, kind: .groupMessage, fromSite: members[c][g], content: .plain(message)))
+            sum.withUnsafeMutableBufferPointer { s in message.withUnsafeBufferPointer { m in for i in 0..<s.count { s[i] += m[i] } } }
         }
         return try FixedPoint.encode(sum)
     }
 
     /// z from the group sums, formed by the class's leaders under masks and broadcast in each group.
-    private func combinePhase(_ groupSum: [UInt64], classIndex c: Int, round: Int, iteration k: Int) throws -> [Double] {
-        var zFixed = groupSum
-        if let leaders = leaderGroups[c] {
+    private func combinePhase(_ groupSum: [UInt64]?, classIndex c: Int, round: Int, iteration k: Int) throws -> [Double] {
+        var zFixed = groupSum ?? []
+        if let leaders = leaderGroups[c], groupSum != nil {
             masks.mask(&zFixed, members: leaderSites[c], purpose: MaskPurpose(round: round, iteration: k, phase: .leaders))
             try leaders.allreduce(&zFixed, .sum)
             bytesSent += (leaders.size > 1 ? zFixed.count * 8 : 0) + (groups[c].size - 1) * zFixed.count * 8
