@@ -114,6 +114,7 @@ struct Train: ParsableCommand {
         let totalSteps = epochs * stepsPerEpoch
         let run = runIdentity()
         let checkpoints = try checkpointOptions.directory(rank: 0)
+        let checkpointLog = CheckpointLog()
         var resumed: Checkpoint?
         if checkpointOptions.resume, let checkpoints {
             resumed = try newestCheckpoint(checkpoints, run: run, world: nil)
@@ -146,7 +147,7 @@ struct Train: ParsableCommand {
                     var checkpoint = Checkpoint(position: position, rank: 0, ranks: 1, run: run)
                     checkpoint.parameters = trainer.model.parameters.state
                     checkpoint.scalars["epoch_loss_sum"] = lossSum.bitPattern
-                    try save(checkpoint, to: checkpoints)
+                    try save(checkpoint, to: checkpoints, log: checkpointLog)
                 })
             let trainSeconds = Date().timeIntervalSince(start)
             let score = trainer.evaluate(data.test)
@@ -163,13 +164,10 @@ struct Train: ParsableCommand {
                 optimizer: optimizer.rawValue, learningRate: rate, batchSize: batch, trainExamples: data.train.count,
                 trainLoss: trainLoss, testLoss: score.loss, testAccuracy: score.accuracy,
                 testPerplexity: score.perplexity, trainSeconds: trainSeconds, steps: Int(trainer.steps))
-            if let metricsFile {
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.sortedKeys]
-                metricsFile.write(try encoder.encode(record) + Data("\n".utf8))
-            }
+            try writeLine(record, to: metricsFile)
         }
         try metricsFile?.close()
+        if let summary = checkpointLog.summary(rank: 0) { print(summary) }
     }
 
     func openMetrics(_ path: String) throws -> FileHandle {

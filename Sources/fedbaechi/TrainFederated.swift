@@ -175,6 +175,7 @@ extension Train {
 
         // Checkpoints at round boundaries: each site saves its model, optimizer, step counter and secrets.
         let checkpoints = try checkpointOptions.directory(rank: world.rank)
+        let checkpointLog = CheckpointLog()
         let run = runIdentity(extra: [
             "ranks": "\(world.size)", "aggregation": options.aggregation.rawValue, "masked": "\(options.masked)",
             "partition": scheme.description, "iterations": schedule.map { "\($0.iterations)" } ?? "-",
@@ -210,17 +211,14 @@ extension Train {
                 localSecondsMax: report.sites.map(\.localSeconds).max() ?? 0,
                 aggregationSecondsMax: report.sites.map(\.aggregationSeconds).max() ?? 0,
                 bytesSentMax: report.sites.map(\.bytesSent).max() ?? 0, perSite: report.sites)
-            if let metricsFile {
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.sortedKeys]
-                metricsFile.write(try encoder.encode(record) + Data("\n".utf8))
-            }
+            try writeLine(record, to: metricsFile)
             if checkpointOptions.due(round, of: options.rounds, defaultEvery: 1) {
-                try save(site.checkpoint(run: run), to: checkpoints)
+                try save(site.checkpoint(run: run), to: checkpoints, log: checkpointLog)
             }
             if round == options.rounds, isRoot { print(siteTable(report)) }
         }
         try metricsFile?.close()
+        if let summary = checkpointLog.summary(rank: world.rank) { say(summary) }
         try site.free()
         try world.barrier()
     }

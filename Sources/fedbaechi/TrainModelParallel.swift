@@ -99,6 +99,7 @@ extension Train {
             spec: spec, optimizer: optimizer.make(learningRate: rate), seed: seed, algorithm: algorithm, memoryBytes: memory,
             profilePath: modelParallelOptions.profile)
         let checkpoints = try checkpointOptions.directory(rank: world.rank)
+        let checkpointLog = CheckpointLog()
         configuration.planFile = checkpoints.map { $0.path + "/plan.json" }
         if !checkpointOptions.resume, let planFile = configuration.planFile, isRoot {
             try? FileManager.default.removeItem(atPath: planFile)  // a fresh run places anew
@@ -167,7 +168,7 @@ extension Train {
                     var checkpoint = Checkpoint(position: Int(step), rank: world.rank, ranks: world.size, run: run)
                     checkpoint.parameters = graph.model.parameters.state
                     checkpoint.scalars["epoch_loss_sum"] = lossSum.bitPattern
-                    try save(checkpoint, to: checkpoints)
+                    try save(checkpoint, to: checkpoints, log: checkpointLog)
                 }
             }
             let trainSeconds = Date().timeIntervalSince(started)
@@ -208,6 +209,7 @@ extension Train {
             try writeLine(record, to: metricsFile)
         }
         try metricsFile?.close()
+        if let summary = checkpointLog.summary(rank: world.rank) { say(summary) }
         try world.barrier()
     }
 
@@ -216,13 +218,6 @@ extension Train {
         let scorer = Trainer(model: spec.build(seed: seed), optimizer: optimizer.make(learningRate: 0), seed: seed)
         for (name, values) in weights { try scorer.model.parameters.set(name, values) }
         return scorer.evaluate(test)
-    }
-
-    private func writeLine<Record: Encodable>(_ record: Record, to file: FileHandle?) throws {
-        guard let file else { return }
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        file.write(try encoder.encode(record) + Data("\n".utf8))
     }
 
     private func placementSummary(_ plan: ModelParallelPlan, graph: TrainingGraph) -> String {
