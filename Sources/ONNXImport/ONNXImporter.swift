@@ -158,3 +158,10 @@ public struct ONNXImporter: GraphImporter {
         return try builder.build(model.graph, name: name)
     }
 }
+
+extension ONNXImporter {
+    /// The protobuf encoding of `model`, for tests and tools that build models in Swift.
+    static func encode(_ model: Onnx_ModelProto) throws -> Data {
+        try model.serializedBytes()
+    }
+}

@@ -76,6 +76,8 @@ enum ShapeInference {
         }
         func result(_ outputs: [TensorInfo], flops: Double, view: Bool = false, backward: Double = 1,
                     savedInputs: [Int] = [], savedOutputs: [Int] = []) -> InferredOp {
+            // Only the outputs the node declares are written (MaxPool without Indices, Dropout without mask).
+            let outputs = outputCount > 0 ? Array(outputs.prefix(outputCount)) : outputs
             let outBytes = Double(outputs.reduce(0) { $0 + $1.bytes })
             return InferredOp(outputs: outputs, flops: flops, bytes: view ? 0 : inBytes + outBytes, backwardFactor: backward,
                               savedInputs: savedInputs, savedOutputs: savedOutputs)
