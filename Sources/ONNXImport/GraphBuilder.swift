@@ -14,9 +14,11 @@ struct ONNXGraphBuilder {
         var inputs: [String]
         var outputs: [String]
         var inferred: InferredOp
+        /// Constants it reads first: its share of the parameters.
         var parameterBytes = 0
+        /// The part of them that training updates (gradients and optimizer slots follow it).
         var trainableBytes = 0
-        /// Graph-node index, or -1 for a model input.
+        /// A model input rather than an op.
         var isInput: Bool
     }
 
@@ -249,13 +251,16 @@ struct ONNXGraphBuilder {
             let known: Bool
             if case .dimValue = dim.value { known = true } else { known = false }
             if i == 0 {
+                // The first input fixes what the batch is; another input whose leading dimension
+                // is a different fixed size (a lookup table, a scale) keeps it.
                 let fixed = known ? Int(clamping: dim.dimValue) : nil
-                let batch = options.batch ?? fixed ?? 1
-                if let existing = rewrite, existing.batch != batch || existing.original != fixed {
-                    throw .invalidValue("ONNX input \"\(input.name)\": its batch dimension \(fixed.map(String.init) ?? "(symbolic)") differs from another input's")
+                if let existing = rewrite {
+                    shape.append(fixed == nil || fixed == existing.original ? existing.batch : fixed!)
+                } else {
+                    let batch = options.batch ?? fixed ?? 1
+                    rewrite = BatchRewrite(original: fixed, batch: batch)
+                    shape.append(batch)
                 }
-                rewrite = BatchRewrite(original: fixed, batch: batch)
-                shape.append(batch)
             } else if known {
                 shape.append(Int(clamping: dim.dimValue))
             } else if let batchParameter, dim.dimParam == batchParameter, let rewrite {
@@ -275,10 +280,10 @@ struct ONNXGraphBuilder {
         let first = inputs.compactMap { $0 }.first
         var outputs = [TensorInfo]()
         for output in node.output {
-            if let info = declared[output], info.type.tensorType.hasShape,
-               case let dims = info.type.tensorType.shape.dim,
-               dims.allSatisfy({ if case .dimValue(let v) = $0.value { return v >= 0 } else { return false } }),
-               let shape = Optional(dims.map { Int(clamping: $0.dimValue) }), ShapeCheck.elements(shape) != nil {
+            let dims = declared[output].map { $0.type.tensorType.shape.dim } ?? []
+            let fixed = !dims.isEmpty && dims.allSatisfy { if case .dimValue(let v) = $0.value { return v >= 0 } else { return false } }
+            let shape = dims.map { Int(clamping: $0.dimValue) }
+            if let info = declared[output], fixed, ShapeCheck.elements(shape) != nil {
                 let type = info.type.tensorType.elemType
                 outputs.append(TensorInfo(shape: shape, elementType: type == 0 ? ElementType.float : type))
             } else if let first {
