@@ -26,7 +26,7 @@ struct Place: ParsableCommand {
             """
     )
 
-    @Argument(help: "The graph: a graph JSON file, a Baechi/TensorFlow profile, or synthetic:layered:N[:W[:SEED]].")
+    @Argument(help: "The graph: a graph JSON file, a Baechi/TensorFlow profile, an ONNX model, or synthetic:layered:N[:W[:SEED]].")
     var graph: String
 
     @Option(help: "Number of identical devices.")
