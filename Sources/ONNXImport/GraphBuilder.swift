@@ -35,7 +35,7 @@ struct ONNXGraphBuilder {
         for initializer in onnx.initializer {
             let info = try initializer.info()
             tensors[initializer.name] = info
-            parameterBytes += info.bytes
+            parameterBytes = saturatingSum(parameterBytes, info.bytes)
         }
 
         // Model inputs: the leading dimension is the batch.
@@ -54,6 +54,8 @@ struct ONNXGraphBuilder {
         let order = try topologicalOrder(onnx.node, known: Set(tensors.keys))
         var estimated = [String]()
         var usedNames = Set(forwards.map(\.name))
+        // Next suffix to try per repeated name, so that many nodes of one name stay linear.
+        var nextSuffix = [String: Int]()
         for index in order {
             let node = onnx.node[index]
             let label = node.name.isEmpty ? (node.output.first ?? "#\(index)") : node.name
@@ -88,18 +90,19 @@ struct ONNXGraphBuilder {
                 info.isConstant = folded
                 tensors[output] = info
                 if folded {
-                    parameterBytes += info.bytes
+                    parameterBytes = saturatingSum(parameterBytes, info.bytes)
                 } else {
                     producer[output] = (forwards.count, port)
                 }
             }
             if folded { continue }
             var unique = label
-            var suffix = 2
+            var suffix = nextSuffix[label, default: 2]
             while usedNames.contains(unique) {
                 unique = "\(label)#\(suffix)"
                 suffix += 1
             }
+            nextSuffix[label] = suffix
             usedNames.insert(unique)
             while inferred.outputs.count < node.output.count { inferred.outputs.append(TensorInfo(shape: [0], elementType: ElementType.float)) }
             inferred.outputs = Array(inferred.outputs.prefix(node.output.count))
@@ -116,10 +119,10 @@ struct ONNXGraphBuilder {
                 guard let info = tensors[tensor], info.isConstant else { continue }
                 if let first = owner[tensor] { labels.union(first, i); continue }
                 owner[tensor] = i
-                forwards[i].parameterBytes += info.bytes
+                forwards[i].parameterBytes = saturatingSum(forwards[i].parameterBytes, info.bytes)
                 // Running statistics of batch normalization are state, not trained.
                 let statistic = forward.opType == "BatchNormalization" && slot >= 3
-                if info.isFloatingPoint && !statistic { forwards[i].trainableBytes += info.bytes }
+                if info.isFloatingPoint && !statistic { forwards[i].trainableBytes = saturatingSum(forwards[i].trainableBytes, info.bytes) }
             }
         }
 
@@ -186,9 +189,9 @@ struct ONNXGraphBuilder {
         var lossPort = [String: Int]()
         if !lossOutputs.isEmpty {
             let bytes = lossOutputs.map { tensors[$0]?.bytes ?? 0 }
-            let elements = Double(lossOutputs.reduce(0) { $0 + (tensors[$1]?.elements ?? 0) })
+            let elements = lossOutputs.reduce(0.0) { $0 + Double(tensors[$1]?.elements ?? 0) }
             lossNode = nodes.count
-            nodes.append(Node(name: unique("loss"), computeMicros: cost.micros(flops: 4 * elements, bytes: 2 * Double(bytes.reduce(0, +))),
+            nodes.append(Node(name: unique("loss"), computeMicros: cost.micros(flops: 4 * elements, bytes: 2 * bytes.reduce(0.0) { $0 + Double($1) }),
                               outputBytes: bytes, kind: "Loss"))
             for (port, output) in lossOutputs.enumerated() {
                 lossPort[output] = port
@@ -221,12 +224,13 @@ struct ONNXGraphBuilder {
             }
             gradientPort[i] = ports
             let inferred = forward.inferred
-            let update = Double((3 + 2 * slots) * forward.trainableBytes)
+            let update = Double(3 + 2 * slots) * Double(forward.trainableBytes)
             let b = nodes.count
             backwardOf[i] = b
             nodes.append(Node(name: unique(forward.name + "/grad"),
                               computeMicros: cost.micros(flops: inferred.flops * inferred.backwardFactor, bytes: 2 * inferred.bytes + update),
-                              persistentBytes: (1 + slots) * forward.trainableBytes, temporaryBytes: 0,
+                              persistentBytes: forward.trainableBytes > Graph.maximumBytes ? forward.trainableBytes : (1 + slots) * forward.trainableBytes,
+                              temporaryBytes: 0,
                               outputBytes: portBytes, colocation: colocation(i), kind: forward.opType + "Grad"))
             for (source, port) in incoming { connect(source, port, b) }
             // The forward tensors the gradient reads stay alive until it has run.
@@ -292,8 +296,8 @@ struct ONNXGraphBuilder {
                 throw .invalidValue("ONNX node \"\(label)\": op type \"\(node.opType)\" is not supported, and with no inputs and no declared output shape it cannot be estimated")
             }
         }
-        let flops = Double(outputs.reduce(0) { $0 + $1.elements })
-        let bytes = Double(inputs.compactMap { $0 }.reduce(0) { $0 + $1.bytes } + outputs.reduce(0) { $0 + $1.bytes })
+        let flops = outputs.reduce(0.0) { $0 + Double($1.elements) }
+        let bytes = inputs.compactMap { $0 }.reduce(0.0) { $0 + Double($1.bytes) } + outputs.reduce(0.0) { $0 + Double($1.bytes) }
         return InferredOp(outputs: outputs, flops: flops, bytes: bytes, backwardFactor: 1,
                           savedInputs: Array(inputs.indices), savedOutputs: [])
     }
@@ -338,6 +342,13 @@ struct ONNXGraphBuilder {
         }
         return order
     }
+}
+
+/// A sum that stops at Int.max / 2 instead of trapping: a model may declare tensors of up to 1 TiB
+/// each without their data, and Graph rejects any node above 1 TiB with a message.
+func saturatingSum(_ a: Int, _ b: Int) -> Int {
+    let (sum, overflow) = a.addingReportingOverflow(b)
+    return overflow || sum > Int.max / 2 ? Int.max / 2 : sum
 }
 
 /// Union-find over node indices (path halving, union by index so roots are the earliest node).

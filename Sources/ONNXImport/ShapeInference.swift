@@ -67,7 +67,7 @@ enum ShapeInference {
             return info
         }
         let present = inputs.compactMap { $0 }
-        let inBytes = Double(present.reduce(0) { $0 + $1.bytes })
+        let inBytes = present.reduce(0.0) { $0 + Double($1.bytes) }
         func tensor(_ shape: [Int], _ type: Int32, values: [Int64]? = nil) throws(InferenceFailure) -> TensorInfo {
             guard ShapeCheck.elements(shape) != nil, shape.count <= ShapeCheck.maximumRank else {
                 throw .invalid("the output shape \(shape) is impossible or larger than 1 TiB")
@@ -78,21 +78,34 @@ enum ShapeInference {
                     savedInputs: [Int] = [], savedOutputs: [Int] = []) -> InferredOp {
             // Only the outputs the node declares are written (MaxPool without Indices, Dropout without mask).
             let outputs = outputCount > 0 ? Array(outputs.prefix(outputCount)) : outputs
-            let outBytes = Double(outputs.reduce(0) { $0 + $1.bytes })
+            let outBytes = outputs.reduce(0.0) { $0 + Double($1.bytes) }
             return InferredOp(outputs: outputs, flops: flops, bytes: view ? 0 : inBytes + outBytes, backwardFactor: backward,
                               savedInputs: savedInputs, savedOutputs: savedOutputs)
         }
         func axis(_ value: Int, rank: Int) throws(InferenceFailure) -> Int {
+            guard value.magnitude <= UInt(ShapeCheck.maximumRank) else { throw .invalid("axis \(value) is out of range for rank \(rank)") }
             let resolved = value < 0 ? value + rank : value
             guard resolved >= 0 && resolved < max(rank, 1) else { throw .invalid("axis \(value) is out of range for rank \(rank)") }
             return resolved
         }
-        /// An integer list from an attribute, or else from a constant input (later opsets).
+        /// An integer list from an attribute, or else from a constant input (later opsets); every
+        /// value within +-2^40, so that sums and products of a few of them cannot overflow.
         func list(_ name: String, input index: Int) throws(InferenceFailure) -> [Int]? {
-            if let values = a.ints(name) { return values }
-            guard index < inputs.count, let info = inputs[index] else { return nil }
-            guard let values = info.values else { throw .invalid("input \(index) (\(name)) is not a constant") }
-            return values.map { Int(clamping: $0) }
+            var values: [Int]
+            if let given = a.ints(name) {
+                values = given
+            } else {
+                guard index < inputs.count, let info = inputs[index] else { return nil }
+                guard let known = info.values else { throw .invalid("input \(index) (\(name)) is not a constant") }
+                values = known.map { Int(clamping: $0) }
+            }
+            guard values.allSatisfy({ $0.magnitude <= UInt(ShapeCheck.maximumBytes) }) else { throw .invalid("\(name) has a value beyond 2^40") }
+            return values
+        }
+        func int(_ name: String, default value: Int) throws(InferenceFailure) -> Int {
+            let v = a.int(name, default: value)
+            guard v.magnitude <= UInt(ShapeCheck.maximumBytes) else { throw .invalid("\(name) is beyond 2^40") }
+            return v
         }
 
         if let perElement = unary[op] {
@@ -117,16 +130,17 @@ enum ShapeInference {
         case "Conv":
             let x = try input(0), w = try input(1)
             guard x.rank >= 3, w.rank == x.rank else { throw .invalid("expects input and weights of the same rank >= 3, got \(x.shape) and \(w.shape)") }
-            let group = a.int("group", default: 1)
+            let group = try int("group", default: 1)
             let spatial = x.rank - 2
-            let kernel = a.ints("kernel_shape") ?? Array(w.shape[2...])
-            guard group >= 1, kernel.count == spatial, w.shape[0] % group == 0, x.shape[1] == w.shape[1] * group else {
+            let kernel = try list("kernel_shape", input: Int.max) ?? Array(w.shape[2...])
+            guard group >= 1, group <= max(x.shape[1], 1), kernel.count == spatial, w.shape[0] % group == 0,
+                  x.shape[1] == w.shape[1] * group else {
                 throw .invalid("input \(x.shape) does not fit weights \(w.shape) with group \(group)")
             }
             let out = try poolShape(x.shape, kernel: kernel, a, dilated: true, ceil: false)
             let shape = [x.shape[0], w.shape[0]] + out
             let outputs = [try tensor(shape, x.elementType)]
-            let perOutput = 2 * Double(w.shape[1]) * Double(kernel.reduce(1, *)) + (inputs.count > 2 && inputs[2] != nil ? 1 : 0)
+            let perOutput = 2 * Double(w.shape[1]) * kernel.reduce(1.0) { $0 * Double($1) } + (inputs.count > 2 && inputs[2] != nil ? 1 : 0)
             return result(outputs, flops: perOutput * Double(outputs[0].elements), backward: 2, savedInputs: [0])
         case "Gemm":
             let x = try input(0), w = try input(1)
@@ -154,14 +168,14 @@ enum ShapeInference {
             return result([out], flops: 2 * Double(k) * Double(batch.reduce(1, *)) * Double(m) * Double(n), backward: 2, savedInputs: [0, 1])
         case "MaxPool", "AveragePool", "LpPool":
             let x = try input(0)
-            guard x.rank >= 3, let kernel = a.ints("kernel_shape"), kernel.count == x.rank - 2 else {
+            guard x.rank >= 3, let kernel = try list("kernel_shape", input: Int.max), kernel.count == x.rank - 2 else {
                 throw .invalid("needs kernel_shape for the \(max(x.rank - 2, 0)) spatial dimensions of \(x.shape)")
             }
             let spatial = try poolShape(x.shape, kernel: kernel, a, dilated: op == "MaxPool", ceil: a.int("ceil_mode", default: 0) != 0)
             let out = try tensor(Array(x.shape[0..<2]) + spatial, x.elementType)
             var outputs = [out]
             if op == "MaxPool" { outputs.append(try tensor(out.shape, ElementType.int64)) }
-            return result(outputs, flops: Double(kernel.reduce(1, *)) * Double(out.elements),
+            return result(outputs, flops: kernel.reduce(1.0) { $0 * Double($1) } * Double(out.elements),
                           savedInputs: op == "MaxPool" ? [0] : [], savedOutputs: op == "MaxPool" ? [0] : [])
         case "GlobalAveragePool", "GlobalMaxPool":
             let x = try input(0)
@@ -179,7 +193,7 @@ enum ShapeInference {
             return result(outputs, flops: perElement * Double(x.elements), savedInputs: [0])
         case "LRN":
             let x = try input(0)
-            let size = a.int("size", default: 1)
+            let size = try int("size", default: 1)
             guard size >= 1 else { throw .invalid("size must be >= 1") }
             return result([try tensor(x.shape, x.elementType)], flops: Double(2 * size + 3) * Double(x.elements),
                           savedInputs: [0], savedOutputs: [0])
@@ -200,6 +214,7 @@ enum ShapeInference {
                     throw .invalid("inputs \(first.shape) and \(other.shape) do not concatenate on axis \(k)")
                 }
                 shape[k] += other.shape[k]
+                guard shape[k] <= ShapeCheck.maximumBytes else { throw .invalid("the concatenation is larger than 2^40 elements") }
             }
             var values: [Int64]?
             if present.allSatisfy({ $0.values != nil }), first.rank == 1 { values = present.flatMap { $0.values! } }
@@ -210,12 +225,12 @@ enum ShapeInference {
             let count = max(1, outputCount)
             var sizes = try list("split", input: 1) ?? []
             if sizes.isEmpty {
-                let parts = a.int("num_outputs") ?? count
-                guard parts >= 1 else { throw .invalid("num_outputs must be >= 1") }
+                let parts = try int("num_outputs", default: count)
+                guard parts >= 1 && parts <= 1 << 20 else { throw .invalid("num_outputs must be between 1 and 2^20") }
                 let chunk = (x.shape[k] + parts - 1) / parts
                 sizes = (0..<parts).map { max(0, min(chunk, x.shape[k] - $0 * chunk)) }
             }
-            guard sizes.allSatisfy({ $0 >= 0 }), sizes.reduce(0, +) == x.shape[k] else {
+            guard sizes.count <= 1 << 20, sizes.allSatisfy({ $0 >= 0 && $0 <= x.shape[k] }), sizes.reduce(0, +) == x.shape[k] else {
                 throw .invalid("split sizes \(sizes) do not add up to \(x.shape[k]) on axis \(k)")
             }
             var outputs = [TensorInfo]()
@@ -227,7 +242,7 @@ enum ShapeInference {
             return result(outputs, flops: 0)
         case "Flatten":
             let x = try input(0)
-            let k = a.int("axis", default: 1)
+            let k = try int("axis", default: 1)
             let cut = k < 0 ? k + x.rank : k
             guard cut >= 0 && cut <= x.rank else { throw .invalid("axis \(k) is out of range for rank \(x.rank)") }
             return result([try tensor([x.shape[..<cut].reduce(1, *), x.shape[cut...].reduce(1, *)], x.elementType, values: x.values)],
@@ -239,7 +254,7 @@ enum ShapeInference {
             return result([try tensor(shape, x.elementType, values: x.values)], flops: 0, view: true)
         case "Transpose":
             let x = try input(0)
-            let perm = a.ints("perm") ?? Array((0..<x.rank).reversed())
+            let perm = try list("perm", input: Int.max) ?? Array((0..<x.rank).reversed())
             guard perm.count == x.rank, Set(perm) == Set(0..<x.rank) else { throw .invalid("perm \(perm) is not a permutation of \(x.rank) axes") }
             return result([try tensor(perm.map { x.shape[$0] }, x.elementType)], flops: 0)
         case "Squeeze":
@@ -258,6 +273,7 @@ enum ShapeInference {
             let x = try input(0)
             guard let axes = try list("axes", input: 1) else { throw .invalid("axes are missing") }
             let rank = x.rank + axes.count
+            guard rank <= ShapeCheck.maximumRank else { throw .invalid("the output would have rank \(rank)") }
             var inserted = Set<Int>()
             for value in axes { inserted.insert(try axis(value, rank: rank)) }
             guard inserted.count == axes.count else { throw .invalid("axes \(axes) repeat") }
@@ -382,6 +398,10 @@ enum ShapeInference {
         let dilations = (dilated ? a.ints("dilations") : nil) ?? Array(repeating: 1, count: spatial)
         var pads = a.ints("pads") ?? Array(repeating: 0, count: 2 * spatial)
         let autoPad = a.string("auto_pad") ?? "NOTSET"
+        // Within 2^20 (dilations) and 2^40 (the rest), extents and spans cannot overflow.
+        guard (strides + pads + kernel).allSatisfy({ $0.magnitude <= UInt(ShapeCheck.maximumBytes) }), dilations.allSatisfy({ $0.magnitude <= 1 << 20 }) else {
+            throw .invalid("strides, dilations, pads or kernel_shape are absurdly large")
+        }
         guard strides.count == spatial, dilations.count == spatial, pads.count == 2 * spatial,
               strides.allSatisfy({ $0 >= 1 }), dilations.allSatisfy({ $0 >= 1 }), kernel.allSatisfy({ $0 >= 1 }), pads.allSatisfy({ $0 >= 0 }) else {
             throw .invalid("strides, dilations, pads or kernel_shape do not fit \(spatial) spatial dimensions")

@@ -291,6 +291,26 @@ private func hasEdge(_ graph: Graph, _ from: String, _ to: String, port: Int = 0
         #expect(try B.infer("Reshape", [[2, 3, 4]], [B.attribute("shape", ints: [0, -1])]).bytes == 0)
     }
 
+    @Test func absurdAttributesAreErrorsNotTraps() throws {
+        let huge = Int64.max
+        #expect(throws: InferenceFailure.self) { try B.infer("Conv", [[1, 2, 8, 8], [2, 1, 3, 3]], [B.attribute("group", int: huge)]) }
+        #expect(throws: InferenceFailure.self) { try B.infer("Conv", [[1, 2, 8, 8], [2, 2, 3, 3]], [B.attribute("kernel_shape", ints: [huge, huge])]) }
+        #expect(throws: InferenceFailure.self) {
+            try B.infer("MaxPool", [[1, 1, 8, 8]], [B.attribute("kernel_shape", ints: [2, 2]), B.attribute("strides", ints: [huge, 1])])
+        }
+        #expect(throws: InferenceFailure.self) {
+            try B.infer("MaxPool", [[1, 1, 8, 8]], [B.attribute("kernel_shape", ints: [2, 2]), B.attribute("pads", ints: [huge, huge, 0, 0])])
+        }
+        #expect(throws: InferenceFailure.self) { try B.infer("LRN", [[1, 2, 3, 3]], [B.attribute("size", int: huge)]) }
+        #expect(throws: InferenceFailure.self) { try B.infer("Split", [[6, 4]], [B.attribute("num_outputs", int: huge)]) }
+        #expect(throws: InferenceFailure.self) { try B.infer("Split", [[6, 4]], outputs: 2, [B.attribute("split", ints: [huge, 6 &- huge])]) }
+        #expect(throws: InferenceFailure.self) { try B.infer("Pad", [[1, 4]], [B.attribute("pads", ints: [huge, huge, 0, 0])]) }
+        #expect(throws: InferenceFailure.self) { try B.infer("Reshape", [[2, 3]], [B.attribute("shape", ints: [huge, -1])]) }
+        #expect(throws: InferenceFailure.self) { try B.infer("Softmax", [[2, 3]], [B.attribute("axis", int: Int64.min)]) }
+        #expect(throws: InferenceFailure.self) { try B.infer("Slice", [[8]], constants: [:], [B.attribute("starts", ints: [0]), B.attribute("ends", ints: [8]),
+                                                                                          B.attribute("axes", ints: [0]), B.attribute("steps", ints: [huge])]) }
+    }
+
     @Test func reshapeTargets() throws {
         #expect(try ShapeInference.reshape([2, 3, 4], [0, -1], allowZero: false, rewrite: nil) == [2, 12])
         #expect(try ShapeInference.reshape([2, 3, 4], [4, -1, 3], allowZero: false, rewrite: nil) == [4, 2, 3])
