@@ -338,7 +338,8 @@ struct ONNXGraphBuilder {
         }
         guard order.count == nodes.count else {
             let stuck = nodes.indices.first { waiting[$0] > 0 }!
-            throw .cycle([nodes[stuck].name.isEmpty ? (nodes[stuck].output.first ?? "#\(stuck)") : nodes[stuck].name])
+            let label = nodes[stuck].name.isEmpty ? (nodes[stuck].output.first ?? "#\(stuck)") : nodes[stuck].name
+            throw .invalidValue("the ONNX graph has a cycle: node \"\(label)\" (\(nodes[stuck].opType)) depends on its own output")
         }
         return order
     }

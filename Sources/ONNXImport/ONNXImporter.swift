@@ -147,7 +147,7 @@ public struct ONNXImporter: GraphImporter {
         guard data.count <= ONNXImporter.maximumFileBytes else { throw .invalidValue("the ONNX file is larger than 4 GiB") }
         let model: Onnx_ModelProto
         do { model = try Onnx_ModelProto(serializedBytes: data) } catch {
-            throw .malformed("not a valid ONNX model: the protobuf does not decode (\(error))")
+            throw ONNXImporter.oneLine(.malformed("not a valid ONNX model: the protobuf does not decode (\(error))"))
         }
         guard model.hasGraph else { throw .malformed("the ONNX model has no graph") }
         guard model.graph.node.count <= ONNXImporter.maximumNodes else {
@@ -155,7 +155,35 @@ public struct ONNXImporter: GraphImporter {
         }
         var builder = ONNXGraphBuilder(options: options)
         // The file name, not graph.name: exporters write names like "torch_jit" or "main_graph".
-        return try builder.build(model.graph, name: name)
+        do { return try builder.build(model.graph, name: name) } catch {
+            throw ONNXImporter.oneLine(error)
+        }
+    }
+
+    /// Messages quote names from the file, which may hold line breaks or control characters:
+    /// they are shown escaped so that an error stays one line.
+    static func oneLine(_ error: GraphError) -> GraphError {
+        func clean(_ text: String) -> String {
+            var out = ""
+            for scalar in text.unicodeScalars {
+                if scalar.properties.generalCategory == .control || scalar == "\u{2028}" || scalar == "\u{2029}" {
+                    out += scalar.escaped(asASCII: true)
+                } else {
+                    out.unicodeScalars.append(scalar)
+                }
+            }
+            return out
+        }
+        switch error {
+        case .notJSON(let text): return .notJSON(clean(text))
+        case .unrecognizedFormat(let text): return .unrecognizedFormat(clean(text))
+        case .malformed(let text): return .malformed(clean(text))
+        case .duplicateName(let name): return .duplicateName(clean(name))
+        case .unknownNode(let edge, let name): return .unknownNode(edge: edge, name: clean(name))
+        case .invalidValue(let text): return .invalidValue(clean(text))
+        case .cycle(let names): return .cycle(names.map(clean))
+        case .empty: return .empty
+        }
     }
 }
 
@@ -163,5 +191,9 @@ extension ONNXImporter {
     /// The protobuf encoding of `model`, for tests and tools that build models in Swift.
     static func encode(_ model: Onnx_ModelProto) throws -> Data {
         try model.serializedBytes()
+    }
+
+    static func decode(_ data: Data) throws -> Onnx_ModelProto {
+        try Onnx_ModelProto(serializedBytes: data)
     }
 }

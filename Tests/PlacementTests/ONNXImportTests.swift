@@ -202,10 +202,40 @@ private func hasEdge(_ graph: Graph, _ from: String, _ to: String, port: Int = 0
                                  initializers: [B.floats("w", [1 << 20, 1])],
                                  nodes: [B.node("MatMul", ["x", "w"], ["y"])], outputs: [])
         #expect(throws: GraphError.self) { try ONNXImporter().importModel(from: blowUp, name: "big") }
+        let cyclic = try B.model(inputs: [B.value("x", [2])], nodes: [B.node("Add", ["x", "b"], ["a"], name: "first"),
+                                                                    B.node("Relu", ["a"], ["b"], name: "second")], outputs: [])
+        do { _ = try ONNXImporter().importModel(from: cyclic, name: "c"); Issue.record("a cycle was accepted") } catch {
+            #expect(error.description.hasPrefix("the ONNX graph has a cycle: node \"first\""))
+        }
         let dangling = try B.model(inputs: [B.value("x", [2])], nodes: [B.node("Add", ["x", "nowhere"], ["y"], name: "add")], outputs: [])
         do { _ = try ONNXImporter().importModel(from: dangling, name: "d") } catch {
             #expect(error.description.contains("\"nowhere\""))
         }
+    }
+
+    /// Damaged copies of a valid model (a few bytes changed): each either imports or is rejected
+    /// with an error; a trap would end the test run.
+    @Test func mutatedModelsNeverTrap() throws {
+        let good = try tinyCNN()
+        var random = SyntheticGraphs.Random(seed: 2024)
+        var rejected = 0
+        for _ in 0..<400 {
+            var bytes = [UInt8](good)
+            for _ in 0..<random.between(1, 4) {
+                let at = random.below(bytes.count)
+                bytes[at] = random.below(3) == 0 ? 0xFF : UInt8(random.below(256))
+            }
+            for training in [false, true] {
+                do {
+                    _ = try ONNXImporter(options: ONNXImportOptions(batch: 2, training: training, unknownOps: .estimate))
+                        .importModel(from: Data(bytes), name: "mutated")
+                } catch {
+                    rejected += 1
+                    #expect(!error.description.isEmpty && !error.description.contains("\n"))
+                }
+            }
+        }
+        #expect(rejected > 0)
     }
 
     @Test func contentDetectionAmongImporters() throws {

@@ -53,6 +53,48 @@ import Testing
         }
     }
 
+    /// Every op's output against the shapes the onnx package's own shape inference gives (batch 1,
+    /// as the light models fix it): an independent implementation of the same specification.
+    @Test func shapesMatchTheOnnxPackagesShapeInference() throws {
+        guard let folder = lightModels else {
+            print("skipped: the onnx Python package is not installed (pip install onnx)")
+            return
+        }
+        let script = """
+            import json, os, sys, onnx
+            from onnx import shape_inference
+            out = {}
+            for name in sys.argv[2:]:
+                model = shape_inference.infer_shapes(onnx.load(os.path.join(sys.argv[1], 'light_' + name + '.onnx')), data_prop=True)
+                out[name] = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim]
+                             for v in list(model.graph.value_info) + list(model.graph.output)}
+            print(json.dumps(out))
+            """
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", "-c", script, folder.path] + lightModelNames
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        try process.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        let expected = try #require(try JSONSerialization.jsonObject(with: data) as? [String: [String: [Int]]])
+        for model in lightModelNames {
+            let shapes = try #require(expected[model])
+            let data = try #require(try Self.load(model))
+            let graph = try ONNXImporter().importModel(from: data, name: model).graph
+            var firstOutput = [String: String]()
+            for node in try ONNXImporter.decode(data).graph.node { firstOutput[node.name] = node.output.first }
+            var compared = 0
+            for node in graph.nodes where node.kind != "Input" {
+                guard let output = firstOutput[node.name], let dims = shapes[output] else { continue }
+                #expect(node.outputBytes.first == dims.reduce(4, *), "\(model): \(node.name) (\(node.kind ?? "")) should be \(dims)")
+                compared += 1
+            }
+            #expect(compared == graph.nodes.count - 1, "\(model): compared \(compared) of \(graph.nodes.count - 1) ops")
+        }
+    }
+
     /// Forward FLOPs against independent counts at batch 1 (multiply-adds x 2): ResNet-50 4.1 G
     /// multiply-adds and VGG-19 19.6 G as published; SqueezeNet 1.1 (the light model's first
     /// convolution is 3x3/2 with 64 filters) 0.352 G as published; AlexNet with its two groups at
