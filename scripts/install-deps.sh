@@ -45,5 +45,6 @@ onnx_version=1.23.2
 if ! python3 -c "import onnx, sys; sys.exit(onnx.__version__ != '$onnx_version')" 2>/dev/null; then
   echo "install-deps: pip install onnx==$onnx_version"
   python3 -m pip install -q "onnx==$onnx_version" 2>/dev/null ||
-    python3 -m pip install -q --break-system-packages "onnx==$onnx_version"
+    python3 -m pip install -q --break-system-packages "onnx==$onnx_version" ||
+    echo "install-deps: warning: could not install onnx from PyPI; the ONNX light-model tests will be skipped" >&2
 fi
