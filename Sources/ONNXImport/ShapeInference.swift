@@ -51,16 +51,6 @@ enum ShapeInference {
     /// Ops that only reinterpret their input: views, no memory traffic.
     static let views: Set<String> = ["Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity"]
 
-    /// Every op type `infer` handles (for documentation and messages).
-    static var supported: [String] {
-        Array(unary.keys) + Array(binary) + Array(views) + [
-            "Conv", "Gemm", "MatMul", "MaxPool", "AveragePool", "LpPool", "GlobalAveragePool", "GlobalMaxPool",
-            "BatchNormalization", "InstanceNormalization", "LayerNormalization", "LRN", "Concat", "Transpose", "Softmax",
-            "LogSoftmax", "Dropout", "Split", "Pad", "Cast", "Shape", "Constant", "ConstantOfShape", "Gather", "Where",
-            "ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL2", "Expand", "Slice",
-        ]
-    }
-
     static func infer(_ op: String, inputs: [TensorInfo?], outputCount: Int, attributes a: Attributes, rewrite: BatchRewrite?) throws(InferenceFailure) -> InferredOp {
         func input(_ i: Int) throws(InferenceFailure) -> TensorInfo {
             guard i < inputs.count, let info = inputs[i] else { throw .invalid("input \(i) is missing") }

@@ -265,10 +265,15 @@ private func hasEdge(_ graph: Graph, _ from: String, _ to: String, port: Int = 0
         let k3s2: [Onnx_AttributeProto] = [B.attribute("kernel_shape", ints: [3, 3]), B.attribute("strides", ints: [2, 2])]
         #expect(shape(try B.infer("MaxPool", [[1, 1, 6, 6]], k3s2)) == [1, 1, 2, 2])
         #expect(shape(try B.infer("AveragePool", [[1, 1, 6, 6]], k3s2 + [B.attribute("ceil_mode", int: 1)])) == [1, 1, 3, 3])
-        // The last window would start in the padding: dropped (ceil(4/2) + 1 = 3, not 4).
+        // Padded, ceil: (4 + 2 - 2) / 2 + 1 = 3 windows, starting at -1, 1 and 3.
         let padded = [B.attribute("kernel_shape", ints: [2]), B.attribute("strides", ints: [2]), B.attribute("pads", ints: [1, 1]),
                       B.attribute("ceil_mode", int: 1)]
         #expect(shape(try B.infer("MaxPool", [[1, 1, 4]], padded)) == [1, 1, 3])
+        // ceil((3 + 1 - 1) / 2) + 1 = 3, but the third window would start at 4, inside the end
+        // padding: dropped (PyTorch and ONNX's reference agree), 2 windows.
+        let late = [B.attribute("kernel_shape", ints: [1]), B.attribute("strides", ints: [2]), B.attribute("pads", ints: [0, 1]),
+                    B.attribute("ceil_mode", int: 1)]
+        #expect(shape(try B.infer("MaxPool", [[1, 1, 3]], late)) == [1, 1, 2])
         let pool = try B.infer("MaxPool", [[2, 3, 8, 8]], [B.attribute("kernel_shape", ints: [2, 2]), B.attribute("strides", ints: [2, 2])])
         #expect(pool.flops == 4 * 2 * 3 * 16)
         let global = try B.infer("GlobalAveragePool", [[2, 8, 7, 7]])

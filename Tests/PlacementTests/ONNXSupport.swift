@@ -114,11 +114,7 @@ enum ONNXBuild {
             return TensorInfo(shape: shape, elementType: 1)
         }
         let node = node(op, [], [], attributes)
-        do {
-            return try ShapeInference.infer(op, inputs: inputs, outputCount: outputs, attributes: Attributes(node), rewrite: rewrite)
-        } catch {
-            throw error
-        }
+        return try ShapeInference.infer(op, inputs: inputs, outputCount: outputs, attributes: Attributes(node), rewrite: rewrite)
     }
 }
 
