@@ -270,7 +270,8 @@ private func hasEdge(_ graph: Graph, _ from: String, _ to: String, port: Int = 0
                       B.attribute("ceil_mode", int: 1)]
         #expect(shape(try B.infer("MaxPool", [[1, 1, 4]], padded)) == [1, 1, 3])
         // ceil((3 + 1 - 1) / 2) + 1 = 3, but the third window would start at 4, inside the end
-        // padding: dropped (PyTorch and ONNX's reference agree), 2 windows.
+        // padding: dropped, 2 windows, as PyTorch and the onnx package's reference evaluator
+        // compute (its shape inference says 3).
         let late = [B.attribute("kernel_shape", ints: [1]), B.attribute("strides", ints: [2]), B.attribute("pads", ints: [0, 1]),
                     B.attribute("ceil_mode", int: 1)]
         #expect(shape(try B.infer("MaxPool", [[1, 1, 3]], late)) == [1, 1, 2])
