@@ -240,6 +240,9 @@ struct PlaceSetup {
         guard let unknown = UnknownOpPolicy(rawValue: command.unknownOps.lowercased()) else {
             throw CommandFailure("--unknown-ops must be reject or estimate, not \"\(command.unknownOps)\"")
         }
+        if optimizer != .sgd && !command.training {
+            throw CommandFailure("--optimizer \(optimizer.rawValue) needs --training: an inference graph keeps no optimizer state")
+        }
         if let batch = command.batch, batch < 1 || batch > 1 << 20 {
             throw CommandFailure("--batch must be between 1 and \(1 << 20), not \(batch)")
         }

@@ -64,7 +64,7 @@ private let lightResNet: URL? = {
 
     @Test func onnxOptionsAreCheckedAndOnlyForONNX() throws {
         let model = fixtures.appendingPathComponent("tiny-cnn.onnx").path
-        for arguments in [["--optimizer", "rmsprop"], ["--unknown-ops", "guess"], ["--batch", "0"]] {
+        for arguments in [["--optimizer", "rmsprop"], ["--unknown-ops", "guess"], ["--batch", "0"], ["--optimizer", "adam"]] {
             let result = try fedbaechi(["place", model, "--devices", "1", "--memory", "1GiB"] + arguments)
             #expect(result.status == 2, "\(arguments): \(result.stderr)")
         }
