@@ -13,6 +13,8 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        // Reads ONNX models; the message types are generated once and committed (Sources/ONNXImport/Generated).
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
     ],
     targets: [
         // The only code that includes <mpi.h>: handle getters and thin wrappers.
@@ -41,19 +43,25 @@ let package = Package(
         .target(name: "MPI", dependencies: ["CMPI"]),
         .target(name: "Tensors", dependencies: ["COpenBLAS", "CZlib"]),
         .target(name: "Placement", dependencies: ["CClp"]),
+        // ONNX import apart from Placement, so that only what reads ONNX links SwiftProtobuf.
+        .target(
+            name: "ONNXImport",
+            dependencies: ["Placement", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            exclude: ["Generated/README.md"]
+        ),
         .target(name: "Federated"),
         .target(name: "Runtime", dependencies: ["MPI", "Tensors", "Placement", "Federated", "CZlib"]),
         .executableTarget(
             name: "fedbaechi",
             dependencies: [
-                "MPI", "Tensors", "Placement", "Federated", "Runtime",
+                "MPI", "Tensors", "Placement", "ONNXImport", "Federated", "Runtime",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         // Point-to-point benchmark of the Swift layer (Benchmarks/run-pingpong.sh runs it beside C).
         .executableTarget(name: "fedbaechi-pingpong", dependencies: ["MPI"], path: "Benchmarks/PingPong"),
         .testTarget(name: "MPITests", dependencies: ["MPI"]),
-        .testTarget(name: "PlacementTests", dependencies: ["Placement"]),
+        .testTarget(name: "PlacementTests", dependencies: ["Placement", "ONNXImport"]),
         .testTarget(name: "FederatedTests", dependencies: ["Federated"]),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors"]),
         .testTarget(name: "CLITests", dependencies: ["fedbaechi", "MPI"]),

@@ -7,7 +7,7 @@ struct Fedbaechi: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "fedbaechi",
         abstract: "Train neural networks on MPI ranks: Baechi model-parallel placement and private federated ADMM.",
-        subcommands: [Doctor.self, Place.self, Train.self, Profile.self, DesignCommand.self, AuditCommand.self]
+        subcommands: [Doctor.self, Place.self, Calibrate.self, Train.self, Profile.self, DesignCommand.self, AuditCommand.self]
     )
 
     /// Runs the command line; failures become one line on stderr and a documented exit status.

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import ONNXImport
 import Placement
 
 /// `fedbaechi place`: a placement plan for a graph on memory-limited devices, without MPI.
@@ -7,19 +8,25 @@ struct Place: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Place a training graph on memory-limited devices with Baechi's algorithms (no MPI needed).",
         discussion: """
-            GRAPH is fedbaechi's graph JSON or a Baechi/TensorFlow profile (told apart by content; \
-            see docs/formats.md), or synthetic:layered:NODES[:WIDTH[:SEED]] for a generated layered DAG.
-            Give --devices and --memory, or --devices-file for devices that differ.
+            GRAPH is fedbaechi's graph JSON, a Baechi/TensorFlow profile or an ONNX model (told apart \
+            by content; see docs/formats.md), or synthetic:layered:NODES[:WIDTH[:SEED]] for a generated \
+            layered DAG. Give --devices and --memory, or --devices-file for devices that differ.
+
+            An ONNX model gets its shapes by shape inference (--batch sets the batch dimension) and \
+            its op times from the cost model (defaults in docs/formats.md, or measured by \
+            `fedbaechi calibrate` and given with --cost-model); --training adds the backward ops \
+            and the memory training needs.
 
             Exit status: 0 with a plan, 2 for input that is rejected (graph, flags, devices file), \
             3 when no plan fits (the message names what did not fit and the memory that would do).
 
-            Example:
+            Examples:
               fedbaechi place gnmt.json --devices 4 --memory 8GiB --output plan.json --gantt plan.svg
+              fedbaechi place resnet50.onnx --batch 32 --training --optimizer adam --devices 4 --memory 4GiB
             """
     )
 
-    @Argument(help: "The graph: a graph JSON file, a Baechi/TensorFlow profile, or synthetic:layered:N[:W[:SEED]].")
+    @Argument(help: "The graph: a graph JSON file, a Baechi/TensorFlow profile, an ONNX model, or synthetic:layered:N[:W[:SEED]].")
     var graph: String
 
     @Option(help: "Number of identical devices.")
@@ -60,6 +67,21 @@ struct Place: ParsableCommand {
 
     @Option(help: "Run preprocessing and placement this many times and report the median time (benchmarks).")
     var `repeat`: Int = 1
+
+    @Option(help: "ONNX: the batch size (the leading dimension of the model's inputs; default: the model's, 1 when symbolic).")
+    var batch: Int?
+
+    @Flag(help: "ONNX: place the training graph (backward ops, activations kept for them, gradients, optimizer state).")
+    var training = false
+
+    @Option(help: "ONNX with --training: sgd, momentum or adam (the optimizer state kept per parameter).")
+    var optimizer: String = "sgd"
+
+    @Option(help: "ONNX: reject (default) or estimate ops shape inference does not know (listed in a warning).")
+    var unknownOps: String = "reject"
+
+    @Option(help: ArgumentHelp("ONNX: the cost model, the \"cost_model\" of a JSON file (as `fedbaechi calibrate` writes).", valueName: "file"))
+    var costModel: String?
 
     func run() throws {
         let setup = try PlaceSetup(self)
@@ -140,11 +162,13 @@ struct PlaceSetup {
 
         var link = LinkModel.baechi
         var fileBandwidth: String?, fileLatency: String?
+        var fileCostModel: CostModel?
         if let path = command.devicesFile {
             guard command.devices == nil && command.memory == nil else {
                 throw CommandFailure("give either --devices-file or --devices with --memory, not both")
             }
             (devices, fileBandwidth, fileLatency) = try PlaceSetup.readDevicesFile(path)
+            fileCostModel = try PlaceSetup.readCostModel(path, required: false)
         } else {
             guard let count = command.devices else { throw CommandFailure("give --devices N and --memory SIZE, or --devices-file FILE") }
             guard let memoryText = command.memory else { throw CommandFailure("give --memory SIZE for the \(count) device(s)") }
@@ -173,14 +197,82 @@ struct PlaceSetup {
                 throw CommandFailure("cannot read \(command.graph): \((error as NSError).localizedDescription)")
             }
             let name = URL(fileURLWithPath: command.graph).deletingPathExtension().lastPathComponent
+            let onnx = ONNXImporter(options: try PlaceSetup.onnxOptions(command, costModel: fileCostModel))
             do {
-                (graph, format) = try GraphImporters.importGraph(from: data, name: name)
+                let importer = try GraphImporters.importer(for: data, among: GraphImporters.all + [onnx])
+                if importer is ONNXImporter {
+                    let result = try onnx.importModel(from: data, name: name)
+                    graph = result.graph
+                    format = PlaceSetup.describe(onnx.options, result)
+                    if onnx.options.training && options.coPlacement {
+                        // Each backward op has one consumer, the backward op before it, so
+                        // co-placement would chain the whole backward pass, and through the
+                        // forward/backward colocation the whole model, into one group. Baechi
+                        // places training graphs with co-placement on the forward ops only;
+                        // here the saved activations already keep forward ops apart.
+                        options.coPlacement = false
+                        format += ", no co-placement"
+                    }
+                    if !result.estimatedOps.isEmpty {
+                        FileHandle.standardError.write(Data(("fedbaechi: warning: \(result.estimatedOps.count) op(s) given the fallback estimate (shape inference does not know them): " + result.estimatedOps.joined(separator: ", ") + "\n").utf8))
+                    }
+                } else {
+                    graph = try importer.importGraph(from: data, name: name)
+                    format = importer.formatName
+                }
             } catch {
                 throw CommandFailure("\(command.graph): \(error)")
             }
         }
+        if !format.hasPrefix("onnx"),
+           command.batch != nil || command.training || command.costModel != nil || command.unknownOps != "reject" || command.optimizer != "sgd" {
+            throw CommandFailure("--batch, --training, --optimizer, --unknown-ops and --cost-model apply to ONNX models, and \(command.graph) is \(format)")
+        }
         let elapsed = ContinuousClock.now - started
         readSeconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
+    }
+
+    /// The ONNX import options of the command line; `--cost-model` wins over a devices file's.
+    static func onnxOptions(_ command: Place, costModel fileCostModel: CostModel?) throws -> ONNXImportOptions {
+        guard let optimizer = Optimizer(rawValue: command.optimizer.lowercased()) else {
+            throw CommandFailure("unknown optimizer \"\(command.optimizer)\": use one of " + Optimizer.allCases.map(\.rawValue).joined(separator: ", "))
+        }
+        guard let unknown = UnknownOpPolicy(rawValue: command.unknownOps.lowercased()) else {
+            throw CommandFailure("--unknown-ops must be reject or estimate, not \"\(command.unknownOps)\"")
+        }
+        if optimizer != .sgd && !command.training {
+            throw CommandFailure("--optimizer \(optimizer.rawValue) needs --training: an inference graph keeps no optimizer state")
+        }
+        if let batch = command.batch, batch < 1 || batch > 1 << 20 {
+            throw CommandFailure("--batch must be between 1 and \(1 << 20), not \(batch)")
+        }
+        var costModel = fileCostModel ?? .default
+        if let path = command.costModel { costModel = try readCostModel(path, required: true) ?? costModel }
+        return ONNXImportOptions(batch: command.batch, training: command.training, optimizer: optimizer,
+                                 unknownOps: unknown, costModel: costModel)
+    }
+
+    /// `onnx, batch 32, training with adam` for the summary.
+    static func describe(_ options: ONNXImportOptions, _ result: ONNXImportResult) -> String {
+        var parts = ["onnx"]
+        if let batch = result.batch { parts.append("batch \(batch)") }
+        parts.append(options.training ? "training with \(options.optimizer.rawValue)" : "inference")
+        parts.append("\(result.forwardOps) forward ops")
+        return parts.joined(separator: ", ")
+    }
+
+    /// The `"cost_model"` object of a JSON file (a devices file or `fedbaechi calibrate`'s output).
+    static func readCostModel(_ path: String, required: Bool) throws -> CostModel? {
+        let data: Data
+        do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
+            throw CommandFailure("cannot read \(path): \((error as NSError).localizedDescription)")
+        }
+        let model: CostModel?
+        do { model = try CostModel.read(fromJSON: data) } catch { throw CommandFailure("\(path): \(error)") }
+        if required && model == nil {
+            throw CommandFailure("\(path): no \"cost_model\" object (expected {\"cost_model\": {\"flops_per_second\": ..., \"memory_bytes_per_second\": ..., \"op_overhead_us\": ...}})")
+        }
+        return model
     }
 
     /// Placers keep state per (unit, device) and (tensor, device): a bound that keeps memory sane.

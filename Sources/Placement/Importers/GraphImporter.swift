@@ -1,36 +1,51 @@
 import Foundation
 
 /// Reads one file format into a `Graph`. Add a format (ONNX, a framework's trace) by conforming
-/// to this protocol and listing the importer in `GraphImporters.all`.
+/// to this protocol and listing the importer in `GraphImporters.all`, or, for an importer in
+/// another module that Placement must not depend on (ONNX needs SwiftProtobuf), by passing it to
+/// `GraphImporters.importGraph(from:name:among:)` beside `GraphImporters.all`.
 public protocol GraphImporter: Sendable {
     /// A short name for messages and plans, e.g. `graph-json`.
     var formatName: String { get }
+    /// What the format is, for the message when no importer recognises a file ("an ONNX model").
+    var formatSummary: String { get }
+    /// Whether the format is JSON: a file that is not JSON is then not in this format.
+    var isJSON: Bool { get }
     /// A cheap look at the content (not the file name): does `data` seem to be in this format?
     func recognizes(_ data: Data) -> Bool
     /// Reads and validates the graph; `name` is used when the file does not name it.
     func importGraph(from data: Data, name: String) throws(GraphError) -> Graph
 }
 
+extension GraphImporter {
+    public var formatSummary: String { formatName }
+    public var isJSON: Bool { true }
+}
+
 /// The formats fedbaechi reads, tried in order; the format is chosen by content.
 public enum GraphImporters {
     public static let all: [any GraphImporter] = [GraphJSONImporter(), TensorFlowProfileImporter()]
 
-    /// The importer whose format `data` is in.
-    public static func importer(for data: Data) throws(GraphError) -> any GraphImporter {
-        if let importer = all.first(where: { $0.recognizes(data) }) { return importer }
+    /// The importer among `importers` whose format `data` is in.
+    public static func importer(for data: Data, among importers: [any GraphImporter] = all) throws(GraphError) -> any GraphImporter {
+        if let importer = importers.first(where: { $0.recognizes(data) }) { return importer }
+        // Formats that are not JSON (a binary model) are named in the messages too, so that a
+        // damaged binary file is not only called "not JSON".
+        let binary = importers.filter { !$0.isJSON }.map(\.formatSummary)
+        let orBinary = binary.isEmpty ? "" : " or " + binary.joined(separator: " or ")
         guard let first = data.first(where: { !JSONScan.isWhitespace($0) }) else { throw .notJSON("the file is empty") }
         guard first == UInt8(ascii: "{") || first == UInt8(ascii: "[") else {
-            throw .notJSON("the file does not start with { or [")
+            throw .notJSON("the file does not start with { or [" + (binary.isEmpty ? "" : ", and it is not " + binary.joined(separator: " or ")))
         }
         do { _ = try JSONSerialization.jsonObject(with: data) } catch {
             throw .notJSON((error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String ?? "\(error)")
         }
-        throw .unrecognizedFormat("unrecognised graph file: expected fedbaechi's graph JSON (\"nodes\" with \"compute_us\", \"edges\" with \"src\" and \"dst\") or a Baechi/TensorFlow profile (\"nodes\" with \"inputs\" and \"cost\")")
+        throw .unrecognizedFormat("unrecognised graph file: expected fedbaechi's graph JSON (\"nodes\" with \"compute_us\", \"edges\" with \"src\" and \"dst\") or a Baechi/TensorFlow profile (\"nodes\" with \"inputs\" and \"cost\")" + orBinary)
     }
 
-    /// Detects the format of `data` and reads it.
-    public static func importGraph(from data: Data, name: String) throws(GraphError) -> (graph: Graph, format: String) {
-        let importer = try importer(for: data)
+    /// Detects the format of `data` among `importers` and reads it.
+    public static func importGraph(from data: Data, name: String, among importers: [any GraphImporter] = all) throws(GraphError) -> (graph: Graph, format: String) {
+        let importer = try importer(for: data, among: importers)
         return (try importer.importGraph(from: data, name: name), importer.formatName)
     }
 }

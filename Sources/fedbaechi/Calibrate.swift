@@ -1,0 +1,103 @@
+import ArgumentParser
+import Foundation
+import ONNXImport
+import Placement
+import Tensors
+
+/// `fedbaechi calibrate`: measures this machine's rates for the cost model of ONNX placement.
+struct Calibrate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Measure this machine's FLOP rate, memory bandwidth and per-op overhead for the ONNX cost model.",
+        discussion: """
+            Runs the project's own kernels: a matrix product (sgemm through the Tensors MatMul op) \
+            for the FLOP rate, a ReLU over a tensor far larger than the caches for the memory \
+            bandwidth (bytes read plus written), and a ReLU of one element for the fixed cost of an \
+            op. Each figure is the median of --repeats measurements. The output is a JSON file with \
+            a "cost_model" object that `fedbaechi place --cost-model FILE` reads (see docs/formats.md).
+
+            Example:
+              fedbaechi calibrate --output device.json
+              fedbaechi place resnet50.onnx --cost-model device.json --devices 4 --memory 8GiB
+            """
+    )
+
+    @Option(help: ArgumentHelp("Write the device file here ('-' or absent: standard output).", valueName: "file"))
+    var output: String?
+
+    @Option(help: "Measurements per figure; the median is kept.")
+    var repeats: Int = 9
+
+    @Option(help: "Matrix size n of the n x n x n product.")
+    var size: Int = 1024
+
+    @Option(help: "Bytes of the tensor the bandwidth is measured on (e.g. 64MiB).")
+    var bandwidthBytes: String = "64MiB"
+
+    func run() throws {
+        guard repeats >= 1 && repeats <= 1000 else { throw CommandFailure("--repeats must be between 1 and 1000") }
+        guard size >= 16 && size <= 8192 else { throw CommandFailure("--size must be between 16 and 8192") }
+        let streamBytes = try PlaceSetup.parse { () throws(Quantity.ParseError) in try Quantity.bytes(bandwidthBytes) }
+        guard streamBytes >= 1 << 20 && streamBytes <= 4 << 30 else { throw CommandFailure("--bandwidth-bytes must be between 1MiB and 4GiB") }
+
+        let context = ExecutionContext(training: false)
+        func seconds(_ body: () -> Void) -> Double {
+            let start = DispatchTime.now().uptimeNanoseconds
+            body()
+            return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        }
+        func medianOf(_ body: () -> Double) -> Double {
+            _ = body()   // warm-up: page faults, thread start-up, frequency ramp
+            return median((0..<repeats).map { _ in body() })
+        }
+
+        let n = size
+        let a = Tensor(shape: [n, n], data: (0..<(n * n)).map { Float($0 % 7) * 0.125 })
+        let b = Tensor(shape: [n, n], data: (0..<(n * n)).map { Float($0 % 5) * 0.25 })
+        let product = MatMul()
+        var sink: Float = 0
+        let gemmSeconds = medianOf { seconds { sink += product.forward([a, b], context: context)[0].data[n + 1] } }
+        let flopRate = 2 * Double(n) * Double(n) * Double(n) / gemmSeconds
+
+        let elements = streamBytes / 4
+        let big = Tensor(shape: [elements], data: (0..<elements).map { Float($0 % 3) - 1 })
+        let relu = ReLU()
+        let streamSeconds = medianOf { seconds { sink += relu.forward([big], context: context)[0].data[elements / 2] } }
+        let bandwidth = 2 * Double(elements * 4) / streamSeconds
+
+        let tiny = Tensor(shape: [1], data: [1])
+        let calls = 1000
+        let overheadSeconds = medianOf {
+            seconds { for _ in 0..<calls { sink += relu.forward([tiny], context: context)[0].data[0] } } / Double(calls)
+        }
+
+        let model = CostModel(flopsPerSecond: flopRate, memoryBytesPerSecond: bandwidth, opOverheadMicros: overheadSeconds * 1e6)
+        let host = ProcessInfo.processInfo.hostName
+        let document: [String: Any] = [
+            "cost_model": [
+                "flops_per_second": (model.flopsPerSecond).rounded(),
+                "memory_bytes_per_second": (model.memoryBytesPerSecond).rounded(),
+                "op_overhead_us": (model.opOverheadMicros * 1000).rounded() / 1000,
+            ],
+            "measured": [
+                "host": host,
+                "blas": BLAS.coreName,
+                "blas_threads": BLAS.threadCount,
+                "sgemm_size": n,
+                "stream_bytes": elements * 4,
+                "repeats": repeats,
+                "method": "medians: MatMul n x n x n (2n^3 FLOPs); ReLU read+write of stream_bytes; ReLU of 1 element, 1000 calls",
+            ] as [String: Any],
+        ]
+        let data = try JSONSerialization.data(withJSONObject: document, options: [.prettyPrinted, .sortedKeys])
+        let text = String(decoding: data, as: UTF8.self) + "\n"
+        if let output, output != "-" {
+            do { try Data(text.utf8).write(to: URL(fileURLWithPath: output)) } catch {
+                throw CommandFailure("cannot write \(output): \(error.localizedDescription)")
+            }
+            print("FLOP rate \(Quantity.formatNumber(flopRate / 1e9)) GFLOP/s, memory \(Quantity.formatBandwidth(bytesPerSecond: bandwidth)), op overhead \(Quantity.formatMicros(model.opOverheadMicros)) (\(BLAS.coreName), \(BLAS.threadCount) BLAS thread\(BLAS.threadCount == 1 ? "" : "s")); wrote \(output)")
+        } else {
+            FileHandle.standardOutput.write(Data(text.utf8))
+        }
+        if sink.isNaN { print("") }   // keeps the measured results alive
+    }
+}
