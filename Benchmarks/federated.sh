@@ -4,7 +4,7 @@
 # for 9 and 15 sites, lenet on Fashion-MNIST and gru-lm on fortunes.
 #
 #   bash Benchmarks/federated.sh            # release build, writes the tables to stdout
-#   ROUNDS=3 SITES="9" MODELS=lenet bash Benchmarks/federated.sh
+#   ROUNDS=1 SITES="9" MODELS=lenet VARIANTS="admm fedavg" bash Benchmarks/federated.sh
 #
 # Every run's metrics stay in $OUT (default /tmp/fedbaechi-federated) as JSON lines.
 set -euo pipefail
@@ -28,7 +28,7 @@ args_for() {
 
 for model in ${MODELS:-lenet gru-lm}; do
   for sites in ${SITES:-9 15}; do
-    for variant in admm admm-masked fedavg local; do
+    for variant in ${VARIANTS:-admm admm-masked fedavg local}; do
       name="$model-$sites-$variant"
       case $variant in
         admm) flags="--aggregation admm" ;;
