@@ -169,7 +169,7 @@ struct PlaceSetup {
             format = "synthetic"
         } else {
             let data: Data
-            do { data = try Data(contentsOf: URL(fileURLWithPath: command.graph)) } catch {
+            do { data = try GraphFile.read(path: command.graph) } catch {
                 throw CommandFailure("cannot read \(command.graph): \((error as NSError).localizedDescription)")
             }
             let name = URL(fileURLWithPath: command.graph).deletingPathExtension().lastPathComponent
@@ -193,7 +193,7 @@ struct PlaceSetup {
     /// `synthetic:layered:NODES[:WIDTH[:SEED]]`.
     static func synthetic(_ spec: String) throws -> Graph {
         let parts = spec.split(separator: ":").map(String.init)
-        guard parts.count >= 3, parts.count <= 5, parts[1] == "layered", let nodes = Int(parts[2]), nodes >= 1, nodes <= 50_000_000,
+        guard parts.count >= 3, parts.count <= 5, parts[1] == "layered", let nodes = Int(parts[2]), nodes >= 1, nodes <= GraphLimits.maximumNodes,
               let width = parts.count > 3 ? Int(parts[3]) : 100, width >= 1,
               let seed = parts.count > 4 ? UInt64(parts[4]) : 1 else {
             throw CommandFailure("cannot read \"\(spec)\": expected synthetic:layered:NODES[:WIDTH[:SEED]]")

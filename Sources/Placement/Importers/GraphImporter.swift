@@ -17,6 +17,9 @@ public enum GraphImporters {
 
     /// The importer whose format `data` is in.
     public static func importer(for data: Data) throws(GraphError) -> any GraphImporter {
+        guard data.count <= GraphLimits.maximumFileBytes else {
+            throw .tooLarge("the file is \(Quantity.formatBytes(data.count)), more than the \(Quantity.formatBytes(GraphLimits.maximumFileBytes)) fedbaechi reads")
+        }
         if let importer = all.first(where: { $0.recognizes(data) }) { return importer }
         guard let first = data.first(where: { !JSONScan.isWhitespace($0) }) else { throw .notJSON("the file is empty") }
         guard first == UInt8(ascii: "{") || first == UInt8(ascii: "[") else {
