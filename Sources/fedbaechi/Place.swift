@@ -134,7 +134,7 @@ struct PlaceSetup {
         guard command.sctThreshold > 0 && command.sctThreshold <= 1 else {
             throw CommandFailure("--sct-threshold must be in (0, 1], not \(command.sctThreshold)")
         }
-        guard command.repeat >= 1 else { throw CommandFailure("--repeat must be at least 1") }
+        guard (1...1000).contains(command.repeat) else { throw CommandFailure("--repeat must be between 1 and 1000, not \(command.repeat)") }
         options = PreprocessingOptions(coPlacement: !command.noCoPlacement, fusion: !command.noFusion,
                                        colocation: !command.noColocation)
 
@@ -224,7 +224,7 @@ struct PlaceSetup {
     /// `{"devices": [{"name": "gpu0", "memory": "16GiB"}, ...], "bandwidth": "5.7GB/s", "latency": "134us"}`.
     static func readDevicesFile(_ path: String) throws -> ([DeviceSpec], String?, String?) {
         let data: Data
-        do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
+        do { data = try GraphFile.read(path: path) } catch {
             throw CommandFailure("cannot read \(path): \((error as NSError).localizedDescription)")
         }
         let file: DevicesFile

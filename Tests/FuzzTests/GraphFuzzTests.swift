@@ -103,6 +103,7 @@ func stableHash(_ text: String) -> UInt64 {
         let seed = FuzzBudget.seed ^ stableHash(format)
         var mutator = Mutator(seed: seed, seeds: target.seeds, tokens: target.tokens)
         var index = 0
+        var unclear = [String]()
         let report = fuzz(format, mutator: &mutator, seed: FuzzBudget.seed) { input in
             index += 1
             let data = Data(input)
@@ -111,11 +112,16 @@ func stableHash(_ text: String) -> UInt64 {
             do throws(GraphError) { graph = try target.importer.importGraph(from: data, name: "fuzz") } catch { messages.append(error.description) }
             do throws(GraphError) { _ = try GraphImporters.importGraph(from: data, name: "fuzz") } catch { messages.append(error.description) }
             if let graph { exercise(graph, index: index) }
+            // Foundation's catch-all says nothing about where or why: it must not reach the user.
+            if unclear.count < 5, messages.contains(where: { $0.contains("The given data was not valid JSON") }) {
+                unclear.append(String(decoding: input.prefix(120), as: UTF8.self))
+            }
             if let bad = messages.first(where: { $0.isEmpty || $0.contains(where: \.isNewline) || $0.count > 1000 }) {
                 return .rejected(bad)
             }
             return graph == nil ? .rejected(messages[0]) : .accepted
         }
+        #expect(unclear.isEmpty, "rejected without saying where or why: \(unclear)")
         // Damage that never gets past the first check would test little: both outcomes must occur.
         #expect(report.accepted > 0 && report.rejected > report.inputs / 10, "\(report)")
     }

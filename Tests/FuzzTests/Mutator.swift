@@ -63,7 +63,13 @@ struct Mutator {
     /// The next input: a seed or a recent mutant with one to eight mutations.
     mutating func next() -> [UInt8] {
         var input = !pool.isEmpty && random.chance(40) ? random.pick(pool) : random.pick(seeds)
-        for _ in 0...random.below(8) { mutate(&input) }
+        if random.chance(25) {
+            // Only values changed, the structure intact: these get past parsing to the checks of values.
+            input = random.pick(seeds)
+            for _ in 0...random.below(3) { replaceNumber(&input) }
+        } else {
+            for _ in 0...random.below(8) { mutate(&input) }
+        }
         if input.count > Self.maximumSize { input.removeLast(input.count - Self.maximumSize) }
         if pool.count < 64 { pool.append(input) } else { pool[random.below(64)] = input }
         return input

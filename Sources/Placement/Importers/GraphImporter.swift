@@ -73,8 +73,8 @@ enum JSONScan {
         }
     }
 
-    /// One line describing why JSONDecoder rejected a document, with the path to the value.
-    static func describe(_ error: Error) -> GraphError {
+    /// One line describing why JSONDecoder rejected `data`, with the path to the value.
+    static func describe(_ error: Error, data: Data) -> GraphError {
         guard let error = error as? DecodingError else { return .malformed("\(error)") }
         func path(_ keys: [CodingKey]) -> String {
             var text = ""
@@ -87,7 +87,7 @@ enum JSONScan {
         case .dataCorrupted(let context):
             if context.codingPath.isEmpty {
                 let underlying = (context.underlyingError as NSError?)?.userInfo[NSDebugDescriptionErrorKey] as? String
-                return .notJSON(underlying ?? context.debugDescription)
+                return .notJSON(underlying ?? syntaxError(in: data) ?? context.debugDescription)
             }
             return .malformed("\(path(context.codingPath)): \(context.debugDescription)")
         case .keyNotFound(let key, let context):
@@ -99,6 +99,16 @@ enum JSONScan {
         @unknown default:
             return .malformed("\(error)")
         }
+    }
+
+    /// Where and why `data` is not JSON. Foundation's JSONDecoder only says "The given data was not
+    /// valid JSON"; JSONSerialization names the place (a truncated file, an unescaped control
+    /// character, a number no Double holds), so the failure is parsed again, once, to say that.
+    static func syntaxError(in data: Data) -> String? {
+        do { _ = try JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed]) } catch {
+            return (error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String
+        }
+        return nil
     }
 
     private static func describe(_ type: Any.Type) -> String {

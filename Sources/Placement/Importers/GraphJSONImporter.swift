@@ -57,7 +57,7 @@ public struct GraphJSONImporter: GraphImporter {
 
     public func importGraph(from data: Data, name: String) throws(GraphError) -> Graph {
         let file: File
-        do { file = try JSONDecoder().decode(File.self, from: data) } catch { throw JSONScan.describe(error) }
+        do { file = try JSONDecoder().decode(File.self, from: data) } catch { throw JSONScan.describe(error, data: data) }
         guard let fileNodes = file.nodes else { throw .malformed("the graph has no \"nodes\" list") }
         guard fileNodes.count <= GraphLimits.maximumNodes else {
             throw .tooLarge("the graph has \(fileNodes.count) ops, more than the \(GraphLimits.maximumNodes) fedbaechi places")

@@ -41,7 +41,7 @@ public struct TensorFlowProfileImporter: GraphImporter {
 
     public func importGraph(from data: Data, name: String) throws(GraphError) -> Graph {
         let file: File
-        do { file = try JSONDecoder().decode(File.self, from: data) } catch { throw JSONScan.describe(error) }
+        do { file = try JSONDecoder().decode(File.self, from: data) } catch { throw JSONScan.describe(error, data: data) }
         guard file.nodes.count <= GraphLimits.maximumNodes else {
             throw .tooLarge("the profile has \(file.nodes.count) ops, more than the \(GraphLimits.maximumNodes) fedbaechi places")
         }
