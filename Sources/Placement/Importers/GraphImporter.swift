@@ -108,6 +108,33 @@ enum JSONScan {
         do { _ = try JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed]) } catch {
             return (error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String
         }
+        // JSONSerialization reads 1e-400 as 0; JSONDecoder refuses it without a word.
+        return unreadableNumber(in: data).map { "Number \($0) is not representable in Swift." }
+    }
+
+    private static let numberBytes = Set("-+.eE0123456789".utf8)
+
+    /// The first number outside strings that a Double cannot hold (it overflows, or underflows to 0).
+    static func unreadableNumber(in data: Data) -> String? {
+        let bytes = [UInt8](data)
+        var i = 0
+        var inString = false
+        while i < bytes.count {
+            let b = bytes[i]
+            if inString {
+                if b == UInt8(ascii: "\\") { i += 1 } else if b == UInt8(ascii: "\"") { inString = false }
+                i += 1
+                continue
+            }
+            if b == UInt8(ascii: "\"") { inString = true; i += 1; continue }
+            guard b == UInt8(ascii: "-") || (b >= 0x30 && b <= 0x39) else { i += 1; continue }
+            let start = i
+            while i < bytes.count, numberBytes.contains(bytes[i]) { i += 1 }
+            let token = String(decoding: bytes[start..<i], as: UTF8.self)
+            let mantissa = token.prefix { $0 != "e" && $0 != "E" }
+            if let value = Double(token), value.isFinite, value != 0 || !mantissa.contains(where: { ("1"..."9").contains($0) }) { continue }
+            return token.count > 40 ? String(token.prefix(40)) + "..." : token
+        }
         return nil
     }
 
