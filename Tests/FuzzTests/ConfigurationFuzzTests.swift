@@ -14,7 +14,7 @@ import Testing
     ]
 
     /// Every mutant devices file gives devices with memory, or one line and exit status 2.
-    @Test(.timeLimit(.minutes(10)))
+    @Test(.timeLimit(.minutes(FuzzBudget.timeLimitMinutes)))
     func mutatedDevicesFilesAreReadOrRejected() throws {
         let folder = try scratchFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
@@ -48,7 +48,7 @@ import Testing
 
     /// Flags with mutated values: each is parsed and validated as the command line does it, and
     /// accepted values are within their documented ranges; nothing traps, nothing hangs.
-    @Test(.timeLimit(.minutes(10)), arguments: ["place", "train", "profile"])
+    @Test(.timeLimit(.minutes(FuzzBudget.timeLimitMinutes)), arguments: ["place", "train", "profile"])
     func mutatedFlagValuesAreCheckedOrRejected(_ command: String) throws {
         let valid = try #require(Self.flagValues[command])
         let fig1 = GraphSeeds.fixtures.appendingPathComponent("fig1.json").path

@@ -92,7 +92,7 @@ func stableHash(_ text: String) -> UInt64 {
     /// Every mutant either imports as a valid graph (which then places, simulates and renders) or is
     /// rejected with a `GraphError` whose message is one line, both by the format's own importer and
     /// by the content-based detection the command line uses.
-    @Test(.timeLimit(.minutes(10)), arguments: graphFuzzTargets.map(\.importer.formatName))
+    @Test(.timeLimit(.minutes(FuzzBudget.timeLimitMinutes)), arguments: graphFuzzTargets.map(\.importer.formatName))
     func mutatedFilesAreReadOrRejected(_ format: String) throws {
         let target = try #require(graphFuzzTargets.first { $0.importer.formatName == format })
         #expect(target.seeds.allSatisfy { !$0.isEmpty })

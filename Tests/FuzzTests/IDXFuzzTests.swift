@@ -56,7 +56,7 @@ func scratchFolder() throws -> URL {
 
     /// Every mutant file is read as a complete IDX array or rejected with a `DatasetError` in one
     /// line; images and labels go through Fashion-MNIST's own checks as well.
-    @Test(.timeLimit(.minutes(10)))
+    @Test(.timeLimit(.minutes(FuzzBudget.timeLimitMinutes)))
     func mutatedFilesAreReadOrRejected() throws {
         let folder = try scratchFolder()
         defer { try? FileManager.default.removeItem(at: folder) }

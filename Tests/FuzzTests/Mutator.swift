@@ -23,9 +23,13 @@ enum FuzzBudget {
     static let environment = ProcessInfo.processInfo.environment
     static var inputs: Int { environment["FEDBAECHI_FUZZ_INPUTS"].flatMap(Int.init).map { max(1, $0) } ?? 2000 }
     static var seed: UInt64 { environment["FEDBAECHI_FUZZ_SEED"].flatMap(UInt64.init) ?? 1 }
-    /// Longer than any input should take in a debug build on a busy machine: the readers are linear
-    /// and the inputs are capped at `Mutator.maximumSize`, so an input near this is a hang in the making.
-    static let slowInput: Duration = .seconds(3)
+    /// Longer than any input should take in a debug build on a busy machine (the slowest seen, with
+    /// two other builds on two cores, took 1.1 s): the readers are linear and the inputs are capped
+    /// at `Mutator.maximumSize`, so an input near this is a hang in the making.
+    static let slowInput: Duration = .seconds(10)
+    /// A whole fuzz test's limit, growing with the budget: 10 minutes covers the default with a wide
+    /// margin on a shared machine; the long run gets 2 minutes per 1,000 inputs.
+    static var timeLimitMinutes: Int { max(10, 2 * inputs / 1000) }
 }
 
 /// Seeded structural and byte-level damage to valid files: what a truncated download, a flipped
