@@ -65,6 +65,8 @@ let package = Package(
         .testTarget(name: "FederatedTests", dependencies: ["Federated"]),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors"]),
         .testTarget(name: "CLITests", dependencies: ["fedbaechi", "MPI"]),
+        // Seeded mutation fuzzing of every reader of untrusted files and of the flags' values.
+        .testTarget(name: "FuzzTests", dependencies: ["fedbaechi", "Placement", "Tensors", "CZlib"]),
         .testTarget(name: "ModelParallelTests", dependencies: ["Runtime", "MPI", "Tensors", "Placement"]),
         .testTarget(name: "FederatedMPITests", dependencies: ["Runtime", "MPI", "Tensors", "Federated"]),
     ],

@@ -45,15 +45,32 @@ public struct DeviceSpec: Sendable, Hashable {
 public enum Quantity {
     public enum ParseError: Error, CustomStringConvertible {
         case invalid(String, expected: String)
+        /// Readable, but beyond what fedbaechi computes with exactly (`limit` says how far it goes).
+        case outOfRange(String, limit: String)
         public var description: String {
             switch self {
-            case .invalid(let text, let expected): return "cannot read \"\(text)\" as \(expected)"
+            case .invalid(let text, let expected): return "cannot read \"\(shown(text))\" as \(expected)"
+            case .outOfRange(let text, let limit): return "\"\(shown(text))\" is out of range: \(limit)"
             }
+        }
+
+        /// A value as typed, but one line and not endless.
+        private func shown(_ text: String) -> String {
+            let flat = String(text.unicodeScalars.map { $0.value < 0x20 ? " " : Character($0) })
+            return flat.count > 40 ? String(flat.prefix(40)) + "..." : flat
         }
     }
 
+    /// Longer than any quantity anyone writes; the parse below is quadratic in the length.
+    static let maximumTextLength = 64
+
+    /// The largest memory size (1 EiB): a device's memory is summed and doubled by the placers'
+    /// searches, which must stay far from `Int.max`.
+    public static let maximumBytes = 1 << 60
+
     /// The longest leading number of `text` and the unit after it.
     private static func split(_ text: String) -> (Double, String)? {
+        guard text.utf8.count <= maximumTextLength else { return nil }
         let trimmed = Array(text.trimmingWhitespace())
         var length = trimmed.count
         while length > 0 {
@@ -79,7 +96,7 @@ public enum Quantity {
             throw .invalid(text, expected: expected)
         }
         let bytes = (value * scale).rounded()
-        guard bytes < 9.2e18 else { throw .invalid(text, expected: expected) }
+        guard bytes <= Double(maximumBytes) else { throw .outOfRange(text, limit: "at most 1 EiB (1152921504606846976 bytes)") }
         return Int(bytes)
     }
 
@@ -91,13 +108,20 @@ public enum Quantity {
         }
         let rate = String(unit.dropLast(2))
         let prefixes: [String: Double] = ["": 1, "k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12]
+        let bytesPerSecond: Double
         if rate.lowercased().hasSuffix("bit") || rate.hasSuffix("b") {
             let prefix = rate.lowercased().hasSuffix("bit") ? String(rate.dropLast(3)) : String(rate.dropLast(1))
             guard let scale = prefixes[prefix.lowercased()] else { throw .invalid(text, expected: expected) }
-            return value * scale / 8
+            bytesPerSecond = value * scale / 8
+        } else {
+            guard !rate.isEmpty, let scale = byteUnits[rate.lowercased()] else { throw .invalid(text, expected: expected) }
+            bytesPerSecond = value * scale
         }
-        guard !rate.isEmpty, let scale = byteUnits[rate.lowercased()] else { throw .invalid(text, expected: expected) }
-        return value * scale
+        // Outside this range transfer times become infinite or vanish below a double's resolution.
+        guard bytesPerSecond >= 1, bytesPerSecond <= 1e15 else {
+            throw .outOfRange(text, limit: "a bandwidth from 1B/s to 1PB/s")
+        }
+        return bytesPerSecond
     }
 
     /// `134us`, `0.2ms`, `1s`, `500ns`: returns microseconds.
@@ -106,6 +130,9 @@ public enum Quantity {
         let units: [String: Double] = ["ns": 1e-3, "us": 1, "µs": 1, "ms": 1e3, "s": 1e6]
         guard let (value, unit) = split(text), value >= 0, let scale = units[unit.lowercased()] else {
             throw .invalid(text, expected: expected)
+        }
+        guard value * scale <= Graph.maximumMicros else {
+            throw .outOfRange(text, limit: "at most 1e12us (the longest time a graph may hold)")
         }
         return value * scale
     }

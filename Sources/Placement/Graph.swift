@@ -89,20 +89,26 @@ public enum GraphError: Error, CustomStringConvertible, Equatable {
     case invalidValue(String)
     case cycle([String])
     case empty
+    /// Beyond one of `GraphLimits`.
+    case tooLarge(String)
 
+    /// Always one line of bounded length, whatever the file held: the command line prints it as is.
     public var description: String {
+        let text: String
         switch self {
-        case .notJSON(let detail): return "not JSON: \(detail)"
-        case .unrecognizedFormat(let detail): return detail
-        case .malformed(let detail): return detail
-        case .duplicateName(let name): return "duplicate node name \"\(name)\""
-        case .unknownNode(let edge, let name): return "edge \(edge) refers to unknown node \"\(name)\""
-        case .invalidValue(let detail): return detail
+        case .notJSON(let detail): text = "not JSON: \(detail)"
+        case .unrecognizedFormat(let detail): text = detail
+        case .malformed(let detail): text = detail
+        case .duplicateName(let name): text = "duplicate node name \(GraphError.quoted(name))"
+        case .unknownNode(let edge, let name): text = "edge \(edge) refers to unknown node \(GraphError.quoted(name))"
+        case .invalidValue(let detail): text = detail
         case .cycle(let names):
             let shown = names.count > 12 ? Array(names.prefix(6)) + ["..."] + Array(names.suffix(5)) : names
-            return "the graph has a cycle: " + (shown + [names[0]]).joined(separator: " -> ")
-        case .empty: return "the graph has no nodes"
+            text = "the graph has a cycle: " + (shown + [names.first ?? ""]).map { GraphError.escaped($0) }.joined(separator: " -> ")
+        case .empty: text = "the graph has no nodes"
+        case .tooLarge(let detail): text = detail
         }
+        return GraphError.oneLine(text)
     }
 }
 
@@ -140,11 +146,12 @@ public struct Graph: Sendable {
     /// large, ports in range, no cycle) and derives the adjacency and the topological order.
     public init(name: String, nodes: [Node], edges: [Edge]) throws(GraphError) {
         guard !nodes.isEmpty else { throw .empty }
+        try Graph.checkLimits(nodes: nodes, edges: edges)
         var seen = Set<String>(minimumCapacity: nodes.count)
         for (i, node) in nodes.enumerated() {
             if node.name.isEmpty { throw .invalidValue("node \(i) has an empty name") }
             if !seen.insert(node.name).inserted { throw .duplicateName(node.name) }
-            let label = "node \"\(node.name)\""
+            let label = "node \(GraphError.quoted(node.name))"
             if !node.computeMicros.isFinite || node.computeMicros < 0 {
                 throw .invalidValue("\(label): compute_us must be a finite number >= 0, not \(node.computeMicros)")
             }
@@ -164,14 +171,14 @@ public struct Graph: Sendable {
             guard nodes.indices.contains(edge.source), nodes.indices.contains(edge.destination) else {
                 throw .malformed("edge \(e) refers to a node index out of range")
             }
-            let label = "edge \(e) (\(nodes[edge.source].name) -> \(nodes[edge.destination].name))"
+            let label = "edge \(e) (\(GraphError.escaped(nodes[edge.source].name)) -> \(GraphError.escaped(nodes[edge.destination].name)))"
             if edge.source == edge.destination { throw .cycle([nodes[edge.source].name]) }
             if edge.isControl {
                 tensorOfEdge[e] = base[edge.source + 1] - 1
             } else {
                 guard edge.port >= 0 else { throw .invalidValue("\(label): output port is negative (\(edge.port))") }
                 guard edge.port < nodes[edge.source].outputBytes.count else {
-                    throw .invalidValue("\(label): uses output \(edge.port) but \"\(nodes[edge.source].name)\" has \(nodes[edge.source].outputBytes.count) output(s)")
+                    throw .invalidValue("\(label): uses output \(edge.port) but \(GraphError.quoted(nodes[edge.source].name)) has \(nodes[edge.source].outputBytes.count) output(s)")
                 }
                 tensorOfEdge[e] = base[edge.source] + Int32(edge.port)
             }
@@ -239,6 +246,42 @@ public struct Graph: Sendable {
         self.tensorBase = base
         self.tensorOfEdge = tensorOfEdge
         self.successorCount = successorCount
+    }
+
+    /// `GraphLimits`, checked before anything is derived: the adjacency and tensor numbering use
+    /// 32-bit indices and the placers sum bytes in `Int`, neither of which may overflow.
+    private static func checkLimits(nodes: [Node], edges: [Edge]) throws(GraphError) {
+        guard nodes.count <= GraphLimits.maximumNodes else {
+            throw .tooLarge("the graph has \(nodes.count) ops, more than the \(GraphLimits.maximumNodes) fedbaechi places")
+        }
+        guard edges.count <= GraphLimits.maximumEdges else {
+            throw .tooLarge("the graph has \(edges.count) edges, more than the \(GraphLimits.maximumEdges) fedbaechi places")
+        }
+        var tensors = 0
+        var total = 0
+        func add(_ bytes: Int) -> Bool {
+            // Values above 1 TiB or negative are reported, per field, by the checks that follow.
+            guard bytes > 0, bytes <= Graph.maximumBytes else { return true }
+            total += bytes
+            return total <= GraphLimits.maximumTotalBytes
+        }
+        for node in nodes {
+            guard node.outputBytes.count <= GraphLimits.maximumOutputsPerNode else {
+                throw .tooLarge("node \(GraphError.quoted(node.name)) has \(node.outputBytes.count) outputs, more than the \(GraphLimits.maximumOutputsPerNode) fedbaechi allows")
+            }
+            tensors += node.outputBytes.count + 1
+            guard tensors <= GraphLimits.maximumTensors else {
+                throw .tooLarge("the graph has more than \(GraphLimits.maximumTensors) tensors (output ports and control outputs)")
+            }
+            var fits = add(node.persistentBytes) && add(node.temporaryBytes)
+            for bytes in node.outputBytes where fits { fits = add(bytes) }
+            guard fits else {
+                throw .tooLarge("the ops' persistent, scratch and output bytes add up to more than 1 PiB")
+            }
+        }
+        for edge in edges where !add(edge.bytes ?? 0) {
+            throw .tooLarge("the ops' and edges' bytes add up to more than 1 PiB")
+        }
     }
 
     /// Names the nodes of one cycle among the nodes Kahn's algorithm could not order.

@@ -156,7 +156,7 @@ struct PlaceSetup {
         guard command.sctThreshold > 0 && command.sctThreshold <= 1 else {
             throw CommandFailure("--sct-threshold must be in (0, 1], not \(command.sctThreshold)")
         }
-        guard command.repeat >= 1 else { throw CommandFailure("--repeat must be at least 1") }
+        guard (1...1000).contains(command.repeat) else { throw CommandFailure("--repeat must be between 1 and 1000, not \(command.repeat)") }
         options = PreprocessingOptions(coPlacement: !command.noCoPlacement, fusion: !command.noFusion,
                                        colocation: !command.noColocation)
 
@@ -193,7 +193,7 @@ struct PlaceSetup {
             format = "synthetic"
         } else {
             let data: Data
-            do { data = try Data(contentsOf: URL(fileURLWithPath: command.graph)) } catch {
+            do { data = try GraphFile.read(path: command.graph) } catch {
                 throw CommandFailure("cannot read \(command.graph): \((error as NSError).localizedDescription)")
             }
             let name = URL(fileURLWithPath: command.graph).deletingPathExtension().lastPathComponent
@@ -285,7 +285,7 @@ struct PlaceSetup {
     /// `synthetic:layered:NODES[:WIDTH[:SEED]]`.
     static func synthetic(_ spec: String) throws -> Graph {
         let parts = spec.split(separator: ":").map(String.init)
-        guard parts.count >= 3, parts.count <= 5, parts[1] == "layered", let nodes = Int(parts[2]), nodes >= 1, nodes <= 50_000_000,
+        guard parts.count >= 3, parts.count <= 5, parts[1] == "layered", let nodes = Int(parts[2]), nodes >= 1, nodes <= GraphLimits.maximumNodes,
               let width = parts.count > 3 ? Int(parts[3]) : 100, width >= 1,
               let seed = parts.count > 4 ? UInt64(parts[4]) : 1 else {
             throw CommandFailure("cannot read \"\(spec)\": expected synthetic:layered:NODES[:WIDTH[:SEED]]")
@@ -316,7 +316,7 @@ struct PlaceSetup {
     /// `{"devices": [{"name": "gpu0", "memory": "16GiB"}, ...], "bandwidth": "5.7GB/s", "latency": "134us"}`.
     static func readDevicesFile(_ path: String) throws -> ([DeviceSpec], String?, String?) {
         let data: Data
-        do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
+        do { data = try GraphFile.read(path: path) } catch {
             throw CommandFailure("cannot read \(path): \((error as NSError).localizedDescription)")
         }
         let file: DevicesFile

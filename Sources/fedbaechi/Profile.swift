@@ -43,9 +43,11 @@ struct Profile: ParsableCommand {
 
     func validate() throws {
         guard (1...100_000).contains(batch) else { throw ValidationError("--batch must be between 1 and 100000") }
-        guard repeats >= 1 else { throw ValidationError("--repeats must be at least 1") }
+        // Upper bounds too: each repeat and each timed step is a full pass, so a mistyped count
+        // would otherwise run for days rather than be refused.
+        guard (1...1000).contains(repeats) else { throw ValidationError("--repeats must be between 1 and 1000") }
         guard (3...1_000_000).contains(vocabulary) else { throw ValidationError("--vocabulary must be between 3 and 1000000") }
-        guard timeSteps >= 0 else { throw ValidationError("--time-steps must not be negative") }
+        guard (0...100_000).contains(timeSteps) else { throw ValidationError("--time-steps must be between 0 and 100000") }
     }
 
     func run() throws {

@@ -24,7 +24,7 @@ struct ModelParallelOptions: ParsableArguments {
         guard Algorithm(rawValue: algorithm.lowercased()) != nil else {
             throw ValidationError("unknown algorithm \"\(algorithm)\": use one of " + Algorithm.allCases.map(\.rawValue).joined(separator: ", "))
         }
-        if let steps, steps < 1 { throw ValidationError("--steps must be at least 1") }
+        if let steps, !(1...1_000_000_000).contains(steps) { throw ValidationError("--steps must be between 1 and 1000000000") }
         do {
             guard try Quantity.bytes(deviceMemory) > 0 else { throw ValidationError("--device-memory must be more than 0 bytes") }
         } catch let error as Quantity.ParseError {

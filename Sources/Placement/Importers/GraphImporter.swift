@@ -28,6 +28,9 @@ public enum GraphImporters {
 
     /// The importer among `importers` whose format `data` is in.
     public static func importer(for data: Data, among importers: [any GraphImporter] = all) throws(GraphError) -> any GraphImporter {
+        guard data.count <= GraphLimits.maximumFileBytes else {
+            throw .tooLarge("the file is \(Quantity.formatBytes(data.count)), more than the \(Quantity.formatBytes(GraphLimits.maximumFileBytes)) fedbaechi reads")
+        }
         if let importer = importers.first(where: { $0.recognizes(data) }) { return importer }
         // Formats that are not JSON (a binary model) are named in the messages too, so that a
         // damaged binary file is not only called "not JSON".
@@ -85,8 +88,8 @@ enum JSONScan {
         }
     }
 
-    /// One line describing why JSONDecoder rejected a document, with the path to the value.
-    static func describe(_ error: Error) -> GraphError {
+    /// One line describing why JSONDecoder rejected `data`, with the path to the value.
+    static func describe(_ error: Error, data: Data) -> GraphError {
         guard let error = error as? DecodingError else { return .malformed("\(error)") }
         func path(_ keys: [CodingKey]) -> String {
             var text = ""
@@ -99,7 +102,7 @@ enum JSONScan {
         case .dataCorrupted(let context):
             if context.codingPath.isEmpty {
                 let underlying = (context.underlyingError as NSError?)?.userInfo[NSDebugDescriptionErrorKey] as? String
-                return .notJSON(underlying ?? context.debugDescription)
+                return .notJSON(underlying ?? syntaxError(in: data) ?? context.debugDescription)
             }
             return .malformed("\(path(context.codingPath)): \(context.debugDescription)")
         case .keyNotFound(let key, let context):
@@ -111,6 +114,43 @@ enum JSONScan {
         @unknown default:
             return .malformed("\(error)")
         }
+    }
+
+    /// Where and why `data` is not JSON. Foundation's JSONDecoder only says "The given data was not
+    /// valid JSON"; JSONSerialization names the place (a truncated file, an unescaped control
+    /// character, a number no Double holds), so the failure is parsed again, once, to say that.
+    static func syntaxError(in data: Data) -> String? {
+        do { _ = try JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed]) } catch {
+            return (error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String
+        }
+        // JSONSerialization reads 1e-400 as 0; JSONDecoder refuses it without a word.
+        return unreadableNumber(in: data).map { "Number \($0) is not representable in Swift." }
+    }
+
+    private static let numberBytes = Set("-+.eE0123456789".utf8)
+
+    /// The first number outside strings that a Double cannot hold (it overflows, or underflows to 0).
+    static func unreadableNumber(in data: Data) -> String? {
+        let bytes = [UInt8](data)
+        var i = 0
+        var inString = false
+        while i < bytes.count {
+            let b = bytes[i]
+            if inString {
+                if b == UInt8(ascii: "\\") { i += 1 } else if b == UInt8(ascii: "\"") { inString = false }
+                i += 1
+                continue
+            }
+            if b == UInt8(ascii: "\"") { inString = true; i += 1; continue }
+            guard b == UInt8(ascii: "-") || (b >= 0x30 && b <= 0x39) else { i += 1; continue }
+            let start = i
+            while i < bytes.count, numberBytes.contains(bytes[i]) { i += 1 }
+            let token = String(decoding: bytes[start..<i], as: UTF8.self)
+            let mantissa = token.prefix { $0 != "e" && $0 != "E" }
+            if let value = Double(token), value.isFinite, value != 0 || !mantissa.contains(where: { ("1"..."9").contains($0) }) { continue }
+            return token.count > 40 ? String(token.prefix(40)) + "..." : token
+        }
+        return nil
     }
 
     private static func describe(_ type: Any.Type) -> String {

@@ -57,15 +57,18 @@ public struct GraphJSONImporter: GraphImporter {
 
     public func importGraph(from data: Data, name: String) throws(GraphError) -> Graph {
         let file: File
-        do { file = try JSONDecoder().decode(File.self, from: data) } catch { throw JSONScan.describe(error) }
+        do { file = try JSONDecoder().decode(File.self, from: data) } catch { throw JSONScan.describe(error, data: data) }
         guard let fileNodes = file.nodes else { throw .malformed("the graph has no \"nodes\" list") }
+        guard fileNodes.count <= GraphLimits.maximumNodes else {
+            throw .tooLarge("the graph has \(fileNodes.count) ops, more than the \(GraphLimits.maximumNodes) fedbaechi places")
+        }
         var nodes = [Node]()
         nodes.reserveCapacity(fileNodes.count)
         var labelLists = [[String]]()
         labelLists.reserveCapacity(fileNodes.count)
         for (i, n) in fileNodes.enumerated() {
             guard let nodeName = n.name else { throw .malformed("nodes[\(i)] has no \"name\"") }
-            let label = "node \"\(nodeName)\""
+            let label = "node \(GraphError.quoted(nodeName))"
             guard let compute = n.compute_us else { throw .malformed("\(label): compute_us is missing") }
             func bytes(_ value: Double?, _ field: String) throws(GraphError) -> Int {
                 guard let value else { throw .malformed("\(label): \(field) is missing") }
@@ -96,7 +99,7 @@ public struct GraphJSONImporter: GraphImporter {
             guard let dst = fe.dst else { throw .malformed("edges[\(e)] has no \"dst\"") }
             guard let s = index[src] else { throw .unknownNode(edge: e, name: src) }
             guard let d = index[dst] else { throw .unknownNode(edge: e, name: dst) }
-            let label = "edge \(e) (\(src) -> \(dst))"
+            let label = "edge \(e) (\(GraphError.escaped(src)) -> \(GraphError.escaped(dst)))"
             var port = 0
             if fe.control == true {
                 port = Edge.controlPort
@@ -115,7 +118,7 @@ public struct GraphJSONImporter: GraphImporter {
             key.bytes = nil
             key.commMicros = nil
             guard seen.insert(key).inserted else {
-                throw .malformed("\(label): duplicate edge (the same output of \"\(src)\" to \"\(dst)\" twice)")
+                throw .malformed("\(label): duplicate edge (the same output of \(GraphError.quoted(src)) to \(GraphError.quoted(dst)) twice)")
             }
             edges.append(edge)
         }

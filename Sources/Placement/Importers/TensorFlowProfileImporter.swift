@@ -41,7 +41,10 @@ public struct TensorFlowProfileImporter: GraphImporter {
 
     public func importGraph(from data: Data, name: String) throws(GraphError) -> Graph {
         let file: File
-        do { file = try JSONDecoder().decode(File.self, from: data) } catch { throw JSONScan.describe(error) }
+        do { file = try JSONDecoder().decode(File.self, from: data) } catch { throw JSONScan.describe(error, data: data) }
+        guard file.nodes.count <= GraphLimits.maximumNodes else {
+            throw .tooLarge("the profile has \(file.nodes.count) ops, more than the \(GraphLimits.maximumNodes) fedbaechi places")
+        }
         var index = [String: Int](minimumCapacity: file.nodes.count)
         for (i, node) in file.nodes.enumerated() {
             if index.updateValue(i, forKey: node.name) != nil { throw .duplicateName(node.name) }
@@ -63,12 +66,26 @@ public struct TensorFlowProfileImporter: GraphImporter {
                     producer = String(producer[..<colon])
                 }
                 guard let source = index[producer] else {
-                    throw .malformed("node \"\(node.name)\": input \"\(input)\" names an unknown op")
+                    throw .malformed("node \(GraphError.quoted(node.name)): input \(GraphError.quoted(input)) names an unknown op")
                 }
-                guard port >= Edge.controlPort else { throw .invalidValue("node \"\(node.name)\": input \"\(input)\" has a negative port") }
+                // "x:-1" is a negative data port, not a control input that happens to share its number.
+                guard control || port >= 0 else { throw .invalidValue("node \(GraphError.quoted(node.name)): input \(GraphError.quoted(input)) has a negative port") }
+                guard port < GraphLimits.maximumOutputsPerNode else {
+                    throw .tooLarge("node \(GraphError.quoted(node.name)): input \(GraphError.quoted(input)) uses output \(port), more than the \(GraphLimits.maximumOutputsPerNode) outputs an op may have")
+                }
                 portsUsed[source] = max(portsUsed[source], port + 1)
                 let edge = Edge(source: source, destination: i, port: port)
                 if seen.insert(edge).inserted { edges.append(edge) }
+            }
+        }
+
+        // An unprofiled op gets as many zero-sized outputs as its consumers use: count them before
+        // allocating, so a few inputs naming high ports cannot demand gigabytes.
+        var tensors = 0
+        for (i, node) in file.nodes.enumerated() {
+            tensors += max(portsUsed[i], node.cost?.output_memory.count ?? 0) + 1
+            guard tensors <= GraphLimits.maximumTensors else {
+                throw .tooLarge("the profile has more than \(GraphLimits.maximumTensors) tensors (output ports and control outputs)")
             }
         }
 
@@ -84,7 +101,7 @@ public struct TensorFlowProfileImporter: GraphImporter {
                 node.persistentBytes = bytes(cost.persistent_memory)
                 node.outputBytes = cost.output_memory.map(bytes)
                 if portsUsed[i] > node.outputBytes.count {
-                    throw .invalidValue("node \"\(n.name)\": a consumer uses output \(portsUsed[i] - 1) but the profile lists \(node.outputBytes.count) output(s)")
+                    throw .invalidValue("node \(GraphError.quoted(n.name)): a consumer uses output \(portsUsed[i] - 1) but the profile lists \(node.outputBytes.count) output(s)")
                 }
             } else {
                 node.outputBytes = [Int](repeating: 0, count: portsUsed[i])
