@@ -183,6 +183,7 @@ public struct ONNXImporter: GraphImporter {
         case .invalidValue(let text): return .invalidValue(clean(text))
         case .cycle(let names): return .cycle(names.map(clean))
         case .empty: return .empty
+        case .tooLarge(let text): return .tooLarge(clean(text))
         }
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import ONNXImport
 import Placement
 import Testing
 
@@ -20,11 +21,14 @@ struct GraphFuzzTarget: Sendable {
 let graphFuzzTargets: [GraphFuzzTarget] = [
     GraphFuzzTarget(GraphJSONImporter(), seeds: GraphSeeds.graphJSON, tokens: GraphSeeds.graphJSONTokens),
     GraphFuzzTarget(TensorFlowProfileImporter(), seeds: GraphSeeds.profile, tokens: GraphSeeds.profileTokens),
+    GraphFuzzTarget(ONNXImporter(), seeds: [GraphSeeds.fixture("tiny-cnn.onnx")], tokens: []),
 ]
 
 enum GraphSeeds {
     static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("Fixtures")
+
+    static func fixture(_ name: String) -> Data { (try? Data(contentsOf: fixtures.appendingPathComponent(name))) ?? Data() }
 
     static let graphJSON: [Data] = [
         (try? Data(contentsOf: fixtures.appendingPathComponent("fig1.json"))) ?? Data(),
