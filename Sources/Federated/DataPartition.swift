@@ -20,7 +20,8 @@ public enum PartitionScheme: Sendable, Equatable, CustomStringConvertible {
         case ("iid", 1): self = .iid
         case ("natural", 1): self = .natural
         case ("dirichlet", 2):
-            guard let alpha = Double(parts[1]), alpha > 0, alpha.isFinite, alpha <= 1e6 else { return nil }
+            // Below 0.001 every site's share of a class is 0 or 1 in practice, and gamma draws underflow.
+            guard let alpha = Double(parts[1]), alpha >= 0.001, alpha.isFinite, alpha <= 1e6 else { return nil }
             self = .dirichlet(alpha: alpha)
         case ("shards", 2):
             guard let count = Int(parts[1]), count >= 1, count <= 10_000 else { return nil }
@@ -108,12 +109,14 @@ public enum DataPartition {
         var byClass = [[Int]](repeating: [], count: classes)
         for (index, label) in labels.enumerated() { byClass[label].append(index) }
         let minimum = min(10, labels.count / sites)
-        for _ in 0..<100 {
+        draws: for _ in 0..<100 {
             var parts = [[Int]](repeating: [], count: sites)
             for members in byClass where !members.isEmpty {
                 let order = shuffled(members, &random)
                 let weights = (0..<sites).map { _ in gamma(shape: alpha, &random) }
                 let total = weights.reduce(0, +)
+                // A tiny alpha can make every draw underflow to 0: draw again rather than divide by it.
+                guard total > 0, total.isFinite else { continue draws }
                 var start = 0
                 var cumulative = 0.0
                 for site in 0..<sites {

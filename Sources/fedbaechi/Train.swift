@@ -88,6 +88,13 @@ struct Train: ParsableCommand {
         }
         try modelParallelOptions.validate()
         try federatedOptions.validate()
+        if mode != .modelParallel, modelParallelOptions.steps != nil || modelParallelOptions.profile != nil {
+            throw ValidationError("--steps and --profile apply to --mode model-parallel only")
+        }
+        let f = federatedOptions
+        if mode != .federated, f.partition != nil || f.iterations != nil || f.secretSeed != nil || f.masked || f.allowLeakySchedule {
+            throw ValidationError("--partition, --iterations, --secret-seed, --masked and --allow-leaky-schedule apply to --mode federated only")
+        }
         try checkpointOptions.validate()
     }
 

@@ -61,7 +61,7 @@ struct FederatedOptions: ParsableArguments {
         guard localEpochs >= 1, localEpochs <= 10_000 else { throw ValidationError("--local-epochs must be between 1 and 10000") }
         if let iterations, !(1...400).contains(iterations) { throw ValidationError("--iterations must be between 1 and 400") }
         if let partition, PartitionScheme(parsing: partition) == nil {
-            throw ValidationError("--partition: \"\(partition)\" is not iid, dirichlet:ALPHA (ALPHA > 0), shards:N (N >= 1) or natural")
+            throw ValidationError("--partition: \"\(partition)\" is not iid, dirichlet:ALPHA (0.001 <= ALPHA <= 1e6), shards:N (1 <= N <= 10000) or natural")
         }
         if let secretSeed, secretSeed != "random", UInt64(secretSeed) == nil {
             throw ValidationError("--secret-seed must be a whole number from 0 to 2^64-1, or random")

@@ -107,6 +107,12 @@ struct PartitionTests {
         #expect(classesPerSite(even) == 10)
     }
 
+    /// The smallest alpha accepted still gives every site examples (no division by an underflowed total).
+    @Test func theSmallestAlphaStillSplits() throws {
+        let parts = try DataPartition.split(labels: labels, sites: 3, scheme: .dirichlet(alpha: 0.001), seed: 1)
+        checkCoversEveryExampleOnce(parts)
+    }
+
     @Test func gammaSamplesHaveTheirMean() {
         var random = SeededGenerator(seed: 9)
         for shape in [0.3, 1.0, 4.0] {
@@ -125,7 +131,7 @@ struct PartitionTests {
         #expect(throws: DataPartition.Failure.self) { try DataPartition.split(labels: labels, sites: 3, scheme: .natural, seed: 1) }
         #expect(PartitionScheme(parsing: "dirichlet:0.5") == .dirichlet(alpha: 0.5))
         #expect(PartitionScheme(parsing: "shards:2") == .shards(perSite: 2))
-        for bad in ["dirichlet", "dirichlet:0", "dirichlet:-1", "shards:0", "shards:x", "random", ""] {
+        for bad in ["dirichlet", "dirichlet:0", "dirichlet:-1", "dirichlet:1e-300", "dirichlet:nan", "shards:0", "shards:x", "random", ""] {
             #expect(PartitionScheme(parsing: bad) == nil, "\(bad) should be rejected")
         }
     }

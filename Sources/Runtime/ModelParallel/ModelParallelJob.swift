@@ -87,6 +87,10 @@ public enum ModelParallelJob {
         let graph = TrainingGraph(model: c.spec.build(seed: c.seed), optimizer: c.optimizer, seed: c.seed)
         let profile: Tensors.PlacementGraph
         if let path = c.profilePath {
+            let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
+            guard size <= GraphLimits.maximumFileBytes else {
+                throw ModelParallelError(.badInput, "the profile \(path) is \(Quantity.formatBytes(size)), more than the \(Quantity.formatBytes(GraphLimits.maximumFileBytes)) fedbaechi reads")
+            }
             do {
                 profile = try JSONDecoder().decode(Tensors.PlacementGraph.self, from: Data(contentsOf: URL(fileURLWithPath: path)))
             } catch {
