@@ -116,14 +116,16 @@ extension Train {
         let model = chosenModel
         let datasetKind = dataset ?? model.dataset
 
-        // Everything below that can fail on bad input fails the same way on every rank (it depends only
-        // on arguments and public data), so every rank exits with the same status and rank 0 says why.
-        let schedule: AggregationSchedule?
-        let audit: PrivacyAudit.Report?
-        let scheme: PartitionScheme
+        // Set-up without communication. Most failures here (arguments, the audit, the partition) are the
+        // same on every rank; a file one node cannot read, or an empty share, is not. The ranks agree on
+        // how many failed before any collective: all of them, and rank 0 says why once; some, and each
+        // failing rank ends the job with its own message while the others wait to be ended.
+        var schedule: AggregationSchedule?
+        var audit: PrivacyAudit.Report?
+        var scheme = PartitionScheme.iid
         var spec = ModelSpec(kind: model)
-        let site: FederatedSite
-        let partitionSizes: [Int]
+        var prepared: (configuration: FederatedConfiguration, data: (train: Examples, test: Examples, sizes: [Int], summary: String))?
+        var setupFailure: CommandFailure?
         do {
             scheme = PartitionScheme(parsing: options.partition ?? (datasetKind == .fortunes ? "natural" : "dirichlet:0.5"))!
             if options.aggregation == .admm {
@@ -146,22 +148,34 @@ extension Train {
                 audit = nil
             }
             let data = try federatedData(datasetKind, scheme: scheme, spec: &spec, world: world)
-            partitionSizes = data.sizes
-            let rate = learningRate ?? optimizer.defaultLearningRate
             let configuration = FederatedConfiguration(
-                spec: spec, optimizer: optimizer.make(learningRate: rate), seed: seed,
+                spec: spec, optimizer: optimizer.make(learningRate: learningRate ?? optimizer.defaultLearningRate), seed: seed,
                 secretSeed: options.secretSeed(runSeed: seed), aggregation: options.aggregation, schedule: schedule,
                 localEpochs: options.localEpochs, batchSize: batchSize ?? model.defaultBatchSize)
-            site = try FederatedSite(configuration: configuration, world: world, train: data.train, test: data.test)
-            say("model \(model.rawValue): \(site.trainer.model.parameters.count) parameters; \(data.summary); "
-                + "\(world.size) sites, partition \(scheme): \(partitionSizes.min() ?? 0) to \(partitionSizes.max() ?? 0) "
-                + "training examples per site; \(optimizer.rawValue) learning rate \(rate), batch \(configuration.batchSize), "
-                + "\(options.localEpochs) local epoch\(options.localEpochs == 1 ? "" : "s") per round, seed \(seed)")
+            prepared = (configuration, data)
         } catch let failure as CommandFailure {
-            failure.exitEveryRank(world)
+            setupFailure = failure
+        }
+        let failedRanks = try world.allreduce(setupFailure == nil ? 0 : 1, .sum)
+        if let setupFailure {
+            if failedRanks == world.size { setupFailure.exitEveryRank(world) }
+            setupFailure.exitProcess()
+        }
+        guard failedRanks == 0, let (configuration, data) = prepared else {
+            try world.barrier()  // never completes: the failing ranks' MPI_Abort ends this one
+            return
+        }
+        let site: FederatedSite
+        do {
+            site = try FederatedSite(configuration: configuration, world: world, train: data.train, test: data.test)
         } catch let error as FederatedError {
             throw CommandFailure(error.description, status: .runtime)
         }
+        say("model \(model.rawValue): \(site.trainer.model.parameters.count) parameters; \(data.summary); "
+            + "\(world.size) sites, partition \(scheme): \(data.sizes.min() ?? 0) to \(data.sizes.max() ?? 0) "
+            + "training examples per site; \(optimizer.rawValue) learning rate \(learningRate ?? optimizer.defaultLearningRate), "
+            + "batch \(configuration.batchSize), \(options.localEpochs) local epoch\(options.localEpochs == 1 ? "" : "s") "
+            + "per round, seed \(seed)")
         if let schedule, let audit {
             let rhos = schedule.rhoValues.map { String(format: "%g", $0) }
             say("aggregation: ADMM, \(schedule.masked ? "masked" : "plain") group sums, \(schedule.iterations) iteration"

@@ -1,5 +1,6 @@
 import CZlib
 import Foundation
+import MPI
 import Tensors
 
 /// What one rank saves to continue training exactly where it was.
@@ -282,8 +283,6 @@ extension Double {
     /// A Double stored in a checkpoint scalar by its bits, so it comes back exactly.
     public init(checkpointBits: UInt64?) { self = Double(bitPattern: checkpointBits ?? 0) }
 }
-
-import MPI
 
 extension CheckpointDirectory {
     /// Collective over `world`: the newest position that every rank has intact (nil when there is
