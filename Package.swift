@@ -15,6 +15,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         // Reads ONNX models; the message types are generated once and committed (Sources/ONNXImport/Generated).
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
+        // Federated secrets: X25519 key agreement, HKDF, and the ChaCha20 keystream masks and duals come from.
+        .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
     ],
     targets: [
         // The only code that includes <mpi.h>: handle getters and thin wrappers.
@@ -49,7 +51,13 @@ let package = Package(
             dependencies: ["Placement", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
             exclude: ["Generated/README.md"]
         ),
-        .target(name: "Federated"),
+        .target(
+            name: "Federated",
+            dependencies: [
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "CryptoExtras", package: "swift-crypto"),
+            ]
+        ),
         .target(name: "Runtime", dependencies: ["MPI", "Tensors", "Placement", "Federated", "CZlib"]),
         .executableTarget(
             name: "fedbaechi",
@@ -62,7 +70,14 @@ let package = Package(
         .executableTarget(name: "fedbaechi-pingpong", dependencies: ["MPI"], path: "Benchmarks/PingPong"),
         .testTarget(name: "MPITests", dependencies: ["MPI"]),
         .testTarget(name: "PlacementTests", dependencies: ["Placement", "ONNXImport"]),
-        .testTarget(name: "FederatedTests", dependencies: ["Federated"]),
+        .testTarget(
+            name: "FederatedTests",
+            dependencies: [
+                "Federated",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "CryptoExtras", package: "swift-crypto"),
+            ]
+        ),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors"]),
         .testTarget(name: "CLITests", dependencies: ["fedbaechi", "MPI"]),
         // Seeded mutation fuzzing of every reader of untrusted files and of the flags' values.

@@ -51,7 +51,8 @@ public struct ExactRho: Sendable, Equatable {
 /// lambda_i^0 with coefficients (P_k, Q_k) that are the same for every site (`MessageModel`); the z
 /// history is public, so its terms are known constants. Observers see, per iteration: their own
 /// messages; in plain mode each group-mate's message; in masked mode only the sum over their group;
-/// with `groupSumsPublic` also every other group's sum; and always z^k = sum_i w_i m_i^k. Each
+/// with `groupSumsPublic` also every other group's sum; always z^k = sum_i w_i m_i^k; and the round's
+/// output, the weighted mean sum_i w_i theta_i (a row (1_B, 0) in the terms below). Each
 /// observation is sum_{j in B} w_j (P_k theta_j + Q_k lambda_j) over a set B of non-observers (plus
 /// known terms). Scaling unknowns by w_j and rows by 1/Q_k leaves rows (g_k 1_B, 1_B) with
 /// g_k = P_k / Q_k, so weights do not matter. theta_j is determined iff (e_j, 0) is in the row space.
@@ -125,7 +126,8 @@ public struct PrivacyAudit {
         // Enough primes for the largest system any coalition can produce: a minor has at most 2V rows,
         // at most V from one iteration (its cells are disjoint), each of norm <= sqrt(2V) 2^height.
         let v = design.sites
-        let rowBits = heights.flatMap { [Double](repeating: $0 + 0.5 * log2(Double(2 * v)), count: v) }
+        // The published mean adds one row of norm sqrt(V).
+        let rowBits = heights.flatMap { [Double](repeating: $0 + 0.5 * log2(Double(2 * v)), count: v) } + [0.5 * log2(Double(v))]
         let bound = rowBits.sorted(by: >).prefix(2 * v).reduce(0, +)
         let needed = Int(bound / 30) + 1
         var chosen: [(UInt64, [UInt64])] = []
@@ -184,9 +186,9 @@ public struct PrivacyAudit {
         let cells = observedCells(observers: observerSet)
         // Hadamard's bound for this system alone: a minor uses at most min(rows + 1, 2n) rows, the
         // probe row has norm 1 and a row for cell B of iteration k at most sqrt(2|B|) 2^height(k).
-        let rowBits = cells.enumerated().flatMap { k, iterationCells in
+        let rowBits = (cells.enumerated().flatMap { k, iterationCells in
             iterationCells.map { heights[k] + 0.5 * log2(Double(2 * $0.count)) }
-        }.sorted(by: >)
+        } + [0.5 * log2(Double(n))]).sorted(by: >)
         let bound = rowBits.prefix(min(rowBits.count + 1, 2 * n)).reduce(0, +)
         let needed = min(Int(bound / 30) + 1, ratiosModPrime.count)
         var maxRank = -1
@@ -203,6 +205,11 @@ public struct PrivacyAudit {
                     rows.append(row)
                 }
             }
+            // The round's output, sum_j w_j theta_j, is public: every site loads it, and from two
+            // iterations on the z history gives it exactly (docs/privacy.md).
+            var mean = [UInt64](repeating: 0, count: 2 * n)
+            for j in 0..<n { mean[j] = 1 }
+            rows.append(mean)
             let (rank, contains) = PrimeArithmetic.rowSpace(rows, columns: 2 * n, probe: n, p: p)
             maxRank = max(maxRank, rank)
             for j in 0..<n { maxRankWithProbe[j] = max(maxRankWithProbe[j], rank + (contains[j] ? 0 : 1)) }

@@ -92,8 +92,9 @@ struct Train: ParsableCommand {
             throw ValidationError("--steps and --profile apply to --mode model-parallel only")
         }
         let f = federatedOptions
-        if mode != .federated, f.partition != nil || f.iterations != nil || f.secretSeed != nil || f.masked || f.allowLeakySchedule {
-            throw ValidationError("--partition, --iterations, --secret-seed, --masked and --allow-leaky-schedule apply to --mode federated only")
+        if mode != .federated, f.partition != nil || f.admmOnlyFlagsGiven {
+            throw ValidationError("--partition, --iterations, --masked, --dual-range, --collusion, --allow-leaky-schedule, --allow-inexact, "
+                                  + "--check-exact-mean and --insecure-reproducible-secrets apply to --mode federated only")
         }
         try checkpointOptions.validate()
     }

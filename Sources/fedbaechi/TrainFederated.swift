@@ -26,7 +26,7 @@ struct FederatedOptions: ParsableArguments {
                                valueName: "scheme"))
     var partition: String?
 
-    @Option(help: "Federated ADMM: iterations per round (default: the design's number of classes r, so no pair meets twice).")
+    @Option(help: "Federated ADMM: iterations per round (default: the fewest whose predicted aggregation error is at most 1e-6).")
     var iterations: Int?
 
     @Option(help: "Federated ADMM: rho of the first iteration, an exact decimal.")
@@ -35,25 +35,29 @@ struct FederatedOptions: ParsableArguments {
     @Option(help: "Federated ADMM: rho of every later iteration, an exact decimal (the error shrinks by rho/(2+rho) per iteration).")
     var rhoAfter = "0.001"
 
+    @Option(help: ArgumentHelp("Federated ADMM: width W of the secret duals' range, U[-W/2, W/2): the first message hides a model coordinate in a band of width W/rho; a wider range needs more iterations (docs/privacy.md).",
+                               valueName: "W"))
+    var dualRange: Double?
+
+    @Option(help: "Federated ADMM: no coalition of up to C sites may learn another site's model (default 1: single curious sites).")
+    var collusion: Int?
+
     @Flag(help: "Federated ADMM: run a schedule that the privacy audit flags (otherwise it is refused).")
     var allowLeakySchedule = false
 
-    @Option(help: ArgumentHelp("Federated: seed of each site's secrets (duals, mask seeds): a number, or `random` for the operating system's random source on every rank, as sites that do not trust each other need (default: derived from --seed, reproducible).",
-                               valueName: "seed"))
-    var secretSeed: String?
+    @Flag(help: "Federated ADMM: run an explicit --iterations whose predicted aggregation error is above 1e-6.")
+    var allowInexact = false
 
-    /// This rank's secret seed: `random` draws it here, on this rank, from the operating system.
-    func secretSeed(runSeed: UInt64) -> UInt64 {
-        switch secretSeed {
-        case "random"?:
-            var system = SystemRandomNumberGenerator()
-            return system.next()
-        case let text?:
-            return UInt64(text) ?? 0
-        case nil:
-            var derived = SplitMix64(seed: runSeed, stream: "secret-seed")
-            return derived.next()
-        }
+    @Flag(help: "Federated ADMM: also form the exact mean each round (a sum under cryptographic masks over all sites) to check the aggregation error against it.")
+    var checkExactMean = false
+
+    @Flag(help: "Federated ADMM: derive every site's keys from --seed so runs repeat bit for bit. INSECURE: any site can then compute every other site's masks and duals; for tests and experiments only.")
+    var insecureReproducibleSecrets = false
+
+    /// Flags that mean something only for ADMM aggregation.
+    var admmOnlyFlagsGiven: Bool {
+        iterations != nil || masked || dualRange != nil || collusion != nil || allowLeakySchedule || allowInexact
+            || checkExactMean || insecureReproducibleSecrets
     }
 
     func validate() throws {
@@ -63,9 +67,8 @@ struct FederatedOptions: ParsableArguments {
         if let partition, PartitionScheme(parsing: partition) == nil {
             throw ValidationError("--partition: \"\(partition)\" is not iid, dirichlet:ALPHA (0.001 <= ALPHA <= 1e6), shards:N (1 <= N <= 10000) or natural")
         }
-        if let secretSeed, secretSeed != "random", UInt64(secretSeed) == nil {
-            throw ValidationError("--secret-seed must be a whole number from 0 to 2^64-1, or random")
-        }
+        if let dualRange, !(dualRange > 0 && dualRange <= 1e6) { throw ValidationError("--dual-range must be a number above 0 and at most 1000000") }
+        if let collusion, !(1...149).contains(collusion) { throw ValidationError("--collusion must be between 1 and 149") }
         if ExactRho(decimal: rho) == nil { throw ValidationError("--rho must be a positive decimal with at most 9 digits after the point") }
         if ExactRho(decimal: rhoAfter) == nil {
             throw ValidationError("--rho-after must be a positive decimal with at most 9 digits after the point")
@@ -90,6 +93,11 @@ struct FederatedRoundRecord: Codable {
     var globalAccuracy: Double?
     var globalPerplexity: Double?
     var aggregationError: Double?
+    var exactAggregationError: Double?
+    var predictedAggregationError: Double?
+    var collusion: Int?
+    var dualRange: Double?
+    var secrets: String?
     var seconds: Double
     var localSecondsMax: Double
     var aggregationSecondsMax: Double
@@ -99,7 +107,9 @@ struct FederatedRoundRecord: Codable {
     enum CodingKeys: String, CodingKey {
         case mode, round, rounds, model, dataset, aggregation, masked, iterations, sites, partition, seed, seconds
         case globalLoss = "global_loss", globalAccuracy = "global_accuracy", globalPerplexity = "global_perplexity"
-        case aggregationError = "aggregation_error", localSecondsMax = "local_seconds_max"
+        case aggregationError = "aggregation_error", exactAggregationError = "exact_aggregation_error"
+        case predictedAggregationError = "predicted_aggregation_error", collusion, dualRange = "dual_range", secrets
+        case localSecondsMax = "local_seconds_max"
         case aggregationSecondsMax = "aggregation_seconds_max", bytesSentMax = "bytes_sent_max", perSite = "per_site"
     }
 }
@@ -120,38 +130,37 @@ extension Train {
         // same on every rank; a file one node cannot read, or an empty share, is not. The ranks agree on
         // how many failed before any collective: all of them, and rank 0 says why once; some, and each
         // failing rank ends the job with its own message while the others wait to be ended.
-        var schedule: AggregationSchedule?
-        var audit: PrivacyAudit.Report?
+        var choice: ScheduleChoice?
         var scheme = PartitionScheme.iid
         var spec = ModelSpec(kind: model)
         var prepared: (configuration: FederatedConfiguration, data: (train: Examples, test: Examples, sizes: [Int], summary: String))?
         var setupFailure: CommandFailure?
         do {
             scheme = PartitionScheme(parsing: options.partition ?? (datasetKind == .fortunes ? "natural" : "dirichlet:0.5"))!
+            if options.aggregation != .admm, options.admmOnlyFlagsGiven {
+                throw CommandFailure("--iterations, --masked, --dual-range, --collusion, --allow-leaky-schedule, --allow-inexact, "
+                                     + "--check-exact-mean and --insecure-reproducible-secrets apply to --aggregation admm only",
+                                     status: .badInput)
+            }
             if options.aggregation == .admm {
-                do {
-                    let made = try AggregationSchedule(sites: world.size, iterations: options.iterations, masked: options.masked,
-                                                       rho: options.rho, rhoAfter: options.rhoAfter)
-                    schedule = made
-                    audit = try made.audit()
-                } catch let failure as AggregationSchedule.Failure {
-                    throw CommandFailure(failure.description, status: .badInput)
+                // Chosen before any data is read, for the initial model's scale (the same on every site,
+                // and what `fedbaechi audit --model` computes).
+                let request = ScheduleRequest(
+                    sites: world.size, iterations: options.iterations, masked: options.masked ? true : nil, rho: options.rho,
+                    rhoAfter: options.rhoAfter, dualRange: options.dualRange ?? AggregationSchedule.defaultDualRange,
+                    collusion: options.collusion ?? 1, parameterRMS: ModelSpec(kind: model).build(seed: seed).parameters.rootMeanSquare,
+                    allowInexact: options.allowInexact, allowLeaky: options.allowLeakySchedule)
+                do { choice = try AggregationSchedule.choose(request) } catch {
+                    throw CommandFailure(error.description, status: .badInput)
                 }
-                if let audit, !audit.leakFree, !options.allowLeakySchedule {
-                    throw CommandFailure(leakMessage(audit, schedule: schedule!), status: .badInput)
-                }
-            } else {
-                guard options.iterations == nil, !options.masked else {
-                    throw CommandFailure("--iterations and --masked apply to --aggregation admm only", status: .badInput)
-                }
-                schedule = nil
-                audit = nil
             }
             let data = try federatedData(datasetKind, scheme: scheme, spec: &spec, world: world)
             let configuration = FederatedConfiguration(
                 spec: spec, optimizer: optimizer.make(learningRate: learningRate ?? optimizer.defaultLearningRate), seed: seed,
-                secretSeed: options.secretSeed(runSeed: seed), aggregation: options.aggregation, schedule: schedule,
-                localEpochs: options.localEpochs, batchSize: batchSize ?? model.defaultBatchSize)
+                secrets: options.insecureReproducibleSecrets ? .insecureReproducible(seed: seed) : .random,
+                aggregation: options.aggregation, schedule: choice?.schedule,
+                localEpochs: options.localEpochs, batchSize: batchSize ?? model.defaultBatchSize,
+                exactMeanDiagnostic: options.checkExactMean)
             prepared = (configuration, data)
         } catch let failure as CommandFailure {
             setupFailure = failure
@@ -169,31 +178,48 @@ extension Train {
         do {
             site = try FederatedSite(configuration: configuration, world: world, train: data.train, test: data.test)
         } catch let error as FederatedError {
-            throw CommandFailure(error.description, status: .runtime)
+            // Set-up failures (a malformed public key among them) are met alike on every site.
+            CommandFailure(error.description, status: .runtime).exitEveryRank(world)
         }
         say("model \(model.rawValue): \(site.trainer.model.parameters.count) parameters; \(data.summary); "
             + "\(world.size) sites, partition \(scheme): \(data.sizes.min() ?? 0) to \(data.sizes.max() ?? 0) "
             + "training examples per site; \(optimizer.rawValue) learning rate \(learningRate ?? optimizer.defaultLearningRate), "
             + "batch \(configuration.batchSize), \(options.localEpochs) local epoch\(options.localEpochs == 1 ? "" : "s") "
             + "per round, seed \(seed)")
-        if let schedule, let audit {
+        if let choice {
+            let schedule = choice.schedule
             let rhos = schedule.rhoValues.map { String(format: "%g", $0) }
+            let collusion = options.collusion ?? 1
+            let observers = collusion == 1 ? "no site learns" : "no coalition of up to \(collusion) sites learns"
             say("aggregation: ADMM, \(schedule.masked ? "masked" : "plain") group sums, \(schedule.iterations) iteration"
                 + "\(schedule.iterations == 1 ? "" : "s") per round on \(schedule.classesUsed) of \(schedule.design.classes.count) "
-                + "classes (\(schedule.design.construction)); rho \(rhos.count > 1 ? "\(rhos[0]) then \(rhos[1])" : rhos[0]); "
-                + (audit.leakFree ? "privacy audit: no site learns another's model"
-                   : "privacy audit: LEAKY (\(audit.leaks.count) leaks), run because of --allow-leaky-schedule"))
+                + "class\(schedule.design.classes.count == 1 ? "" : "es") (\(schedule.design.construction)); "
+                + "rho \(rhos.count > 1 ? "\(rhos[0]) then \(rhos[1])" : rhos[0]); duals U[-\(String(format: "%g", schedule.dualRange / 2)), "
+                + "\(String(format: "%g", schedule.dualRange / 2))); predicted aggregation error at most "
+                + String(format: "%.1e", choice.predictedError))
+            if let reason = choice.maskingReason { say("masking is on: \(reason)") }
+            say(choice.audit.leakFree ? "privacy audit: \(observers) another's model"
+                : "privacy audit: LEAKY (\(choice.audit.leaks.count) leaks), run because of --allow-leaky-schedule")
+            if options.insecureReproducibleSecrets {
+                // Every site says it, so that no site's log suggests its secrets were private.
+                print("site \(world.rank): INSECURE secrets (--insecure-reproducible-secrets): every site's keys derive from --seed, "
+                      + "so any site can compute every other site's masks and duals; the privacy audit's verdict does not hold")
+            } else {
+                say("secrets: X25519 key agreement between every pair of sites, masks and duals from ChaCha20 keystreams "
+                    + "under HKDF-derived keys; fresh random keys on every site")
+            }
         } else {
             say("aggregation: \(options.aggregation == .fedavg ? "FedAvg, the exact weighted mean by MPI allreduce (no privacy)" : "none, every site keeps its own model")")
         }
 
-        // Checkpoints at round boundaries: each site saves its model, optimizer, step counter and secrets.
+        // Checkpoints at round boundaries: each site saves its model, optimizer and step counter (no secrets).
         let checkpoints = try checkpointOptions.directory(rank: world.rank)
         let checkpointLog = CheckpointLog()
         let run = runIdentity(extra: [
-            "ranks": "\(world.size)", "aggregation": options.aggregation.rawValue, "masked": "\(options.masked)",
-            "partition": scheme.description, "iterations": schedule.map { "\($0.iterations)" } ?? "-",
-            "rho": options.rho, "rho_after": options.rhoAfter, "local_epochs": "\(options.localEpochs)",
+            "ranks": "\(world.size)", "aggregation": options.aggregation.rawValue,
+            "masked": "\(choice?.schedule.masked ?? false)", "partition": scheme.description,
+            "iterations": choice.map { "\($0.schedule.iterations)" } ?? "-", "rho": options.rho, "rho_after": options.rhoAfter,
+            "dual_range": choice.map { "\($0.schedule.dualRange)" } ?? "-", "local_epochs": "\(options.localEpochs)",
         ])
         if checkpointOptions.resume, let checkpoints {
             if let resumed = try newestCheckpoint(checkpoints, run: run, world: world) {
@@ -204,6 +230,8 @@ extension Train {
             }
         }
         let metricsFile = try isRoot ? metrics.map { try openMetrics($0, appending: site.round > 0) } : nil
+        // Rounds whose z is not the sites' average to 1e-6 (the same figure on every site).
+        var worstError: Double?
         for round in (site.round + 1)..<max(site.round + 1, options.rounds + 1) {
             var lastShown = Date()
             let report = try site.runRound { step, total, loss in
@@ -218,10 +246,14 @@ extension Train {
             if isRoot { print(roundLine(report, rounds: options.rounds)) }
             let record = FederatedRoundRecord(
                 round: round, rounds: options.rounds, model: model.rawValue, dataset: datasetKind.rawValue,
-                aggregation: options.aggregation.rawValue, masked: options.masked, iterations: schedule?.iterations,
-                sites: world.size, partition: scheme.description, seed: seed, globalLoss: report.global.loss,
-                globalAccuracy: report.global.accuracy, globalPerplexity: report.global.perplexity,
-                aggregationError: report.aggregationError, seconds: report.seconds,
+                aggregation: options.aggregation.rawValue, masked: choice?.schedule.masked ?? false,
+                iterations: choice?.schedule.iterations, sites: world.size, partition: scheme.description, seed: seed,
+                globalLoss: report.global.loss, globalAccuracy: report.global.accuracy, globalPerplexity: report.global.perplexity,
+                aggregationError: report.aggregationError, exactAggregationError: report.exactAggregationError,
+                predictedAggregationError: choice?.predictedError, collusion: choice.map { _ in options.collusion ?? 1 },
+                dualRange: choice?.schedule.dualRange,
+                secrets: choice.map { _ in options.insecureReproducibleSecrets ? "insecure-reproducible" : "random" },
+                seconds: report.seconds,
                 localSecondsMax: report.sites.map(\.localSeconds).max() ?? 0,
                 aggregationSecondsMax: report.sites.map(\.aggregationSeconds).max() ?? 0,
                 bytesSentMax: report.sites.map(\.bytesSent).max() ?? 0, perSite: report.sites)
@@ -230,19 +262,19 @@ extension Train {
                 try save(site.checkpoint(run: run), to: checkpoints, log: checkpointLog)
             }
             if round == options.rounds, isRoot { print(siteTable(report)) }
+            if let error = report.aggregationError, error > AggregationSchedule.errorTarget {
+                worstError = max(worstError ?? 0, error)
+            }
         }
         try metricsFile?.close()
         if let summary = checkpointLog.summary(rank: world.rank) { say(summary) }
         try site.free()
         try world.barrier()
-    }
-
-    private func leakMessage(_ audit: PrivacyAudit.Report, schedule: AggregationSchedule) -> String {
-        let first = audit.leaks[0]
-        let r = schedule.design.classes.count
-        return "the privacy audit flags this schedule: with \(schedule.iterations) \(schedule.masked ? "masked" : "plain") "
-            + "iterations on \(r) classes, site \(first.observers[0]) learns site \(first.learns)'s model "
-            + "(\(audit.leaks.count) leaks in all); use --iterations \(r) or fewer, or --allow-leaky-schedule to run it anyway"
+        if let worstError, !options.allowInexact {
+            CommandFailure(String(format: "the aggregation error reached %.1e, above %.0e: the global model is not the sites' average; "
+                                  + "leave --iterations to the default, narrow --dual-range, or pass --allow-inexact", worstError,
+                                  AggregationSchedule.errorTarget), status: .runtime).exitEveryRank(world)
+        }
     }
 
     private func roundLine(_ report: FederatedRoundReport, rounds: Int) -> String {
@@ -250,7 +282,8 @@ extension Train {
             ?? "global test perplexity \(String(format: "%.2f", report.global.perplexity ?? .nan))"
         let own = report.sites.compactMap { $0.testAccuracy ?? ($0.testExamples > 0 ? exp($0.testLoss) : nil) }
         let ownText = own.isEmpty ? "" : String(format: " (sites' own models %.4f to %.4f)", own.min()!, own.max()!)
-        let error = report.aggregationError.map { String(format: ", aggregation error %.2e", $0) } ?? ""
+        var error = report.aggregationError.map { String(format: ", aggregation error %.2e", $0) } ?? ""
+        if let exact = report.exactAggregationError { error += String(format: " (against the exact mean %.2e)", exact) }
         let bytes = report.sites.map(\.bytesSent).max() ?? 0
         return "round \(report.round)/\(rounds): \(quality)\(ownText)\(error), "
             + "\(Quantity.formatBytes(bytes)) sent per site, local \(String(format: "%.1f", report.sites.map(\.localSeconds).max() ?? 0)) s, "

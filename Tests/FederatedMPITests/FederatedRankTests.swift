@@ -1,7 +1,7 @@
 import Federated
 import Foundation
 import MPI
-import Runtime
+@testable import Runtime
 import Tensors
 import Testing
 
@@ -27,6 +27,11 @@ struct FederatedRankTests {
             }
         }
         scenario("masked group sums equal plain ones", world) { try maskedGroupSumsEqualPlainOnes(world) }
+        scenario("the error estimate from the z history equals the error against the exact mean", world) {
+            try errorEstimateMatchesTheExactMean(world)
+        }
+        scenario("a curious site recovers no secret from what it receives", world) { try curiousSiteRecoversNothing(world) }
+        scenario("a malformed public key stops every site with the same message", world) { try malformedKeyStopsEverySite(world) }
         scenario("training with ADMM ends where FedAvg ends", world) { try trainingMatchesFedAvg(world) }
     }
 
@@ -51,8 +56,10 @@ struct FederatedRankTests {
     /// The default schedule reaches the mean; `moderate` keeps later rhos large enough that the rounding
     /// of one iteration's z is not amplified by 1/rho in the next messages, so that runs which round
     /// differently (serial double, fixed point, masked) can be compared iteration by iteration.
-    func schedule(_ world: Communicator, masked: Bool, moderate: Bool = false) throws -> AggregationSchedule {
-        try AggregationSchedule(sites: world.size, iterations: nil, masked: masked, rho: "3", rhoAfter: moderate ? "0.5" : "0.001")
+    func schedule(_ world: Communicator, masked: Bool, moderate: Bool = false, iterations: Int? = nil) throws -> AggregationSchedule {
+        // r = (V - 1) / 2 classes for the Kirkman systems of 9 and 15 sites: no pair meets twice.
+        try AggregationSchedule(sites: world.size, iterations: iterations ?? (world.size - 1) / 2, masked: masked, rho: "3",
+                                rhoAfter: moderate ? "0.5" : "0.001")
     }
 
     func admmMatchesSerialRun(_ world: Communicator, masked: Bool) throws {
@@ -60,7 +67,7 @@ struct FederatedRankTests {
         let mine = inputs(site: world.rank, sites: sites)
         let all = (0..<sites).map { inputs(site: $0, sites: sites) }
         let moderate = try schedule(world, masked: masked, moderate: true)
-        let compared = try SiteAggregator(world: world, schedule: moderate, secretSeed: 5)
+        let compared = try SiteAggregator(world: world, schedule: moderate, secrets: SiteSecrets())
         let trace = try compared.aggregate(theta: mine.theta, weight: mine.weight, round: 1, initialDuals: mine.duals, trace: true)
         try compared.free()
         let serial = AdmmAveraging.run(thetas: all.map(\.theta), weights: all.map(\.weight), initialDuals: all.map(\.duals),
@@ -73,7 +80,7 @@ struct FederatedRankTests {
         }
 
         let schedule = try schedule(world, masked: masked)
-        let aggregator = try SiteAggregator(world: world, schedule: schedule, secretSeed: 5)
+        let aggregator = try SiteAggregator(world: world, schedule: schedule, secrets: SiteSecrets())
         defer { try? aggregator.free() }
         let result = try aggregator.aggregate(theta: mine.theta, weight: mine.weight, round: 1, initialDuals: mine.duals)
         let mean = (0..<dimension).map { d in all.reduce(0.0) { $0 + $1.weight * $1.theta[d] } }
@@ -91,7 +98,7 @@ struct FederatedRankTests {
         let sites = world.size
         let schedule = try schedule(world, masked: masked, moderate: true)
         let log = ReceiveLog()
-        let aggregator = try SiteAggregator(world: world, schedule: schedule, secretSeed: 6) { log.values.append($0) }
+        let aggregator = try SiteAggregator(world: world, schedule: schedule, secrets: SiteSecrets()) { log.values.append($0) }
         defer { try? aggregator.free() }
         let mine = inputs(site: world.rank, sites: sites)
         let result = try aggregator.aggregate(theta: mine.theta, weight: mine.weight, round: 3, initialDuals: mine.duals, trace: true)
@@ -100,9 +107,10 @@ struct FederatedRankTests {
         let serial = AdmmAveraging.run(thetas: all.map(\.theta), weights: all.map(\.weight), initialDuals: all.map(\.duals),
                                        rhos: schedule.rhoValues)
 
-        // Set-up: one seed from each lower-numbered site.
-        let seeds = log.values.filter { $0.kind == .pairSeed }
-        #expect(seeds.compactMap(\.fromSite).sorted() == Array(0..<world.rank))
+        // Set-up: one 32-byte public key from every other site, and no secret.
+        let keys = log.values.filter { $0.kind == .publicKey }
+        #expect(keys.compactMap(\.fromSite).sorted() == (0..<sites).filter { $0 != world.rank })
+        #expect(keys.allSatisfy { if case .bytes(let key) = $0.content { key.count == 32 } else { false } })
         var senders = Set<Int>()
         for k in 0..<schedule.iterations {
             let group = schedule.parallelClass(iteration: k).first { $0.contains(world.rank) }!.sorted()
@@ -126,6 +134,8 @@ struct FederatedRankTests {
                     // A masked share is nowhere near the message under it.
                     let decoded = FixedPoint.decode(share)
                     #expect(zip(decoded, truth).filter { abs($0 - $1) < 1 }.count < 3, "site \(j)'s share looks unmasked")
+                case .bytes:
+                    Issue.record("site \(j)'s message in iteration \(k + 1) came as bytes")
                 }
             }
             senders.formUnion(individual.compactMap(\.fromSite).map { $0 * 1000 + k % schedule.classesUsed })
@@ -136,14 +146,14 @@ struct FederatedRankTests {
         // With K <= r nobody is heard from twice: every (sender, class) pair is a different sender.
         #expect(Set(senders.map { $0 / 1000 }).count == senders.count)
         // The mean for the error measurement, and nothing else outside the iterations.
-        #expect(log.values.filter { $0.iteration == -1 && $0.kind != .pairSeed }.map(\.kind) == [.mean])
+        #expect(log.values.filter { $0.iteration == -1 && $0.kind != .publicKey }.map(\.kind) == [.mean])
     }
 
     func maskedGroupSumsEqualPlainOnes(_ world: Communicator) throws {
         let mine = inputs(site: world.rank, sites: world.size)
         var sums: [[[Double]]] = []
         for masked in [false, true] {
-            let aggregator = try SiteAggregator(world: world, schedule: try schedule(world, masked: masked, moderate: true), secretSeed: 7)
+            let aggregator = try SiteAggregator(world: world, schedule: try schedule(world, masked: masked, moderate: true), secrets: SiteSecrets())
             sums.append(try aggregator.aggregate(theta: mine.theta, weight: mine.weight, round: 1, initialDuals: mine.duals,
                                                  trace: true).groupSums)
             try aggregator.free()
@@ -174,7 +184,7 @@ struct FederatedRankTests {
         var finals: [AggregationKind: [Double]] = [:]
         for kind in [AggregationKind.fedavg, .admm, .local] {
             let configuration = FederatedConfiguration(
-                spec: spec, optimizer: Adam(learningRate: 0.01), seed: 9, secretSeed: 4, aggregation: kind,
+                spec: spec, optimizer: Adam(learningRate: 0.01), seed: 9, aggregation: kind,
                 schedule: kind == .admm ? try schedule(world, masked: true) : nil, localEpochs: 1, batchSize: 8)
             let site = try FederatedSite(configuration: configuration, world: world, train: train, test: test)
             for _ in 0..<2 {
@@ -197,6 +207,108 @@ struct FederatedRankTests {
         }
     }
 
+    /// Two iterations leave an error large enough to compare: the estimate every site computes from
+    /// the public z history against the exact mean from everyone's inputs.
+    func errorEstimateMatchesTheExactMean(_ world: Communicator) throws {
+        let sites = world.size
+        let mine = inputs(site: world.rank, sites: sites)
+        let all = (0..<sites).map { inputs(site: $0, sites: sites) }
+        let mean = (0..<dimension).map { d in all.reduce(0.0) { $0 + $1.weight * $1.theta[d] } }
+        for (iterations, masked) in [(2, false), (2, true), (3, true)] {
+            let aggregator = try SiteAggregator(world: world, schedule: try schedule(world, masked: masked, iterations: iterations),
+                                                secrets: SiteSecrets())
+            let result = try aggregator.aggregate(theta: mine.theta, weight: mine.weight, round: 1)
+            try aggregator.free()
+            let actual = relativeError(result.z, mean)
+            let estimate = try #require(result.errorEstimate)
+            // Fixed point rounds every contribution to 2^-33: that floor is what the estimate cannot see.
+            #expect(abs(estimate - actual) <= 1e-3 * actual + 1e-8, "\(iterations) iterations: estimate \(estimate), actual \(actual)")
+            if iterations == 3 { #expect(actual < 1e-6) }
+        }
+    }
+
+    /// Finding 1 of the privacy review, tried again: site 0 (a leader in every class) keeps everything
+    /// it receives — public keys, masked shares, z, the exact mean — reads every 64-bit word as an
+    /// output of SplitMix64, recovers that generator's state and predicts what it draws next, and looks
+    /// for a group-mate's duals among the predictions. It also strips its own pair mask from each
+    /// share. The same recovery against SplitMix64 itself succeeds, so the attack is real; against the
+    /// cryptographic secrets it finds nothing.
+    func curiousSiteRecoversNothing(_ world: Communicator) throws {
+        let sites = world.size
+        let mine = inputs(site: world.rank, sites: sites)
+        let masked = try schedule(world, masked: true)
+        let log = ReceiveLog()
+        let secrets = SiteSecrets()
+        let aggregator = try SiteAggregator(world: world, schedule: masked, secrets: secrets) { log.values.append($0) }
+        defer { try? aggregator.free() }
+        let round = 5
+        _ = try aggregator.aggregate(theta: mine.theta, weight: mine.weight, round: round)
+        _ = try aggregator.maskedMean(theta: mine.theta, weight: mine.weight, round: round)
+        // The truth, revealed to the test only after the fact: every site's duals of the round.
+        let myDuals = aggregator.drawDuals(round: round, count: dimension)
+        let allDuals = try world.allgather(myDuals)
+        guard world.rank == 0 else { return }
+
+        // Positive control: from one SplitMix64 output the recovery predicts the next ones exactly.
+        var generator = SeededGenerator(seed: 0x5EC2E7)
+        let first = generator.next()
+        #expect(SplitMix64Recovery.predict(after: first, count: 4) == (0..<4).map { _ in generator.next() })
+
+        var words: [UInt64] = []
+        for value in log.values {
+            switch value.content {
+            case .bytes(let key): words += stride(from: 0, to: key.count - 7, by: 8).map { o in key[o..<(o + 8)].reduce(0) { $0 << 8 | UInt64($1) } }
+            case .fixedPoint(let values): words += values
+            case .plain(let values): words += values.map(\.bitPattern)
+            }
+        }
+        #expect(words.count > 100)
+        let range = masked.dualRange
+        var truth = Set<UInt64>()
+        for site in 1..<sites { for d in 0..<dimension { truth.insert(allDuals[site * dimension + d].bitPattern) } }
+        var hits = 0
+        for word in words {
+            for predicted in SplitMix64Recovery.predict(after: word, count: 4) {
+                let unit = Double(predicted >> 11) * 0x1p-53
+                if truth.contains(((unit - 0.5) * range).bitPattern) || truth.contains(unit.bitPattern) { hits += 1 }
+            }
+        }
+        #expect(hits == 0, "\(hits) of another site's duals predicted from what site 0 received")
+
+        // Unmasking: add back this site's own pair mask with the sender; another pair's mask remains.
+        let keys = [secrets.publicKey] + log.values.filter { $0.kind == .publicKey }.sorted { $0.fromSite! < $1.fromSite! }.map {
+            if case .bytes(let key) = $0.content { key } else { [] }
+        }
+        let ownMasks = try secrets.pairwiseMasks(site: 0, publicKeys: keys)
+        let all = (0..<sites).map { inputs(site: $0, sites: sites) }
+        let serial = AdmmAveraging.run(thetas: all.map(\.theta), weights: all.map(\.weight),
+                                       initialDuals: (0..<sites).map { Array(allDuals[($0 * dimension)..<(($0 + 1) * dimension)]) },
+                                       rhos: masked.rhoValues)
+        let shares = log.values.filter { $0.kind == .maskedShare }
+        #expect(!shares.isEmpty)
+        for share in shares {
+            guard case .fixedPoint(var values) = share.content, let j = share.fromSite else { continue }
+            ownMasks.mask(&values, members: [0, j], purpose: MaskPurpose(round: round, iteration: share.iteration, phase: .group))
+            let truth = serial.messages[share.iteration][j].map { all[j].weight * $0 }
+            let close = zip(FixedPoint.decode(values), truth).filter { abs($0 - $1) < 1 }.count
+            #expect(close < 3, "site \(j)'s message in iteration \(share.iteration + 1) shows through after unmasking")
+        }
+    }
+
+    /// Site 2 publishes the all-zero point: every site, site 2 included, throws the same error at key
+    /// agreement, before any group communicator exists, so nothing is left waiting.
+    func malformedKeyStopsEverySite(_ world: Communicator) throws {
+        let secrets = SiteSecrets()
+        let published = world.rank == 2 ? [UInt8](repeating: 0, count: 32) : secrets.publicKey
+        do {
+            _ = try SiteAggregator(world: world, schedule: try schedule(world, masked: true), secrets: secrets,
+                                   publishing: published, observer: nil)
+            Issue.record("site \(world.rank) accepted a malformed public key")
+        } catch let error as FederatedError {
+            #expect(error.description.hasPrefix("site 2 sent a malformed public key"), "\(error)")
+        }
+    }
+
     func relativeError(_ a: [Double], _ b: [Double]) -> Double {
         let difference = zip(a, b).map { ($0 - $1) * ($0 - $1) }.reduce(0, +)
         let norm = b.map { $0 * $0 }.reduce(0, +)
@@ -207,4 +319,43 @@ struct FederatedRankTests {
 /// Receives recorded by a site's observer (one thread).
 final class ReceiveLog: @unchecked Sendable {
     var values: [ReceivedValue] = []
+}
+
+/// Finding 1's recovery: SplitMix64's output function is a bijection, so one output gives the
+/// generator's state and with it every later output.
+enum SplitMix64Recovery {
+    static func predict(after output: UInt64, count: Int) -> [UInt64] {
+        var state = stateBehind(output)
+        return (0..<count).map { _ in
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+    }
+
+    /// The state after the step that produced `output`.
+    static func stateBehind(_ output: UInt64) -> UInt64 {
+        var z = unshift(output, 31)
+        z &*= inverse(0x94D0_49BB_1331_11EB)
+        z = unshift(z, 27)
+        z &*= inverse(0xBF58_476D_1CE4_E5B9)
+        return unshift(z, 30)
+    }
+
+    /// x from y = x ^ (x >> s).
+    static func unshift(_ y: UInt64, _ s: UInt64) -> UInt64 {
+        var x = y
+        var shift = s
+        while shift < 64 { x ^= y >> shift; shift += s }
+        return x
+    }
+
+    /// The inverse of an odd number modulo 2^64 (Newton's iteration doubles the correct bits).
+    static func inverse(_ a: UInt64) -> UInt64 {
+        var x = a
+        for _ in 0..<6 { x &*= 2 &- a &* x }
+        return x
+    }
 }

@@ -18,16 +18,13 @@ struct FixedPointAndMaskTests {
         #expect(FixedPoint.decode(sum) == [-0.5, 0])
     }
 
-    /// Five sites with pairwise seeds: masks cancel exactly in the sum over any set that holds both ends
-    /// of every pair, and a single masked share is unrelated to the value under it.
+    /// Five sites with pairwise keys from X25519: masks cancel exactly in the sum over any set that
+    /// holds both ends of every pair, and a single masked share is unrelated to the value under it.
     @Test func pairwiseMasksCancelInTheSumAndHideEachShare() throws {
         let sites = 5
-        var generator = SeededGenerator(seed: 11)
-        var pairSeeds = [[UInt64]](repeating: [UInt64](repeating: 0, count: sites), count: sites)
-        for i in 0..<sites { for j in (i + 1)..<sites { pairSeeds[i][j] = generator.next(); pairSeeds[j][i] = pairSeeds[i][j] } }
-        let masks = (0..<sites).map { i in
-            PairwiseMasks(site: i, seeds: Dictionary(uniqueKeysWithValues: (0..<sites).filter { $0 != i }.map { ($0, pairSeeds[i][$0]) }))
-        }
+        let secrets = (0..<sites).map { _ in SiteSecrets() }
+        let keys = secrets.map(\.publicKey)
+        let masks = try (0..<sites).map { try secrets[$0].pairwiseMasks(site: $0, publicKeys: keys) }
         let values = (0..<sites).map { i in (0..<64).map { Double(i * 100 + $0) / 7 - 20 } }
         let group = [0, 2, 3]
         let purpose = MaskPurpose(round: 1, iteration: 0, phase: .group)
@@ -138,12 +135,62 @@ struct PartitionTests {
 }
 
 struct AggregationScheduleTests {
-    @Test func defaultIterationsAreTheClassCountAndTheAuditClearsThem() throws {
-        for sites in [9, 15] {
-            let schedule = try AggregationSchedule(sites: sites, iterations: nil, masked: false, rho: "3", rhoAfter: "0.001")
-            #expect(schedule.iterations == (sites - 1) / 2)
-            #expect(schedule.rhoValues.first == 3 && schedule.rhoValues.dropFirst().allSatisfy { $0 == 0.001 })
-            #expect(try schedule.audit().leakFree)
+    /// The initial lenet's parameter RMS is about 0.027; the chooser's tests use scales around it.
+    let lenetRMS = 0.027
+
+    /// The default schedule for every site count from 3 to 40 that has a design: within 1e-6 by the
+    /// closed form and cleared by the audit (plain, or masked where plain leaks), or refused.
+    @Test func everySiteCountGetsAnExactAndClearedScheduleOrARefusal() throws {
+        var chosen: [Int: ScheduleChoice] = [:]
+        for sites in 3...40 {
+            do {
+                let choice = try AggregationSchedule.choose(ScheduleRequest(sites: sites, parameterRMS: lenetRMS))
+                #expect(choice.predictedError <= AggregationSchedule.errorTarget, "\(sites) sites")
+                #expect(choice.audit.leakFree, "\(sites) sites")
+                // The audit the choice carries is the schedule's own, recomputed here.
+                #expect(try choice.schedule.audit().leakFree)
+                if choice.schedule.masked {
+                    #expect(try !choice.schedule.withMasking(false).audit().leakFree, "\(sites) sites: masking chosen without need")
+                    #expect(choice.maskingReason != nil)
+                }
+                chosen[sites] = choice
+            } catch {
+                #expect("\(error)".contains("--aggregation fedavg"), "\(sites) sites: \(error)")
+            }
+        }
+        // The site counts the issue names: each aggregates within 1e-6 by default.
+        for sites in [4, 9, 10, 15] { #expect(chosen[sites] != nil, "\(sites) sites got no schedule") }
+        // One class (4 and 10 sites): repeated classes need masking; 9 and 15 sites stay plain.
+        #expect(chosen[4]?.schedule.masked == true && chosen[10]?.schedule.masked == true)
+        #expect(chosen[9]?.schedule.masked == false && chosen[15]?.schedule.masked == false)
+    }
+
+    /// An explicit --iterations above the error target is refused with what would reach it; a schedule
+    /// the audit flags in both modes is refused with what would work.
+    @Test func inexactAndLeakyRequestsAreRefusedWithAdvice() throws {
+        do {
+            _ = try AggregationSchedule.choose(ScheduleRequest(sites: 9, iterations: 1, parameterRMS: lenetRMS))
+            Issue.record("one iteration was accepted")
+        } catch {
+            #expect("\(error)".contains("--iterations 1 leaves a predicted aggregation error"))
+            #expect("\(error)".contains("use --iterations 3 or more"))
+        }
+        let inexact = try AggregationSchedule.choose(ScheduleRequest(sites: 9, iterations: 1, parameterRMS: lenetRMS, allowInexact: true))
+        #expect(inexact.predictedError > 1)
+        // Plain repeats classes beyond r = 4; masked K = 7 clears single sites but not pairs.
+        do {
+            _ = try AggregationSchedule.choose(ScheduleRequest(sites: 9, iterations: 7, collusion: 2, parameterRMS: lenetRMS))
+            Issue.record("a leaky schedule was accepted")
+        } catch {
+            #expect("\(error)".contains("the privacy audit flags every schedule of 7 iterations"))
+            #expect("\(error)".contains("a smaller --collusion"))
+            #expect("\(error)".contains("--aggregation fedavg"))
+        }
+        let leaky = try AggregationSchedule.choose(ScheduleRequest(sites: 9, iterations: 7, masked: false, parameterRMS: lenetRMS,
+                                                                   allowLeaky: true))
+        #expect(!leaky.audit.leakFree && !leaky.schedule.masked)
+        #expect(throws: AggregationSchedule.Failure.self) {
+            try AggregationSchedule.choose(ScheduleRequest(sites: 9, collusion: 9, parameterRMS: lenetRMS))
         }
     }
 
@@ -155,40 +202,72 @@ struct AggregationScheduleTests {
         #expect(report.leaks.contains { $0.observers.count == 1 })
     }
 
+    /// The published mean is part of every site's view: with it, V - 1 colluders learn the last
+    /// site's model even from one masked iteration.
+    @Test func thePublishedMeanIsAudited() throws {
+        let schedule = try AggregationSchedule(sites: 9, iterations: 1, masked: true, rho: "3", rhoAfter: "0.001")
+        let report = try schedule.audit(collusion: 8)
+        #expect(report.leaks.count == 9)
+        #expect(report.leaks.allSatisfy { !$0.observers.contains($0.learns) })
+    }
+
     @Test func badSchedulesAreRejected() {
         #expect(throws: AggregationSchedule.Failure.self) {
-            try AggregationSchedule(sites: 2, iterations: nil, masked: false, rho: "3", rhoAfter: "0.001")
+            try AggregationSchedule(sites: 2, iterations: 3, masked: false, rho: "3", rhoAfter: "0.001")
         }
         #expect(throws: AggregationSchedule.Failure.self) {
             try AggregationSchedule(sites: 9, iterations: 0, masked: false, rho: "3", rhoAfter: "0.001")
         }
         #expect(throws: AggregationSchedule.Failure.self) {
-            try AggregationSchedule(sites: 9, iterations: nil, masked: false, rho: "-1", rhoAfter: "0.001")
+            try AggregationSchedule(sites: 9, iterations: 3, masked: false, rho: "-1", rhoAfter: "0.001")
         }
         #expect(throws: AggregationSchedule.Failure.self) {
-            try AggregationSchedule(sites: 9, iterations: nil, masked: false, rho: "3", rhoAfter: "0")
+            try AggregationSchedule(sites: 9, iterations: 3, masked: false, rho: "3", rhoAfter: "0")
+        }
+        // Duals so wide that messages leave the fixed-point range.
+        #expect(throws: AggregationSchedule.Failure.self) {
+            try AggregationSchedule(sites: 9, iterations: 3, masked: false, rho: "3", rhoAfter: "0.001", dualRange: 1e6)
         }
     }
 
-    /// The digest's oracle on the default schedule: after the first iteration the error shrinks by
-    /// rho/(2+rho) exactly, so K = r iterations reach the weighted mean far below 1e-6.
-    @Test func theDefaultScheduleContractsAsTheClosedFormSays() throws {
-        let schedule = try AggregationSchedule(sites: 9, iterations: nil, masked: false, rho: "3", rhoAfter: "0.001")
+    /// The closed form against a serial run in doubles, for several dual ranges and model scales: the
+    /// predicted error bounds the measured one, the per-iteration factor is rho/(2+rho), and the
+    /// estimate from the public z history equals the measured error.
+    @Test func theClosedFormBoundsTheErrorAndTheZHistoryMeasuresIt() throws {
         var random = SeededGenerator(seed: 2)
         func unit() -> Double { Double(random.next() >> 11) * 0x1p-53 }
-        let thetas = (0..<9).map { _ in (0..<20).map { _ in unit() - 0.5 } }
-        let duals = (0..<9).map { _ in (0..<20).map { _ in unit() } }
-        let sizes = (1...9).map(Double.init)
-        let weights = sizes.map { $0 / sizes.reduce(0, +) }
-        let mean = (0..<20).map { d in (0..<9).reduce(0.0) { $0 + weights[$1] * thetas[$1][d] } }
-        let trace = AdmmAveraging.run(thetas: thetas, weights: weights, initialDuals: duals, rhos: schedule.rhoValues)
-        func error(_ z: [Double]) -> Double { zip(z, mean).map { ($0 - $1) * ($0 - $1) }.reduce(0, +).squareRoot() }
-        for k in 1..<trace.z.count {
-            let rho = schedule.rhoValues[k]
-            // Rounding in messages of size 1/rho limits how closely the tiny late errors can be compared.
-            #expect(abs(error(trace.z[k]) / error(trace.z[k - 1]) / (rho / (2 + rho)) - 1) < 1e-2)
+        for (range, rms) in [(1.0, 0.03), (10.0, 0.03), (1.0, 0.3), (0.1, 0.01)] {
+            let schedule = try AggregationSchedule(sites: 9, iterations: 4, masked: false, rho: "3", rhoAfter: "0.001", dualRange: range)
+            let dimension = 200
+            // Uniform on [-a, a] has RMS a / sqrt(3).
+            let thetas = (0..<9).map { _ in (0..<dimension).map { _ in (2 * unit() - 1) * rms * 3.0.squareRoot() } }
+            let duals = (0..<9).map { _ in (0..<dimension).map { _ in (unit() - 0.5) * range } }
+            let sizes = (1...9).map(Double.init)
+            let weights = sizes.map { $0 / sizes.reduce(0, +) }
+            let mean = (0..<dimension).map { d in (0..<9).reduce(0.0) { $0 + weights[$1] * thetas[$1][d] } }
+            let trace = AdmmAveraging.run(thetas: thetas, weights: weights, initialDuals: duals, rhos: schedule.rhoValues)
+            func error(_ z: [Double]) -> Double { zip(z, mean).map { ($0 - $1) * ($0 - $1) }.reduce(0, +).squareRoot() }
+            let norm = mean.map { $0 * $0 }.reduce(0, +).squareRoot()
+            for k in 1..<4 {
+                let bound = try AggregationSchedule(sites: 9, iterations: k, masked: false, rho: "3", rhoAfter: "0.001", dualRange: range)
+                    .predictedError(parameterRMS: norm / Double(dimension).squareRoot())
+                #expect(error(trace.z[k - 1]) / norm <= bound, "range \(range), rms \(rms), \(k) iterations")
+                if k >= 2 {
+                    let rho = schedule.rhoValues[k - 1]
+                    #expect(abs(error(trace.z[k - 1]) / error(trace.z[k - 2]) / (rho / (2 + rho)) - 1) < 1e-2)
+                    // z_k - mean = (z_(k-1) - z_k) rho_k / 2, from public values only.
+                    let estimate = (0..<dimension).map { (trace.z[k - 2][$0] - trace.z[k - 1][$0]) * rho / 2 }
+                    let gap = zip(estimate, (0..<dimension).map { trace.z[k - 1][$0] - mean[$0] }).map { abs($0 - $1) }.max()!
+                    #expect(gap <= 1e-2 * error(trace.z[k - 1]) + 1e-12)
+                }
+            }
         }
-        let norm = mean.map { $0 * $0 }.reduce(0, +).squareRoot()
-        #expect(error(trace.z.last!) / norm < 1e-6)
+    }
+}
+
+extension AggregationSchedule {
+    /// The same schedule with masking on or off.
+    func withMasking(_ masked: Bool) throws -> AggregationSchedule {
+        try AggregationSchedule(sites: design.sites, iterations: iterations, masked: masked, rho: "3", rhoAfter: "0.001", dualRange: dualRange)
     }
 }

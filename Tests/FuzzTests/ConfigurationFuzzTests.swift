@@ -42,7 +42,7 @@ import Testing
                   "--algorithm=m-etf"],
         "train": ["--epochs=1", "--batch-size=64", "--limit-train=100", "--limit-test=10", "--learning-rate=0.01", "--seed=1",
                   "--device-memory=512MiB", "--steps=10", "--rounds=5", "--local-epochs=1", "--iterations=4",
-                  "--partition=dirichlet:0.5", "--partition=shards:2", "--rho=3", "--rho-after=0.001", "--secret-seed=7"],
+                  "--partition=dirichlet:0.5", "--partition=shards:2", "--rho=3", "--rho-after=0.001", "--dual-range=2", "--collusion=1"],
         "profile": ["--batch=64", "--repeats=7", "--vocabulary=10000", "--time-steps=0", "--seed=1"],
     ]
 

@@ -18,24 +18,44 @@ public struct FederatedConfiguration: Sendable {
     public var spec: ModelSpec
     public var optimizer: any Optimizer
     public var seed: UInt64
-    /// Seeds each site's secrets (duals, pairwise seeds); see `SiteAggregator.init`.
-    public var secretSeed: UInt64
+    /// Where each site's keys come from (`SiteSecrets`).
+    public var secrets: SecretSource
+    /// Also form the exact mean each round, by a sum masked over all sites, to check the aggregation
+    /// error against it (a diagnostic: the error estimate from the public z history needs no mean).
+    public var exactMeanDiagnostic: Bool
     public var aggregation: AggregationKind
     /// The ADMM schedule (only for `.admm`).
     public var schedule: AggregationSchedule?
     public var localEpochs: Int
     public var batchSize: Int
 
-    public init(spec: ModelSpec, optimizer: any Optimizer, seed: UInt64, secretSeed: UInt64, aggregation: AggregationKind,
-                schedule: AggregationSchedule?, localEpochs: Int, batchSize: Int) {
+    public init(spec: ModelSpec, optimizer: any Optimizer, seed: UInt64, secrets: SecretSource = .random, aggregation: AggregationKind,
+                schedule: AggregationSchedule?, localEpochs: Int, batchSize: Int, exactMeanDiagnostic: Bool = false) {
         self.spec = spec
         self.optimizer = optimizer
         self.seed = seed
-        self.secretSeed = secretSeed
+        self.secrets = secrets
+        self.exactMeanDiagnostic = exactMeanDiagnostic
         self.aggregation = aggregation
         self.schedule = schedule
         self.localEpochs = localEpochs
         self.batchSize = batchSize
+    }
+}
+
+/// Where a site's keys come from.
+public enum SecretSource: Sendable, Equatable {
+    /// The operating system's cryptographic generator on each site: what real runs use.
+    case random
+    /// Derived from this seed and the site's rank: runs repeat bit for bit, and every site can compute
+    /// every other site's secrets. Tests and experiments only (`--insecure-reproducible-secrets`).
+    case insecureReproducible(seed: UInt64)
+
+    public func secrets(site: Int) -> SiteSecrets {
+        switch self {
+        case .random: SiteSecrets()
+        case .insecureReproducible(let seed): SiteSecrets(insecureReproducibleFrom: seed, site: site)
+        }
     }
 }
 
@@ -69,8 +89,11 @@ public struct FederatedRoundReport: Sendable {
     /// combined: the accuracy a user of a random site's model would see).
     public var global: Evaluation
     public var sites: [SiteRoundStats]
-    /// ||z - exact mean|| / ||exact mean|| (ADMM only; FedAvg's z is the exact mean).
+    /// ||z - mean|| / ||mean|| from the public z history (ADMM with two or more iterations; FedAvg's z
+    /// is the exact mean).
     public var aggregationError: Double?
+    /// The same against the exact mean, with `exactMeanDiagnostic` only.
+    public var exactAggregationError: Double?
     public var seconds: Double
 }
 
@@ -107,7 +130,7 @@ public final class FederatedSite: @unchecked Sendable {
         weight = Double(train.count) / total
         if configuration.aggregation == .admm {
             guard let schedule = configuration.schedule else { throw FederatedError("ADMM aggregation needs a schedule") }
-            aggregator = try SiteAggregator(world: world, schedule: schedule, secretSeed: configuration.secretSeed,
+            aggregator = try SiteAggregator(world: world, schedule: schedule, secrets: configuration.secrets.secrets(site: world.rank),
                                             observer: observer)
         } else {
             aggregator = nil
@@ -151,6 +174,7 @@ public final class FederatedSite: @unchecked Sendable {
         let bytesBefore = aggregator?.bytesSent ?? 0
         var bytes = 0
         var aggregationError: Double?
+        var exactAggregationError: Double?
         let theta = configuration.aggregation == .local ? [] : parameters
         var aggregationSeconds = 0.0
         switch configuration.aggregation {
@@ -164,12 +188,15 @@ public final class FederatedSite: @unchecked Sendable {
             try load(mean)
         case .admm:
             let aggregator = aggregator!
-            let z = try aggregator.aggregate(theta: theta, weight: weight, round: round).z
+            let result = try aggregator.aggregate(theta: theta, weight: weight, round: round)
             aggregationSeconds = Date().timeIntervalSince(aggregationStarted)
             bytes = aggregator.bytesSent - bytesBefore
-            let exact = try aggregator.maskedMean(theta: theta, weight: weight, round: round)
-            aggregationError = Self.relativeError(z, exact)
-            try load(z)
+            aggregationError = result.errorEstimate
+            if configuration.exactMeanDiagnostic {
+                let exact = try aggregator.maskedMean(theta: theta, weight: weight, round: round)
+                exactAggregationError = Self.relativeError(result.z, exact)
+            }
+            try load(result.z)
         }
 
         // Every site's figures on every site: eight numbers each.
@@ -193,18 +220,18 @@ public final class FederatedSite: @unchecked Sendable {
             global = Self.combine(sums: sums, task: trainer.model.task)
         }
         return FederatedRoundReport(round: round, global: global, sites: sites, aggregationError: aggregationError,
-                                    seconds: Date().timeIntervalSince(started))
+                                    exactAggregationError: exactAggregationError, seconds: Date().timeIntervalSince(started))
     }
 
     public func free() throws { try aggregator?.free() }
 
-    /// This site's state after `round` rounds: its model and optimizer state, its step counter (dropout
-    /// masks) and its secret generator (the duals of later rounds).
+    /// This site's state after `round` rounds: its model and optimizer state and its step counter
+    /// (dropout masks). No secret is written: a resumed job agrees new keys, and its duals derive from
+    /// them (with reproducible secrets they are the same keys, hence the same duals).
     public func checkpoint(run: [String: String]) -> Checkpoint {
         var checkpoint = Checkpoint(position: round, rank: world.rank, ranks: world.size, run: run)
         checkpoint.parameters = trainer.model.parameters.state
         checkpoint.scalars["steps"] = trainer.steps
-        if let aggregator { checkpoint.scalars["secret_state"] = aggregator.secretState }
         return checkpoint
     }
 
@@ -215,7 +242,6 @@ public final class FederatedSite: @unchecked Sendable {
         }
         try trainer.model.parameters.restore(checkpoint.parameters)
         trainer.resume(atStep: checkpoint.scalars["steps"] ?? 0)
-        if let aggregator, let state = checkpoint.scalars["secret_state"] { aggregator.secretState = state }
         round = checkpoint.position
     }
 

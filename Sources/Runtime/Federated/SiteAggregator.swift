@@ -8,8 +8,8 @@ import MPI
 /// site receives exactly what `docs/privacy.md` says and nothing else.
 public struct ReceivedValue: Sendable {
     public enum Kind: String, Sendable {
-        /// The secret seed a lower-numbered site agreed with this one (set-up, once).
-        case pairSeed
+        /// A site's X25519 public key (set-up, once per job; public by design).
+        case publicKey
         /// A group-mate's weighted message w_j m_j, at the group's leader (plain mode).
         case groupMessage
         /// A group-mate's weighted message under pairwise masks, at the group's leader (masked mode):
@@ -17,14 +17,15 @@ public struct ReceivedValue: Sendable {
         case maskedShare
         /// z of an iteration (public).
         case z
-        /// The weighted mean of the models, formed by a sum masked over all sites (public: it is the
-        /// round's output; used to measure the aggregation error).
+        /// The weighted mean of the models, formed by a sum masked over all sites (the opt-in exact-mean
+        /// diagnostic; public: it is the round's output).
         case mean
     }
 
     public enum Content: Sendable {
         case plain([Double])
         case fixedPoint([UInt64])
+        case bytes([UInt8])
     }
 
     public var round: Int
@@ -40,6 +41,10 @@ public struct ReceivedValue: Sendable {
 public struct AdmmRoundResult: Sendable {
     /// The final z: the same on every site, bit for bit.
     public var z: [Double]
+    /// ||z_K - mean|| / ||mean||, from the public z history alone: by the closed form
+    /// z_k - mean = rho_k / (2 + rho_k) (z_(k-1) - mean) for k >= 2, z_K - mean = (z_(K-1) - z_K) rho_K / 2.
+    /// Nil with one iteration, where nothing public tells the error.
+    public var errorEstimate: Double?
     /// z after each iteration, and the group sum of each iteration in which this site led its group
     /// (only with `trace`).
     public var zHistory: [[Double]] = []
@@ -60,6 +65,8 @@ public struct AdmmRoundResult: Sendable {
 ///    No group sum is ever seen outside its group: the audit's assumption (if group sums were public,
 ///    models would leak).
 /// 4. lambda_i += rho (x_i - z).
+/// Once per job every site publishes an X25519 public key; each pair's masks derive from the key the
+/// two agree, and each site's duals from a key of its own (`SiteSecrets`): no secret is ever sent.
 public final class SiteAggregator: @unchecked Sendable {
     // @unchecked: used by one thread; the communicators are immutable MPI handles.
     public let world: Communicator
@@ -72,24 +79,45 @@ public final class SiteAggregator: @unchecked Sendable {
     private let leaderSites: [[Int]]
     private let leaderGroups: [Communicator?]
     private let masks: PairwiseMasks
-    /// Secret to this site: its duals and the seeds it proposes to higher-numbered sites.
-    private var secrets: SeededGenerator
+    /// This site's keys: its duals derive from them.
+    private let secrets: SiteSecrets
     /// Bytes of this site's own data handed to MPI since the start (see `docs/privacy.md`).
     public private(set) var bytesSent = 0
     public var observer: ((ReceivedValue) -> Void)?
 
-    /// Collective over the world: builds the group communicators and agrees a secret seed with every
-    /// other site. `secretSeed` must differ between sites that do not trust each other; by default it
-    /// comes from the run's seed, which makes runs reproducible.
-    public init(world: Communicator, schedule: AggregationSchedule, secretSeed: UInt64,
-                observer: ((ReceivedValue) -> Void)? = nil) throws {
+    /// Collective over the world: builds the group communicators and agrees a key with every other
+    /// site (X25519 over an allgather of public keys). A malformed key makes every site throw the same
+    /// error at the same point, so no site is left waiting.
+    public convenience init(world: Communicator, schedule: AggregationSchedule, secrets: SiteSecrets,
+                            observer: ((ReceivedValue) -> Void)? = nil) throws {
+        try self.init(world: world, schedule: schedule, secrets: secrets, publishing: secrets.publicKey, observer: observer)
+    }
+
+    /// `publishing` is what this site sends as its public key: its own, except in the tests of what
+    /// the others do with a malformed one.
+    init(world: Communicator, schedule: AggregationSchedule, secrets: SiteSecrets, publishing: [UInt8],
+         observer: ((ReceivedValue) -> Void)?) throws {
         guard schedule.design.sites == world.size else {
             throw FederatedError("the design has \(schedule.design.sites) sites but the job has \(world.size) ranks")
         }
         self.world = world
         self.schedule = schedule
         self.observer = observer
-        var secrets = SeededGenerator(seed: secretSeed ^ (UInt64(world.rank) &* 0xD1B5_4A32_D192_ED03))
+        self.secrets = secrets
+        // Public keys: 32 bytes from every site (a longer or shorter one is cut or padded to 32 and
+        // then fails agreement like any other bad key).
+        var published = Array(publishing.prefix(32))
+        published += [UInt8](repeating: 0, count: 32 - published.count)
+        let all = try world.allgather(published)
+        let keys = (0..<world.size).map { Array(all[($0 * 32)..<(($0 + 1) * 32)]) }
+        for peer in 0..<world.size where peer != world.rank {
+            observer?(ReceivedValue(round: 0, iteration: -1, kind: .publicKey, fromSite: peer, content: .bytes(keys[peer])))
+        }
+        do {
+            self.masks = try secrets.pairwiseMasks(site: world.rank, publicKeys: keys)
+        } catch {
+            throw FederatedError(error.description)
+        }
         var members: [[Int]] = []
         var groups: [Communicator] = []
         var leaderSites: [[Int]] = []
@@ -108,44 +136,22 @@ public final class SiteAggregator: @unchecked Sendable {
             leaderGroups.append(members[c][0] == world.rank
                 ? try world.subcommunicator(ranks: leaderSites[c], tag: schedule.classesUsed + c) : nil)
         }
-        // Pairwise seeds: the lower-numbered site of each pair draws it and sends it to the other.
-        var seeds: [Int: UInt64] = [:]
-        var requests: [Request] = []
-        let seedTag = 7_001
-        for peer in (world.rank + 1)..<max(world.rank + 1, world.size) {
-            let seed = secrets.next()
-            seeds[peer] = seed
-            requests.append(try world.sendAsync([seed], to: peer, tag: seedTag))
-        }
-        for peer in 0..<world.rank {
-            let value = try world.receive(UInt64.self, count: 1, from: peer, tag: seedTag)
-            seeds[peer] = value[0]
-            observer?(ReceivedValue(round: 0, iteration: -1, kind: .pairSeed, fromSite: peer, content: .fixedPoint(value)))
-        }
-        try Request.waitAll(requests)
         self.members = members
         self.groups = groups
         self.leaderSites = leaderSites
         self.leaderGroups = leaderGroups
-        self.masks = PairwiseMasks(site: world.rank, seeds: seeds)
-        self.secrets = secrets
     }
 
-    /// The secret generator's state, for checkpoints: a resumed site draws the duals it would have drawn.
-    public var secretState: UInt64 {
-        get { secrets.currentState }
-        set { secrets = SeededGenerator(seed: newValue) }
-    }
-
-    /// Fresh secret duals lambda_i^0 ~ U[0, 1) for a round (reusing them would link rounds).
-    public func drawDuals(count: Int) -> [Double] {
-        (0..<count).map { _ in Double(secrets.next() >> 11) * 0x1p-53 }
+    /// Fresh secret duals lambda_i^0 for a round, uniform on the schedule's dual range (reusing them
+    /// would link rounds).
+    public func drawDuals(round: Int, count: Int) -> [Double] {
+        secrets.duals(round: round, count: count, range: schedule.dualRange)
     }
 
     /// One aggregation round (collective over the world): returns z, the weighted average of the sites'
     /// `theta` to within the schedule's convergence. `weight` is this site's w_i (the w_i sum to 1).
     public func aggregate(theta: [Double], weight: Double, round: Int, trace: Bool = false) throws -> AdmmRoundResult {
-        try aggregate(theta: theta, weight: weight, round: round, initialDuals: drawDuals(count: theta.count), trace: trace)
+        try aggregate(theta: theta, weight: weight, round: round, initialDuals: drawDuals(round: round, count: theta.count), trace: trace)
     }
 
     /// The same with given duals: tests compare against a serial run of `AdmmAveraging` with them.
@@ -157,10 +163,12 @@ public final class SiteAggregator: @unchecked Sendable {
         var x = z
         var contribution = z
         var result = AdmmRoundResult(z: [])
+        var previous: [Double] = []
         for (k, rho) in schedule.rhoValues.enumerated() {
             let c = k % schedule.classesUsed
             AdmmAveraging.localStep(theta: theta, dual: dual, z: z, rho: rho, weight: weight, x: &x, contribution: &contribution)
             let groupSum = try groupPhase(contribution, classIndex: c, round: round, iteration: k)
+            previous = z
             z = try combinePhase(groupSum, classIndex: c, round: round, iteration: k)
             AdmmAveraging.dualStep(dual: &dual, x: x, z: z, rho: rho)
             if trace {
@@ -169,6 +177,17 @@ public final class SiteAggregator: @unchecked Sendable {
             }
         }
         result.z = z
+        if schedule.iterations >= 2 {
+            let rho = schedule.rhoValues.last!
+            var error = 0.0
+            var mean = 0.0
+            for i in z.indices {
+                let e = (previous[i] - z[i]) * rho / 2
+                error += e * e
+                mean += (z[i] - e) * (z[i] - e)
+            }
+            result.errorEstimate = mean > 0 ? (error / mean).squareRoot() : error.squareRoot()
+        }
         return result
     }
 
@@ -222,8 +241,10 @@ public final class SiteAggregator: @unchecked Sendable {
         return FixedPoint.decode(zFixed)
     }
 
-    /// sum_i w_i theta_i exactly (to fixed-point rounding), by a sum masked over all sites: what a
-    /// site receives is uniformly random except the total, which is the round's public output anyway.
+    /// sum_i w_i theta_i exactly (to fixed-point rounding), by a sum masked over all sites: the opt-in
+    /// diagnostic that checks the aggregation error. Every share, and every partial sum that MPI's
+    /// reduction forms from shares, is uniformly random (each misses the other end of some pair's
+    /// mask); only the total, the round's public output, is not.
     public func maskedMean(theta: [Double], weight: Double, round: Int) throws -> [Double] {
         var share = try FixedPoint.encode(theta.map { weight * $0 })
         masks.mask(&share, members: Array(0..<world.size), purpose: MaskPurpose(round: round, iteration: 0, phase: .check))

@@ -53,6 +53,14 @@ public final class ParameterStore: @unchecked Sendable {
     /// Total trainable values.
     public var count: Int { tensors.values.reduce(0) { $0 + $1.count } }
 
+    /// The root mean square of every value: the scale federated aggregation's error is measured against.
+    public var rootMeanSquare: Double {
+        var sum = 0.0
+        var count = 0
+        for name in names { for value in tensors[name]!.data { sum += Double(value) * Double(value) }; count += tensors[name]!.count }
+        return count > 0 ? (sum / Double(count)).squareRoot() : 0
+    }
+
     /// Everything a checkpoint needs to continue training bit for bit: values and optimizer state
     /// of every parameter this store holds.
     public var state: ParameterState {
