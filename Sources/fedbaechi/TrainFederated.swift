@@ -19,7 +19,7 @@ struct FederatedOptions: ParsableArguments {
     @Option(help: "Federated: admm (private, over block-design groups), fedavg (exact mean by allreduce) or local (none).")
     var aggregation: AggregationKind = .admm
 
-    @Flag(help: "Federated ADMM: group members add pairwise masks, so each sees only its group's sum.")
+    @Flag(help: "Federated ADMM: group members add pairwise masks, so each sees only its group's sum (default: on where plain messages would leak).")
     var masked = false
 
     @Option(help: ArgumentHelp("Federated: how the training data is split among sites: iid, dirichlet:ALPHA, shards:N or natural (default: dirichlet:0.5 for images, natural for fortunes).",
