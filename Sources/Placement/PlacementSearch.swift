@@ -29,8 +29,8 @@ public struct SearchOptions: Sendable, Hashable {
         self.withoutCoPlacement = withoutCoPlacement
     }
 
-    /// The command line's default for `graph`: 40 orders (about half a second for m-SCT on the
-    /// GNMT profile) on graphs of up to 25,000 ops and edges, and proportionally fewer on larger
+    /// The command line's default for `graph`: 60 orders (under a second for m-SCT on the GNMT
+    /// profile) on graphs of up to about 16,000 ops and edges, and proportionally fewer on larger
     /// ones, so that the search costs about what placing a graph of a million ops and edges once
     /// does; none on graphs of more than 500,000.
     public static func standard(for graph: Graph, seed: UInt64 = 1) -> SearchOptions? {
@@ -38,7 +38,7 @@ public struct SearchOptions: Sendable, Hashable {
         return orders >= 2 ? SearchOptions(orders: orders, seed: seed) : nil
     }
 
-    public static let standardOrders = 40
+    public static let standardOrders = 60
 }
 
 /// What a search tried.
@@ -94,7 +94,6 @@ struct PlacementSearch {
     static let variedUnits = 20
 
     let options: SearchOptions
-    let started: ContinuousClock.Instant
     private(set) var best: PlacementPlan?
     private(set) var bestOf = [Algorithm: PlacementPlan]()
     private(set) var triedOf = [Algorithm: Int]()
@@ -102,24 +101,27 @@ struct PlacementSearch {
     private var stoppedByBudget = false
     private var armSummaries = [SearchSummary.Arm]()
 
-    init(options: SearchOptions, started: ContinuousClock.Instant) {
+    init(options: SearchOptions) {
         self.options = options
-        self.started = started
     }
 
-    /// Runs the search (see the type), keeping the fastest plan that fits the devices, overall and
-    /// per algorithm. Ties keep the plan found first, so the plan without search wins a tie.
-    mutating func explore(_ arms: [Arm], devices: [DeviceSpec]) {
+    /// Runs the search over `arms` (see the type), keeping the fastest plan that fits the devices,
+    /// overall and per algorithm; stops placing when `deadline` has passed. Ties keep the plan
+    /// found first, so the plan without search wins a tie. A search may explore several sets of
+    /// arms, one after the other (`auto` explores each algorithm's): each set is explored as if it
+    /// were alone, from the same seed.
+    mutating func explore(_ arms: [Arm], devices: [DeviceSpec], deadline: ContinuousClock.Instant?) {
         let limits = devices.map(\.memoryBytes)
         var random = SyntheticGraphs.Random(seed: options.seed)
         var randomOrders: [TieBreak] = [.topological]
         var bestOrder = [[Int32]?](repeating: nil, count: arms.count)
-        armSummaries = arms.map { SearchSummary.Arm(algorithm: $0.algorithm, coPlacement: $0.planner.options.coPlacement, plansTried: 0) }
+        let first = armSummaries.count
+        armSummaries += arms.map { SearchSummary.Arm(algorithm: $0.algorithm, coPlacement: $0.planner.options.coPlacement, plansTried: 0) }
         let firstRounds = min(options.orders / 4, 10)
 
         func place(_ a: Int) {
             let arm = arms[a]
-            let k = armSummaries[a].plansTried
+            let k = armSummaries[first + a].plansTried
             let tieBreak: TieBreak
             if k > firstRounds && k % 2 == 0, var ranks = bestOrder[a] {
                 for _ in 0..<Self.variedUnits { ranks.swapAt(random.below(ranks.count), random.below(ranks.count)) }
@@ -132,13 +134,13 @@ struct PlacementSearch {
             let result = k == 0
                 ? arm.planner.attempt(arm.algorithm, devices: devices, limits: limits, tieBreak: tieBreak)
                 : arm.planner.freshAttempt(arm.algorithm, devices: devices, limits: limits, tieBreak: tieBreak)
-            armSummaries[a].plansTried += 1
+            armSummaries[first + a].plansTried += 1
             triedOf[arm.algorithm, default: 0] += 1
             guard case .success(var plan) = result else { return }
             plan.devices = devices
             steps.append(plan.makespanMicros)
-            if armSummaries[a].fastestMicros.map({ plan.makespanMicros < $0 }) ?? true {
-                armSummaries[a].fastestMicros = plan.makespanMicros
+            if armSummaries[first + a].fastestMicros.map({ plan.makespanMicros < $0 }) ?? true {
+                armSummaries[first + a].fastestMicros = plan.makespanMicros
                 if arm.algorithm.usesTieBreak { bestOrder[a] = tieBreak.priority(arm.planner.placementGraph) }
             }
             if bestOf[arm.algorithm].map({ plan.makespanMicros < $0.makespanMicros }) ?? true { bestOf[arm.algorithm] = plan }
@@ -151,11 +153,12 @@ struct PlacementSearch {
         var round = 1
         search: while places > 0 && !active.isEmpty {
             if round == firstRounds + 1 && active.count > 1 {
-                let ranked = active.sorted { (armSummaries[$0].fastestMicros ?? .infinity, $0) < (armSummaries[$1].fastestMicros ?? .infinity, $1) }
+                let fastest = active.map { armSummaries[first + $0].fastestMicros ?? .infinity }
+                let ranked = active.indices.sorted { (fastest[$0], active[$0]) < (fastest[$1], active[$1]) }.map { active[$0] }
                 active = Array(ranked.prefix(active.count / 2)).sorted()
             }
             for a in active where places > 0 {
-                if let budget = options.budgetSeconds, (ContinuousClock.now - started).seconds >= budget {
+                if let deadline, ContinuousClock.now >= deadline {
                     stoppedByBudget = true
                     break search
                 }

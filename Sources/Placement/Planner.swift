@@ -109,8 +109,8 @@ public final class Planner {
         if algorithm == .auto {
             result = auto(devices: devices, search: search, started: started)
         } else if let search {
-            var run = PlacementSearch(options: search, started: started)
-            run.explore(arms(for: [algorithm], search: search), devices: devices)
+            var run = PlacementSearch(options: search)
+            run.explore(arms(for: [algorithm], search: search), devices: devices, deadline: search.budgetSeconds.map { started + .seconds($0) })
             result = run.best.map { .success($0) } ?? attempt(algorithm, devices: devices, limits: devices.map(\.memoryBytes), tieBreak: .topological).mapError {
                 PlanFailure(algorithm: algorithm, culprit: $0.culprit, reason: $0.reason)
             }
@@ -358,8 +358,17 @@ public final class Planner {
         }
         var searched: SearchSummary?
         if let search {
-            var run = PlacementSearch(options: search, started: started)
-            run.explore(arms(for: [.mSCT, .mETF, .mTOPO, .expert], search: search), devices: devices)
+            // Each algorithm searched as `plan(algorithm, search:)` would: auto is never slower
+            // than any of them. A budget is shared out among the algorithms still to search.
+            var run = PlacementSearch(options: search)
+            let algorithms: [Algorithm] = [.mSCT, .mETF, .mTOPO, .expert]
+            for (i, algorithm) in algorithms.enumerated() {
+                let deadline = search.budgetSeconds.map { budget -> ContinuousClock.Instant in
+                    let left = budget - (ContinuousClock.now - started).seconds
+                    return ContinuousClock.now + .seconds(max(0, left) / Double(algorithms.count - i))
+                }
+                run.explore(arms(for: [algorithm], search: search), devices: devices, deadline: deadline)
+            }
             for algorithm in Algorithm.concrete {
                 guard let best = run.bestOf[algorithm] else { continue }
                 candidates.append(.init(algorithm: algorithm, memoryBudgetBytes: limits.max() ?? 0, makespanMicros: best.makespanMicros,

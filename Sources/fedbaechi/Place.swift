@@ -18,7 +18,7 @@ struct Place: ParsableCommand {
             and the memory training needs.
 
             m-ETF and m-SCT break ties between ops that could start at the same moment, and their \
-            plans depend a great deal on how: by default they run with 40 tie-break orders (the \
+            plans depend a great deal on how: by default they run with 60 tie-break orders (the \
             topological one first, then orders drawn from --seed), with and without co-placement, \
             and the fastest simulated plan that fits wins (--search 0: one run, as Baechi).
 

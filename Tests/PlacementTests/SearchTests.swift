@@ -40,6 +40,17 @@ import Testing
         }
     }
 
+    @Test(arguments: Array(UInt64(1)...8))
+    func autoIsNeverSlowerThanAnyAlgorithmSearchedAlone(seed: UInt64) throws {
+        let graph = randomGraph(seed: seed + 50000, nodes: 40)
+        let search = SearchOptions(orders: 8, seed: seed)
+        let auto = try Planner(graph: graph, link: testLink).plan(.auto, devices: devices(3), search: search).get()
+        for algorithm in [Algorithm.mETF, .mSCT, .mTOPO, .expert, .single] {
+            let alone = try Planner(graph: graph, link: testLink).plan(algorithm, devices: devices(3), search: search).get()
+            #expect(auto.makespanMicros <= alone.makespanMicros, "seed \(seed): auto against \(algorithm.rawValue)")
+        }
+    }
+
     @Test func searchTriesWhatItSays() throws {
         let graph = randomGraph(seed: 42, nodes: 40)
         let plan = try Planner(graph: graph, link: testLink)
