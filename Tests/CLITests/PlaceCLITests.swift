@@ -307,17 +307,11 @@ private func lines(_ text: String) -> [Substring] { text.split(separator: "\n") 
         #expect(result.stderr.contains(expected), "stderr: \(result.stderr)")
     }
 
-    @Test(arguments: [
-        (["--search", "200000"], "--search must be between 0 and 100000"),
-        (["--budget", "soon"], "as a duration"),
-        (["--budget", "0s"], "--budget must be more than 0"),
-        (["--search", "0", "--budget", "1s"], "--search 0 turns it off"),
-    ])
-    func badSearchFlagsAreRejected(_ flags: [String], _ expected: String) throws {
-        let result = try fedbaechi(["place", fig1Path, "--devices", "2", "--memory", "1GiB"] + flags)
+    @Test func aBudgetNeedsASearch() throws {
+        let result = try fedbaechi(["place", fig1Path, "--devices", "2", "--memory", "1GiB", "--search", "0", "--budget", "1s"])
         #expect(result.status == 2)
         #expect(result.stderr.split(separator: "\n").count == 1, "stderr: \(result.stderr)")
-        #expect(result.stderr.contains(expected), "stderr: \(result.stderr)")
+        #expect(result.stderr.contains("--search 0 turns it off"), "stderr: \(result.stderr)")
     }
 
     @Test func judgingAPlanDoesNotSearch() throws {

@@ -4,22 +4,13 @@ import Testing
 
 /// Baechi's toy graphs (node compute times and edge communication times, ample memory): fig1 from
 /// the paper (reference digest), fig2, fig21 and fig3 from the PyTorch reference code's
-/// `dummy_graphs.py` (fig3 is the example of Hanen and Munier's paper, on 3 devices).
+/// `dummy_graphs.py` (fig3 is the example of Hanen and Munier's paper, on 3 devices), as the
+/// fixtures `Tests/Fixtures/fig*.json` hold them.
 enum ToyGraphs {
-    static func fig2() throws -> Graph {
-        try makeGraph("fig2", nodes: [("0", 5), ("1", 4), ("2", 7), ("3", 4)],
-                      edges: [("0", "2", 1), ("1", "2", 3), ("1", "3", 1)])
-    }
-
-    static func fig21() throws -> Graph {
-        try makeGraph("fig21", nodes: [("0", 9), ("1", 9), ("2", 8), ("3", 5), ("4", 6), ("5", 4)],
-                      edges: [("0", "2", 2), ("1", "2", 3), ("1", "3", 1), ("4", "5", 3)])
-    }
-
-    static func fig3() throws -> Graph {
-        try makeGraph("fig3", nodes: [("0", 6), ("1", 7), ("2", 9), ("3", 8), ("4", 10), ("5", 6), ("6", 6), ("7", 10), ("8", 6)],
-                      edges: [("0", "2", 1), ("0", "3", 5), ("0", "4", 2), ("1", "2", 1), ("1", "3", 1), ("1", "4", 1),
-                              ("2", "5", 5), ("2", "6", 3), ("3", "5", 4), ("3", "6", 1), ("3", "7", 5), ("4", "8", 1)])
+    static func named(_ name: String) throws -> Graph {
+        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Fixtures/\(name).json")
+        return try GraphJSONImporter().importGraph(from: try Data(contentsOf: url), name: name)
     }
 
     /// The fastest step over every placement on `count` devices, by Baechi's simulator.
@@ -65,7 +56,7 @@ enum ToyGraphs {
     /// best placement in Baechi's simulator, found by trying every placement, or comes within 10%.
     @Test(arguments: [("fig2", 2), ("fig21", 2), ("fig3", 3)])
     func searchReachesTheBestPlacement(_ name: String, _ count: Int) throws {
-        let graph = try ["fig2": ToyGraphs.fig2, "fig21": ToyGraphs.fig21, "fig3": ToyGraphs.fig3][name]!()
+        let graph = try ToyGraphs.named(name)
         let best = ToyGraphs.bestPlacement(graph, count: count)
         for algorithm in [Algorithm.mETF, .mSCT, .auto] {
             let plan = try Planner(graph: graph, link: .baechi)
