@@ -6,7 +6,7 @@ public enum GanttChart {
                           "#b07aa1", "#ff9da7", "#9c755f", "#86bcb6", "#d37295", "#8cd17d"]
     static let otherColor = "#c9c9c9"
 
-    public static func svg(for plan: PlacementPlan, width: Int = 1600) -> String {
+    public static func svg(for plan: some SimulatedPlacement, width: Int = 1600) -> String {
         let graph = plan.graph
         let sim = plan.simulation
         let deviceCount = plan.devices.count
@@ -24,7 +24,7 @@ public enum GanttChart {
 
         var s = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(width)\" height=\"\(Int(height))\" viewBox=\"0 0 \(width) \(Int(height))\" font-family=\"Helvetica, Arial, sans-serif\" font-size=\"12\">\n"
         s += "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
-        let title = "\(graph.name): \(plan.algorithm.rawValue) on \(deviceCount) device\(deviceCount == 1 ? "" : "s")"
+        let title = "\(graph.name): \(plan.madeBy) on \(deviceCount) device\(deviceCount == 1 ? "" : "s")"
         s += "<text x=\"\(left)\" y=\"24\" font-size=\"17\" font-weight=\"bold\">\(escape(title))</text>\n"
         let speedup = graph.totalComputeMicros / makespan
         let subtitle = "step \(Quantity.formatMicros(sim.makespanMicros)) (one device: \(Quantity.formatMicros(graph.totalComputeMicros)), \(Quantity.fixed(speedup, decimals: 2))x) - \(graph.nodes.count) ops in \(plan.placementGraph.unitCount) units - \(sim.transfers.count) transfers"
@@ -138,7 +138,7 @@ public enum GanttChart {
     /// Layers: the deepest `/`-separated name prefix (depth 1 to 4) whose ten largest cover 90% of
     /// the compute time; otherwise the co-placement groups. Returns names, each node's layer index
     /// (names.count for "other") and the legend's title.
-    static func layers(_ plan: PlacementPlan) -> ([String], [Int32], String) {
+    static func layers(_ plan: some SimulatedPlacement) -> ([String], [Int32], String) {
         let graph = plan.graph
         let total = max(graph.totalComputeMicros, 1e-9)
         for depth in stride(from: 4, through: 1, by: -1) {

@@ -321,4 +321,21 @@ public struct Graph: Sendable {
     }
 
     public var totalComputeMicros: Double { nodes.reduce(0) { $0 + $1.computeMicros } }
+
+    /// The node that produces `tensor`.
+    public func producer(ofTensor tensor: Int) -> Int {
+        var low = 0, high = nodes.count - 1
+        while low < high {
+            let middle = (low + high + 1) / 2
+            if Int(tensorBase[middle]) <= tensor { low = middle } else { high = middle - 1 }
+        }
+        return low
+    }
+
+    /// A tensor as plan files name it: `producer:port`, or `producer:control` for a control output.
+    public func tensorName(_ tensor: Int) -> String {
+        let producer = producer(ofTensor: tensor)
+        let port = tensor - Int(tensorBase[producer])
+        return nodes[producer].name + (port == nodes[producer].outputBytes.count ? ":control" : ":\(port)")
+    }
 }

@@ -8,7 +8,11 @@
 // - `PlacementGraph` (Preprocessing/): co-placement groups, colocation, fusion into units.
 // - `Placer` (Placers/): `MTopoPlacer`, `METFPlacer`, `MSCTPlacer` (its linear program in
 //   `FavoriteChildLP`, solved with COIN-OR CLP), `SinglePlacer`, `ExpertPlacer`.
-// - `Simulator`: Baechi's step-time simulator and the memory of every device over the step.
+// - `Simulator`: Baechi's step-time simulator, `Simulator.replay` of a given `Schedule` (the order
+//   m-ETF and m-SCT decided on, which is what their plans run in), and the memory of every device.
 // - `Planner`: runs the above for an `Algorithm` (including `auto`) on `DeviceSpec`s under a
-//   `LinkModel`, checks memory, and returns a `PlacementPlan` or a `PlanFailure`.
+//   `LinkModel`, checks memory, and returns a `PlacementPlan` or a `PlanFailure`; with
+//   `SearchOptions` it tries many tie-break orders (`TieBreak`), with and without co-placement,
+//   and keeps the fastest plan (`PlacementSearch`).
+// - `JudgedPlan`: a plan read from a file (an expert's, another tool's) simulated the same way.
 // - `PlacementPlan.json()` and `GanttChart.svg(for:)`: the plan as JSON and as a picture.

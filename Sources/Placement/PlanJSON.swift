@@ -65,24 +65,106 @@ struct JSONWriter {
     }
 }
 
+/// What the JSON, the chart and the summary of a plan need: where every node runs and the
+/// simulated step. Plans the planner makes and plans read from a file (`JudgedPlan`) both are.
+public protocol SimulatedPlacement: Sendable {
+    var placementGraph: PlacementGraph { get }
+    var devices: [DeviceSpec] { get }
+    var simulation: SimulationResult { get }
+    /// What made the plan, for titles: an algorithm or a plan file.
+    var madeBy: String { get }
+}
+
+extension SimulatedPlacement {
+    public var graph: Graph { placementGraph.graph }
+    public var makespanMicros: Double { simulation.makespanMicros }
+    public var deviceOfNode: [Int32] { simulation.deviceOfNode }
+}
+
+extension PlacementPlan: SimulatedPlacement {
+    public var madeBy: String { algorithm.rawValue }
+}
+
 extension PlacementPlan {
     /// The plan as JSON (docs/formats.md): algorithm, makespan, placement time, every node's
     /// device, each device's memory, the schedule and the transfers.
     public func json() -> String {
         let graph = self.graph
-        let pg = placementGraph
-        let sim = simulation
         var w = JSONWriter(capacity: 128 * graph.nodes.count + 4096)
         w.beginObject()
         w.field("graph", graph.name)
         w.field("algorithm", algorithm.rawValue)
         w.field("makespan_us", makespanMicros)
+        if let predicted = predictedMakespanMicros { w.field("predicted_makespan_us", predicted) }
+        if let queue = queueMakespanMicros { w.field("baechi_order_makespan_us", queue) }
         w.field("placement_seconds", placementSeconds)
         w.field("preprocessing_seconds", preprocessingSeconds)
         w.field("placer_seconds", placerSeconds)
         w.field("simulation_seconds", simulationSeconds)
         w.field("one_device_makespan_us", graph.totalComputeMicros)
         if let lp = lpMakespanMicros { w.field("lp_makespan_us", lp) }
+        w.key("tie_break")
+        switch tieBreak {
+        case .topological: w.value("topological")
+        case .shuffled(let seed): w.value(String(seed))
+        case .ranks: w.value("varied")
+        }
+        if let search {
+            w.key("search")
+            w.beginObject()
+            w.field("seed", String(search.seed))
+            w.field("plans_tried", search.plansTried)
+            w.field("plans_fitting", search.plansFitting)
+            for (name, value) in [("fastest_us", search.fastestMicros), ("median_us", search.medianMicros), ("slowest_us", search.slowestMicros)] {
+                w.key(name)
+                if let value { w.value(value) } else { w.null() }
+            }
+            w.field("stopped_by_budget", search.stoppedByBudget)
+            w.key("arms")
+            w.beginArray()
+            for arm in search.arms {
+                w.beginObject()
+                w.field("algorithm", arm.algorithm.rawValue)
+                w.field("co_placement", arm.coPlacement)
+                w.field("plans_tried", arm.plansTried)
+                w.key("fastest_us")
+                if let fastest = arm.fastestMicros { w.value(fastest) } else { w.null() }
+                w.endObject()
+            }
+            w.endArray()
+            w.endObject()
+        }
+        writeStep(&w)
+
+        if !candidates.isEmpty {
+            w.key("candidates")
+            w.beginArray()
+            for candidate in candidates {
+                w.beginObject()
+                w.field("algorithm", candidate.algorithm.rawValue)
+                w.key("memory_budget_bytes")
+                if let budget = candidate.memoryBudgetBytes { w.value(budget) } else { w.null() }
+                w.key("makespan_us")
+                if let makespan = candidate.makespanMicros { w.value(makespan) } else { w.null() }
+                w.key("peak_memory_bytes")
+                if let peak = candidate.peakMemoryBytes { w.value(peak) } else { w.null() }
+                if let tried = candidate.plansTried { w.field("plans_tried", tried) }
+                if let problem = candidate.problem { w.field("problem", problem) }
+                w.endObject()
+            }
+            w.endArray()
+        }
+        w.endObject()
+        return w.text + "\n"
+    }
+}
+
+extension SimulatedPlacement {
+    /// The fields every plan file has: link, preprocessing, devices, placement, schedule, transfers.
+    func writeStep(_ w: inout JSONWriter) {
+        let graph = self.graph
+        let pg = placementGraph
+        let sim = simulation
         w.key("link")
         w.beginObject()
         w.field("bandwidth_bytes_per_second", pg.link.bytesPerSecond)
@@ -98,8 +180,6 @@ extension PlacementPlan {
         w.field("groups", pg.groupCount)
         w.endObject()
 
-        var nodesOn = [Int](repeating: 0, count: devices.count)
-        for d in sim.deviceOfNode { nodesOn[Int(d)] += 1 }
         w.key("devices")
         w.beginArray()
         for (d, device) in devices.enumerated() {
@@ -110,7 +190,7 @@ extension PlacementPlan {
             w.field("peak_memory_bytes", sim.peakMemoryBytes[d])
             w.field("persistent_bytes", sim.persistentBytes[d])
             w.field("busy_us", sim.busyMicros[d])
-            w.field("nodes", nodesOn[d])
+            w.field("nodes", sim.nodesOfDevice[d].count)
             w.endObject()
         }
         w.endArray()
@@ -120,8 +200,13 @@ extension PlacementPlan {
         for (i, node) in graph.nodes.enumerated() { w.field(node.name, Int(sim.deviceOfNode[i])) }
         w.endObject()
 
+        // By start time; nodes of one device that start together in the order the device runs them.
+        var position = [Int](repeating: 0, count: graph.nodes.count)
+        for nodes in sim.nodesOfDevice {
+            for (k, node) in nodes.enumerated() { position[Int(node)] = k }
+        }
         let order = (0..<graph.nodes.count).sorted {
-            (sim.startMicros[$0], sim.deviceOfNode[$0], graph.topologicalRank[$0]) < (sim.startMicros[$1], sim.deviceOfNode[$1], graph.topologicalRank[$1])
+            (sim.startMicros[$0], sim.deviceOfNode[$0], position[$0]) < (sim.startMicros[$1], sim.deviceOfNode[$1], position[$1])
         }
         w.key("schedule")
         w.beginArray()
@@ -139,9 +224,9 @@ extension PlacementPlan {
         w.key("transfers")
         w.beginArray()
         for transfer in sim.transfers {
-            let edge = graph.edges[Int(transfer.edge)]
             w.beginObject()
-            w.field("tensor", graph.nodes[edge.source].name + (edge.isControl ? ":control" : ":\(edge.port)"))
+            w.field("tensor", graph.tensorName(Int(transfer.tensor)))
+            w.field("consumer", graph.nodes[graph.edges[Int(transfer.edge)].destination].name)
             w.field("from", Int(transfer.fromDevice))
             w.field("to", Int(transfer.toDevice))
             w.field("start_us", transfer.startMicros)
@@ -150,25 +235,5 @@ extension PlacementPlan {
             w.endObject()
         }
         w.endArray()
-
-        if !candidates.isEmpty {
-            w.key("candidates")
-            w.beginArray()
-            for candidate in candidates {
-                w.beginObject()
-                w.field("algorithm", candidate.algorithm.rawValue)
-                w.key("memory_budget_bytes")
-                if let budget = candidate.memoryBudgetBytes { w.value(budget) } else { w.null() }
-                w.key("makespan_us")
-                if let makespan = candidate.makespanMicros { w.value(makespan) } else { w.null() }
-                w.key("peak_memory_bytes")
-                if let peak = candidate.peakMemoryBytes { w.value(peak) } else { w.null() }
-                if let problem = candidate.problem { w.field("problem", problem) }
-                w.endObject()
-            }
-            w.endArray()
-        }
-        w.endObject()
-        return w.text + "\n"
     }
 }

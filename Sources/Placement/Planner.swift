@@ -6,8 +6,21 @@ public struct PlacementPlan: Sendable {
     public let placementGraph: PlacementGraph
     public var devices: [DeviceSpec]
     public let deviceOfUnit: [Int32]
-    /// The simulated step on the input graph (Baechi's simulator, see `Simulator`).
+    /// The simulated step on the input graph: the placer's own order replayed (m-ETF, m-SCT) or,
+    /// for placers that make no schedule, Baechi's simulator (see `Simulator`).
     public let simulation: SimulationResult
+    /// The step the placer predicted while placing (m-ETF, m-SCT). It is never below the simulated
+    /// step: the replay runs the same order but sends a fused unit's outputs as each member ends
+    /// and starts nothing later than its inputs, device and channels allow (the placer may have
+    /// held a unit back for memory or a favourite child).
+    public var predictedMakespanMicros: Double?
+    /// The step Baechi's simulator gives this placement in its own order (a global queue by ready
+    /// time), to compare with Baechi's numbers; set by `Planner.plan`.
+    public var queueMakespanMicros: Double?
+    /// The tie-break the placer used.
+    public var tieBreak: TieBreak = .topological
+    /// What the search tried, when `Planner.plan` searched.
+    public var search: SearchSummary?
     /// Preprocessing plus placement (and, for `auto`, every candidate), not file reading.
     public var placementSeconds: Double
     /// Time inside the placer alone (all its rounds; for m-SCT including the linear program).
@@ -22,10 +35,6 @@ public struct PlacementPlan: Sendable {
     /// `auto`: every plan it considered.
     public var candidates: [Candidate]
 
-    public var graph: Graph { placementGraph.graph }
-    public var makespanMicros: Double { simulation.makespanMicros }
-    public var deviceOfNode: [Int32] { simulation.deviceOfNode }
-
     /// One plan `auto` weighed.
     public struct Candidate: Sendable {
         public var algorithm: Algorithm
@@ -35,6 +44,8 @@ public struct PlacementPlan: Sendable {
         public var peakMemoryBytes: Int?
         /// Why it was not usable, if it was not.
         public var problem: String?
+        /// For the best of a search: how many plans the search simulated for this algorithm.
+        public var plansTried: Int?
     }
 }
 
@@ -55,6 +66,9 @@ public struct PlanFailure: Error, CustomStringConvertible, Sendable {
 ///     let plan = try planner.plan(.mSCT, devices: DeviceSpec.uniform(count: 4, memoryBytes: 8 << 30)).get()
 ///     plan.simulation.order(ofDevice: 0)   // what device 0 runs, in order
 ///
+/// With `search`, m-ETF and m-SCT run with many tie-break orders and with and without
+/// co-placement, and the fastest simulated plan that fits wins (see `SearchOptions`).
+///
 /// A planner keeps the plans it made (the `auto` ladder and the memory search reuse them); use
 /// one planner from one thread at a time.
 public final class Planner {
@@ -62,9 +76,12 @@ public final class Planner {
     public let sctThreshold: Double
     private let sct: MSCTPlacer
     private var attempts = [AttemptKey: Result<PlacementPlan, PlacementFailure>]()
+    /// Planners of the same graph with other preprocessing, made when a search needs them.
+    private var variants = [PreprocessingOptions: Planner]()
 
     public var graph: Graph { placementGraph.graph }
     public var link: LinkModel { placementGraph.link }
+    public var options: PreprocessingOptions { placementGraph.options }
 
     public init(graph: Graph, link: LinkModel, options: PreprocessingOptions = PreprocessingOptions(), sctThreshold: Double = 0.1) {
         placementGraph = PlacementGraph(graph: graph, link: link, options: options)
@@ -83,24 +100,57 @@ public final class Planner {
         }
     }
 
-    /// The plan `algorithm` makes for `devices`, or why none fits.
-    public func plan(_ algorithm: Algorithm, devices: [DeviceSpec]) -> Result<PlacementPlan, PlanFailure> {
+    /// The plan `algorithm` makes for `devices`, or why none fits. With `search`, the fastest of
+    /// the plans the search tries (never slower than the plan without it, which it tries first).
+    public func plan(_ algorithm: Algorithm, devices: [DeviceSpec], search: SearchOptions? = nil) -> Result<PlacementPlan, PlanFailure> {
         precondition(!devices.isEmpty)
         let started = ContinuousClock.now
         var result: Result<PlacementPlan, PlanFailure>
         if algorithm == .auto {
-            result = auto(devices: devices)
+            result = auto(devices: devices, search: search, started: started)
+        } else if let search {
+            var run = PlacementSearch(options: search)
+            run.explore(arms(for: [algorithm], search: search), devices: devices, deadline: search.budgetSeconds.map { started + .seconds($0) })
+            result = run.best.map { .success($0) } ?? attempt(algorithm, devices: devices, limits: devices.map(\.memoryBytes), tieBreak: .topological).mapError {
+                PlanFailure(algorithm: algorithm, culprit: $0.culprit, reason: $0.reason)
+            }
         } else {
-            result = attempt(algorithm, devices: devices, limits: devices.map(\.memoryBytes)).mapError {
+            result = attempt(algorithm, devices: devices, limits: devices.map(\.memoryBytes), tieBreak: .topological).mapError {
                 PlanFailure(algorithm: algorithm, culprit: $0.culprit, reason: $0.reason)
             }
         }
         let seconds = placementGraph.preprocessingSeconds + (ContinuousClock.now - started).seconds
         if case .success(var plan) = result {
             plan.placementSeconds = seconds
+            plan.queueMakespanMicros = Simulator.simulate(graph, link: link, deviceOfNode: plan.deviceOfNode, deviceCount: devices.count).makespanMicros
             result = .success(plan)
         }
         return result
+    }
+
+    /// The planner of this graph with `options` (this one, or one made once and kept).
+    func variant(_ options: PreprocessingOptions) -> Planner {
+        if options == self.options { return self }
+        if let made = variants[options] { return made }
+        let made = Planner(graph: graph, link: link, options: options, sctThreshold: sctThreshold)
+        variants[options] = made
+        return made
+    }
+
+    /// What a search runs for `algorithms`: each on this preprocessing and, when co-placement is
+    /// on and the search asks for it, without co-placement too.
+    private func arms(for algorithms: [Algorithm], search: SearchOptions) -> [PlacementSearch.Arm] {
+        var planners = [self]
+        if search.withoutCoPlacement && options.coPlacement {
+            var other = options
+            other.coPlacement = false
+            planners.append(variant(other))
+        }
+        var arms = [PlacementSearch.Arm]()
+        for algorithm in algorithms where algorithm != .auto {
+            for planner in planners { arms.append(PlacementSearch.Arm(algorithm: algorithm, planner: planner)) }
+        }
+        return arms
     }
 
     /// The smallest memory per device (the same on all `deviceCount` devices, to within 1%) with
@@ -150,16 +200,15 @@ public final class Planner {
     private struct AttemptKey: Hashable {
         var algorithm: Algorithm
         var limits: [Int]
+        var tieBreak: TieBreak
     }
 
-    /// Runs `algorithm` with memory `limits`, simulates, and checks the simulated memory.
-    /// Placers estimate memory along their own order of events, which the simulator's queue can
-    /// change; when the simulated step goes over a limit the placer runs again with that
-    /// device's budget lowered by the excess (a few times).
-    private func attempt(_ algorithm: Algorithm, devices: [DeviceSpec], limits: [Int]) -> Result<PlacementPlan, PlacementFailure> {
-        let key = AttemptKey(algorithm: algorithm, limits: limits)
+    /// Runs `algorithm` with memory `limits`, simulates, and checks the simulated memory (kept for
+    /// reuse; a search's other tie-breaks go to `freshAttempt` and are not kept).
+    func attempt(_ algorithm: Algorithm, devices: [DeviceSpec], limits: [Int], tieBreak: TieBreak) -> Result<PlacementPlan, PlacementFailure> {
+        let key = AttemptKey(algorithm: algorithm, limits: limits, tieBreak: tieBreak)
         if let cached = attempts[key] { return cached.map { plan in rename(plan, devices) } }
-        let result = freshAttempt(algorithm, devices: devices, limits: limits)
+        let result = freshAttempt(algorithm, devices: devices, limits: limits, tieBreak: tieBreak)
         if attempts.count >= 256 { attempts.removeAll() }   // plans of big graphs are big
         attempts[key] = result
         return result
@@ -171,7 +220,11 @@ public final class Planner {
         return renamed
     }
 
-    private func freshAttempt(_ algorithm: Algorithm, devices: [DeviceSpec], limits: [Int]) -> Result<PlacementPlan, PlacementFailure> {
+    /// Runs `algorithm` with memory `limits` and simulates the plan.
+    /// Placers estimate memory along their own events, which the simulated step can shift; when
+    /// the simulated step goes over a limit the placer runs again with that device's budget
+    /// lowered by the excess (a few times).
+    func freshAttempt(_ algorithm: Algorithm, devices: [DeviceSpec], limits: [Int], tieBreak: TieBreak) -> Result<PlacementPlan, PlacementFailure> {
         let pg = placementGraph
         let placer = placer(for: algorithm)
         var budget = limits
@@ -180,15 +233,13 @@ public final class Planner {
         for _ in 0..<6 {
             let placement: UnitPlacement
             let placing = ContinuousClock.now
-            do { placement = try placer.place(pg, limits: budget) } catch {
+            do { placement = try placer.place(pg, limits: budget, tieBreak: tieBreak) } catch {
                 if lastSimulation != nil { break }
                 return .failure(error)
             }
             placerSeconds += (ContinuousClock.now - placing).seconds
             let simulating = ContinuousClock.now
-            var deviceOfNode = [Int32](repeating: 0, count: pg.graph.nodes.count)
-            for (node, unit) in pg.unitOfNode.enumerated() { deviceOfNode[node] = placement.deviceOfUnit[Int(unit)] }
-            let simulation = Simulator.simulate(pg.graph, link: pg.link, deviceOfNode: deviceOfNode, deviceCount: limits.count)
+            let simulation = simulate(placement, deviceCount: limits.count)
             simulationSeconds += (ContinuousClock.now - simulating).seconds
             let over = limits.indices.filter { simulation.peakMemoryBytes[$0] > limits[$0] }
             if over.isEmpty {
@@ -196,6 +247,8 @@ public final class Planner {
                                          simulation: simulation, placementSeconds: 0, lpMakespanMicros: nil, candidates: [])
                 plan.placerSeconds = placerSeconds
                 plan.simulationSeconds = simulationSeconds
+                plan.predictedMakespanMicros = placement.predictedMakespanMicros
+                plan.tieBreak = tieBreak
                 if algorithm == .mSCT { plan.lpMakespanMicros = try? sct.linearProgram(for: pg).makespanMicros }
                 return .success(plan)
             }
@@ -218,6 +271,23 @@ public final class Planner {
         return .failure(PlacementFailure(
             algorithm: algorithm, culprit: culprit,
             reason: "\(what) needs \(Quantity.formatBytes(simulation.peakMemoryBytes[d])) on device \(d) at \(Quantity.formatMicros(simulation.peakTimeMicros[d]))\(during) in the simulated step, above its \(Quantity.formatBytes(limits[d]))"))
+    }
+
+    /// The step of a placement: its placer's own order replayed when it made one, otherwise
+    /// Baechi's simulator.
+    private func simulate(_ placement: UnitPlacement, deviceCount: Int) -> SimulationResult {
+        let pg = placementGraph
+        var deviceOfNode = [Int32](repeating: 0, count: pg.graph.nodes.count)
+        for (node, unit) in pg.unitOfNode.enumerated() { deviceOfNode[node] = placement.deviceOfUnit[Int(unit)] }
+        if let order = placement.order {
+            let schedule = order.schedule(pg, deviceOfUnit: placement.deviceOfUnit, deviceCount: deviceCount)
+            do {
+                return try Simulator.replay(pg.graph, link: pg.link, deviceOfNode: deviceOfNode, deviceCount: deviceCount, schedule: schedule)
+            } catch {
+                assertionFailure("a placer's own order does not replay: \(error)")
+            }
+        }
+        return Simulator.simulate(pg.graph, link: pg.link, deviceOfNode: deviceOfNode, deviceCount: deviceCount)
     }
 
     // MARK: - auto
@@ -243,12 +313,14 @@ public final class Planner {
     /// peak fits), every algorithm at the largest ladder budget at or below the devices' memory
     /// where any succeeds, and every algorithm at the devices' exact memory. The first two only
     /// grow with memory, so `auto` is monotone: a plan at memory M means a plan at any larger M.
-    private func auto(devices: [DeviceSpec]) -> Result<PlacementPlan, PlanFailure> {
+    /// With `search`, also the best plan the search finds for each algorithm at the devices' memory
+    /// (only once one of the first two succeeded, which keeps `auto` monotone).
+    private func auto(devices: [DeviceSpec], search: SearchOptions?, started: ContinuousClock.Instant) -> Result<PlacementPlan, PlanFailure> {
         let limits = devices.map(\.memoryBytes)
         var candidates = [PlacementPlan.Candidate]()
         var usable = [PlacementPlan]()
         func consider(_ algorithm: Algorithm, budget: [Int]?) {
-            let result = attempt(algorithm, devices: devices, limits: budget ?? limits.map { _ in Self.unlimited })
+            let result = attempt(algorithm, devices: devices, limits: budget ?? limits.map { _ in Self.unlimited }, tieBreak: .topological)
             let shown = budget.map { $0.max() ?? 0 }
             switch result {
             case .success(let plan):
@@ -275,7 +347,7 @@ public final class Planner {
             // Say why with the devices' own memory, naming what did not fit.
             var failures = [PlacementFailure]()
             for algorithm in Algorithm.concrete {
-                if case .failure(let failure) = attempt(algorithm, devices: devices, limits: limits) { failures.append(failure) }
+                if case .failure(let failure) = attempt(algorithm, devices: devices, limits: limits, tieBreak: .topological) { failures.append(failure) }
             }
             let named = failures.first { $0.culprit != nil } ?? failures.first
             return .failure(PlanFailure(algorithm: .auto, culprit: named?.culprit,
@@ -284,9 +356,32 @@ public final class Planner {
         if lastBudget != limits {
             for algorithm in Algorithm.concrete { consider(algorithm, budget: limits) }
         }
+        var searched: SearchSummary?
+        if let search {
+            // Each algorithm searched as `plan(algorithm, search:)` would: auto is never slower
+            // than any of them. A budget is shared out among the algorithms still to search.
+            var run = PlacementSearch(options: search)
+            let algorithms: [Algorithm] = [.mSCT, .mETF, .mTOPO, .expert]
+            for (i, algorithm) in algorithms.enumerated() {
+                let deadline = search.budgetSeconds.map { budget -> ContinuousClock.Instant in
+                    let left = budget - (ContinuousClock.now - started).seconds
+                    return ContinuousClock.now + .seconds(max(0, left) / Double(algorithms.count - i))
+                }
+                run.explore(arms(for: [algorithm], search: search), devices: devices, deadline: deadline)
+            }
+            for algorithm in Algorithm.concrete {
+                guard let best = run.bestOf[algorithm] else { continue }
+                candidates.append(.init(algorithm: algorithm, memoryBudgetBytes: limits.max() ?? 0, makespanMicros: best.makespanMicros,
+                                        peakMemoryBytes: best.simulation.peakMemoryBytes.max() ?? 0, problem: nil,
+                                        plansTried: run.triedOf[algorithm]))
+                usable.append(best)
+            }
+            searched = run.summary
+        }
         var best = usable[0]
         for plan in usable.dropFirst() where plan.makespanMicros < best.makespanMicros { best = plan }
         best.candidates = candidates
+        best.search = searched
         return .success(best)
     }
 }

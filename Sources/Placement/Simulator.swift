@@ -18,7 +18,10 @@ public struct SimulationResult: Sendable {
     public let startMicros: [Double]
     public let endMicros: [Double]
     public let makespanMicros: Double
+    /// Every tensor sent, in the order the link channels carry them.
     public let transfers: [Transfer]
+    /// Each device's nodes in the order it runs them.
+    public let nodesOfDevice: [[Int32]]
     /// Highest memory use of each device at any instant of the step.
     public let peakMemoryBytes: [Int]
     /// When each device's peak happens, and the node whose allocation reached it (-1 if persistent memory alone).
@@ -29,11 +32,65 @@ public struct SimulationResult: Sendable {
     /// Time each device spends computing.
     public let busyMicros: [Double]
 
-    /// The nodes of each device in the order they run.
-    public func order(ofDevice d: Int) -> [Int32] {
-        (0..<Int32(deviceOfNode.count)).filter { deviceOfNode[Int($0)] == Int32(d) }
-            .sorted { (startMicros[Int($0)], $0) < (startMicros[Int($1)], $1) }
+    /// The nodes of device `d` in the order they run (the order a rank executes them in).
+    public func order(ofDevice d: Int) -> [Int32] { nodesOfDevice[d] }
+
+    /// The order of this step, to replay it (`Simulator.replay`) or to write it down.
+    public var schedule: Schedule {
+        Schedule(nodesOfDevice: nodesOfDevice, transfers: transfers.map { ScheduledTransfer(edge: $0.edge, toDevice: $0.toDevice) })
     }
+
+    init(graph: Graph, deviceOfNode: [Int32], deviceCount: Int, start: [Double], end: [Double],
+         transfers: [Transfer], nodesOfDevice: [[Int32]]) {
+        var busy = [Double](repeating: 0, count: deviceCount)
+        for i in 0..<graph.nodes.count { busy[Int(deviceOfNode[i])] += graph.nodes[i].computeMicros }
+        let memory = MemoryProfile(graph: graph, deviceOfNode: deviceOfNode, deviceCount: deviceCount, start: start, end: end,
+                                   transfers: transfers)
+        self.deviceCount = deviceCount
+        self.deviceOfNode = deviceOfNode
+        startMicros = start
+        endMicros = end
+        makespanMicros = end.max() ?? 0
+        self.transfers = transfers
+        self.nodesOfDevice = nodesOfDevice
+        peakMemoryBytes = memory.peak
+        peakTimeMicros = memory.peakTime
+        peakNode = memory.peakNode
+        persistentBytes = memory.persistent
+        busyMicros = busy
+    }
+}
+
+/// The order a step runs in, apart from its times: each device's nodes in the order it runs
+/// them, and the tensors sent in the order the link channels carry them. Together with a
+/// placement it fixes the step (`Simulator.replay`): every node and transfer starts as soon as
+/// its device, its channels and its inputs allow.
+public struct Schedule: Sendable, Equatable {
+    public var nodesOfDevice: [[Int32]]
+    public var transfers: [ScheduledTransfer]
+
+    public init(nodesOfDevice: [[Int32]], transfers: [ScheduledTransfer]) {
+        self.nodesOfDevice = nodesOfDevice
+        self.transfers = transfers
+    }
+}
+
+/// One tensor sent to one device; it leaves from its producer's device. The tensor is the one
+/// `edge` carries, and the transfer takes that edge's communication time (edges of one tensor may
+/// state different times: a transfer takes the time of the consumer it was first sent for).
+public struct ScheduledTransfer: Sendable, Hashable {
+    public var edge: Int32
+    public var toDevice: Int32
+
+    public init(edge: Int32, toDevice: Int32) {
+        self.edge = edge
+        self.toDevice = toDevice
+    }
+}
+
+/// Why a schedule cannot be replayed on a placement, in one line.
+public struct ScheduleError: Error, CustomStringConvertible, Sendable {
+    public var description: String
 }
 
 /// Baechi's step-time simulator (the reference digest's semantics, exactly):
@@ -46,6 +103,10 @@ public struct SimulationResult: Sendable {
 ///   and ends one communication time later; both channels are busy until it ends.
 /// - A tensor already received on a device is cached there and not sent again.
 /// - The makespan is the end of the last node.
+///
+/// `replay` instead follows a given `Schedule` (the order a placer decided on), with the same
+/// rules for durations, channels and the cache; replaying the order `simulate` found gives the
+/// same step.
 ///
 /// Memory: a device holds its nodes' persistent memory all step; a node's scratch memory while it
 /// runs; each output tensor from its producer's start until its last consumer ends (an unused
@@ -65,12 +126,11 @@ public enum Simulator {
         var channelFree = [Double](repeating: 0, count: d)
         var cache = [Double](repeating: -1, count: graph.tensorCount * d)
         var transfers = [Transfer]()
+        var nodesOfDevice = [[Int32]](repeating: [], count: d)
         var queue = KeyedHeap(capacity: n)
         for i in 0..<n where remaining[i] == 0 {
             queue.push(key: 0, tie: Int64(graph.topologicalRank[i]), value: Int32(i))
         }
-        var makespan = 0.0
-        var busy = [Double](repeating: 0, count: d)
         while let entry = queue.pop() {
             let i = Int(entry.value)
             let device = Int(deviceOfNode[i])
@@ -79,8 +139,7 @@ public enum Simulator {
             start[i] = s
             end[i] = e
             deviceFree[device] = e
-            busy[device] += graph.nodes[i].computeMicros
-            makespan = max(makespan, e)
+            nodesOfDevice[device].append(Int32(i))
             for edgeIndex in graph.outEdges[i] {
                 let edge = Int(edgeIndex)
                 let j = graph.edges[edge].destination
@@ -111,12 +170,126 @@ public enum Simulator {
                 }
             }
         }
-        let memory = MemoryProfile(graph: graph, deviceOfNode: deviceOfNode, deviceCount: d, start: start, end: end,
-                                   transfers: transfers)
-        return SimulationResult(deviceCount: d, deviceOfNode: deviceOfNode, startMicros: start, endMicros: end,
-                                makespanMicros: makespan, transfers: transfers, peakMemoryBytes: memory.peak,
-                                peakTimeMicros: memory.peakTime, peakNode: memory.peakNode,
-                                persistentBytes: memory.persistent, busyMicros: busy)
+        return SimulationResult(graph: graph, deviceOfNode: deviceOfNode, deviceCount: d, start: start, end: end,
+                                transfers: transfers, nodesOfDevice: nodesOfDevice)
+    }
+
+    /// The step of `deviceOfNode` run in the order `schedule` gives: each device runs its nodes in
+    /// its list's order, each channel carries the transfers in the list's order (a transfer uses
+    /// its sender's and its receiver's channel), and everything starts as soon as that order, its
+    /// inputs and its channels allow. The schedule must list every node once, on its device, and
+    /// exactly the transfers the placement needs (each tensor once per device that consumes it
+    /// away from its producer), in an order that does not contradict the graph.
+    public static func replay(_ graph: Graph, link: LinkModel, deviceOfNode: [Int32], deviceCount: Int,
+                              schedule: Schedule) throws(ScheduleError) -> SimulationResult {
+        let n = graph.nodes.count
+        let d = deviceCount
+        precondition(deviceOfNode.count == n && deviceOfNode.allSatisfy { $0 >= 0 && Int($0) < d })
+        func name(_ node: Int) -> String { GraphError.quoted(graph.nodes[node].name) }
+        func tensorName(_ tensor: Int) -> String { GraphError.quoted(graph.tensorName(tensor)) }
+        guard schedule.nodesOfDevice.count == d else {
+            throw ScheduleError(description: "the schedule orders \(schedule.nodesOfDevice.count) devices, the placement uses \(d)")
+        }
+        // Position of every node in its device's order.
+        var position = [Int32](repeating: -1, count: n)
+        for (device, nodes) in schedule.nodesOfDevice.enumerated() {
+            for (k, node) in nodes.enumerated() {
+                guard node >= 0 && Int(node) < n else { throw ScheduleError(description: "the schedule names node \(node), which the graph does not have") }
+                guard deviceOfNode[Int(node)] == Int32(device) else {
+                    throw ScheduleError(description: "the schedule runs \(name(Int(node))) on device \(device), the placement puts it on device \(deviceOfNode[Int(node)])")
+                }
+                guard position[Int(node)] < 0 else { throw ScheduleError(description: "the schedule runs \(name(Int(node))) twice") }
+                position[Int(node)] = Int32(k)
+            }
+        }
+        if let missing = position.firstIndex(of: -1) { throw ScheduleError(description: "the schedule does not run \(name(missing))") }
+
+        // The transfers: each needed (tensor, device) pair once, and no other.
+        var transferOfSlot = [Int32](repeating: -1, count: graph.tensorCount * d)
+        for (k, transfer) in schedule.transfers.enumerated() {
+            let edge = Int(transfer.edge), to = Int(transfer.toDevice)
+            guard edge >= 0 && edge < graph.edges.count && to >= 0 && to < d else {
+                throw ScheduleError(description: "transfer \(k) names an edge or device that does not exist")
+            }
+            let tensor = Int(graph.tensorOfEdge[edge])
+            guard deviceOfNode[graph.edges[edge].destination] == Int32(to) && deviceOfNode[graph.edges[edge].source] != Int32(to) else {
+                throw ScheduleError(description: "the schedule sends \(tensorName(tensor)) to device \(to), which does not need it")
+            }
+            let slot = tensor * d + to
+            guard transferOfSlot[slot] < 0 else { throw ScheduleError(description: "the schedule sends \(tensorName(tensor)) to device \(to) twice") }
+            transferOfSlot[slot] = Int32(k)
+        }
+        for (e, edge) in graph.edges.enumerated() {
+            let target = Int(deviceOfNode[edge.destination])
+            guard target != Int(deviceOfNode[edge.source]) else { continue }
+            guard transferOfSlot[Int(graph.tensorOfEdge[e]) * d + target] >= 0 else {
+                throw ScheduleError(description: "the schedule does not send \(tensorName(Int(graph.tensorOfEdge[e]))) to device \(target), where \(name(edge.destination)) needs it")
+            }
+        }
+
+        // Items are nodes 0..<n and transfers n..<n+T; each waits for the items before it.
+        let count = n + schedule.transfers.count
+        var pairs = [(Int, Int)]()   // (item, successor)
+        pairs.reserveCapacity(3 * count)
+        for nodes in schedule.nodesOfDevice {
+            for (a, b) in zip(nodes, nodes.dropFirst()) { pairs.append((Int(a), Int(b))) }
+        }
+        for (e, edge) in graph.edges.enumerated() {
+            let source = edge.source, destination = edge.destination
+            if deviceOfNode[source] == deviceOfNode[destination] {
+                pairs.append((source, destination))
+            } else {
+                let k = Int(transferOfSlot[Int(graph.tensorOfEdge[e]) * d + Int(deviceOfNode[destination])])
+                pairs.append((n + k, destination))
+            }
+        }
+        var lastOnChannel = [Int](repeating: -1, count: d)
+        for (k, transfer) in schedule.transfers.enumerated() {
+            let producer = graph.edges[Int(transfer.edge)].source
+            pairs.append((producer, n + k))
+            for channel in [Int(deviceOfNode[producer]), Int(transfer.toDevice)] {
+                if lastOnChannel[channel] >= 0 { pairs.append((n + lastOnChannel[channel], n + k)) }
+                lastOnChannel[channel] = k
+            }
+        }
+        let successors = Adjacency(count: count, pairs: pairs)
+        var waiting = [Int32](repeating: 0, count: count)
+        for (_, successor) in pairs { waiting[successor] += 1 }
+        var earliest = [Double](repeating: 0, count: count)
+        var finish = [Double](repeating: 0, count: count)
+        var start = [Double](repeating: 0, count: n)
+        var transfers = [Transfer?](repeating: nil, count: schedule.transfers.count)
+        var queue = (0..<count).filter { waiting[$0] == 0 }
+        var head = 0
+        while head < queue.count {
+            let item = queue[head]
+            head += 1
+            if item < n {
+                start[item] = earliest[item]
+                finish[item] = earliest[item] + graph.nodes[item].computeMicros
+            } else {
+                let k = item - n
+                let edge = Int(schedule.transfers[k].edge)
+                let comm = graph.commMicros(ofEdge: edge, link: link)
+                finish[item] = earliest[item] + comm
+                let producer = graph.edges[edge].source
+                transfers[k] = Transfer(edge: Int32(edge), tensor: graph.tensorOfEdge[edge], fromDevice: deviceOfNode[producer],
+                                        toDevice: schedule.transfers[k].toDevice, startMicros: earliest[item], endMicros: finish[item],
+                                        bytes: graph.transferBytes(ofEdge: edge))
+            }
+            for successor in successors[item] {
+                let next = Int(successor)
+                earliest[next] = max(earliest[next], finish[item])
+                waiting[next] -= 1
+                if waiting[next] == 0 { queue.append(next) }
+            }
+        }
+        guard queue.count == count else {
+            let stuck = (0..<n).first { waiting[$0] > 0 }
+            throw ScheduleError(description: "the schedule's order contradicts the graph" + (stuck.map { ": \(name($0)) would wait for itself" } ?? ""))
+        }
+        return SimulationResult(graph: graph, deviceOfNode: deviceOfNode, deviceCount: d, start: start,
+                                end: Array(finish[0..<n]), transfers: transfers.map { $0! }, nodesOfDevice: schedule.nodesOfDevice)
     }
 }
 

@@ -17,11 +17,24 @@ struct Place: ParsableCommand {
             `fedbaechi calibrate` and given with --cost-model); --training adds the backward ops \
             and the memory training needs.
 
-            Exit status: 0 with a plan, 2 for input that is rejected (graph, flags, devices file), \
-            3 when no plan fits (the message names what did not fit and the memory that would do).
+            m-ETF and m-SCT break ties between ops that could start at the same moment, and their \
+            plans depend a great deal on how: by default they run with 60 tie-break orders (the \
+            topological one first, then orders drawn from --seed), with and without co-placement, \
+            and the fastest simulated plan that fits wins (--search 0: one run, as Baechi).
+
+            --plan FILE judges a plan made elsewhere (by hand, by another tool, by an earlier run): \
+            it simulates the placement the file gives on GRAPH and these devices and reports its \
+            step and memory, in its own order when the file has one.
+
+            Exit status: 0 with a plan, 2 for input that is rejected (graph, flags, devices file, a \
+            plan file that names unknown ops, misses ops or splits a colocation group), 3 when no \
+            plan fits (the message names what did not fit and the memory that would do) or the \
+            judged plan does not fit the devices' memory.
 
             Examples:
               fedbaechi place gnmt.json --devices 4 --memory 8GiB --output plan.json --gantt plan.svg
+              fedbaechi place gnmt.json --devices 4 --memory 8GiB --algorithm m-sct --search 100 --seed 7
+              fedbaechi place gnmt.json --devices 4 --memory 8GiB --plan plan.json
               fedbaechi place resnet50.onnx --batch 32 --training --optimizer adam --devices 4 --memory 4GiB
             """
     )
@@ -65,6 +78,18 @@ struct Place: ParsableCommand {
     @Option(help: "m-SCT: linear-program values below this mark favourite children.")
     var sctThreshold: Double = 0.1
 
+    @Option(help: "m-ETF, m-SCT and auto: tie-break orders to try, with and without co-placement (0: one run, Baechi's).")
+    var search: Int?
+
+    @Option(help: ArgumentHelp("Stop the search after this long (e.g. 0.5s); with no --search, try orders until then.", valueName: "time"))
+    var budget: String?
+
+    @Option(help: "Seed of the search's tie-break orders.")
+    var seed: UInt64 = 1
+
+    @Option(help: ArgumentHelp("Judge this plan (a plan JSON file) on GRAPH and the devices instead of placing.", valueName: "file"))
+    var plan: String?
+
     @Option(help: "Run preprocessing and placement this many times and report the median time (benchmarks).")
     var `repeat`: Int = 1
 
@@ -85,14 +110,15 @@ struct Place: ParsableCommand {
 
     func run() throws {
         let setup = try PlaceSetup(self)
+        if let plan { return try judge(plan, setup) }
         let planner = Planner(graph: setup.graph, link: setup.link, options: setup.options, sctThreshold: sctThreshold)
-        var result = planner.plan(setup.algorithm, devices: setup.devices)
+        var result = planner.plan(setup.algorithm, devices: setup.devices, search: setup.search)
         if self.repeat > 1, case .success(var plan) = result {
             // Medians over fresh runs (preprocessing included), for benchmarks.
             var runs = [(plan.placementSeconds, plan.placerSeconds, plan.simulationSeconds, plan.placementGraph.preprocessingSeconds)]
             for _ in 1..<self.repeat {
                 let fresh = Planner(graph: setup.graph, link: setup.link, options: setup.options, sctThreshold: sctThreshold)
-                if case .success(let again) = fresh.plan(setup.algorithm, devices: setup.devices) {
+                if case .success(let again) = fresh.plan(setup.algorithm, devices: setup.devices, search: setup.search) {
                     runs.append((again.placementSeconds, again.placerSeconds, again.simulationSeconds, again.placementGraph.preprocessingSeconds))
                 }
             }
@@ -119,6 +145,27 @@ struct Place: ParsableCommand {
         }
     }
 
+    /// `--plan`: simulates the file's placement and reports it; exit 3 when it does not fit memory.
+    private func judge(_ path: String, _ setup: PlaceSetup) throws {
+        let data: Data
+        do { data = try GraphFile.read(path: path) } catch {
+            throw CommandFailure("cannot read \(path): \(error.description)")
+        }
+        let judged: JudgedPlan
+        do {
+            judged = try JudgedPlan(file: data, named: URL(fileURLWithPath: path).lastPathComponent, graph: setup.graph, link: setup.link,
+                                    devices: setup.devices, colocation: setup.options.colocation)
+        } catch {
+            throw CommandFailure("\(path): \(error.description)")
+        }
+        if output != "-" { print(PlaceReport.summary(judged, format: setup.format, readSeconds: setup.readSeconds)) }
+        if let output { try write(judged.json(), to: output) }
+        if let gantt { try write(GanttChart.svg(for: judged), to: gantt) }
+        if let problem = judged.memoryProblem {
+            throw CommandFailure("\(path) does not fit \(setup.devicesDescription): \(problem)", status: .noPlanFits)
+        }
+    }
+
     private func write(_ text: String, to path: String) throws {
         if path == "-" {
             FileHandle.standardOutput.write(Data(text.utf8))
@@ -139,6 +186,8 @@ struct PlaceSetup {
     var link: LinkModel
     var algorithm: Algorithm
     var options: PreprocessingOptions
+    /// nil: one run of each placer (`--search 0`).
+    var search: SearchOptions?
 
     var devicesDescription: String {
         let memories = Set(devices.map(\.memoryBytes))
@@ -157,6 +206,10 @@ struct PlaceSetup {
             throw CommandFailure("--sct-threshold must be in (0, 1], not \(command.sctThreshold)")
         }
         guard (1...1000).contains(command.repeat) else { throw CommandFailure("--repeat must be between 1 and 1000, not \(command.repeat)") }
+        let budget = try PlaceSetup.searchBudget(command)
+        if command.plan != nil && (command.search != nil || command.budget != nil || command.repeat != 1) {
+            throw CommandFailure("--search, --budget and --repeat are for placing; --plan judges a plan as it is")
+        }
         options = PreprocessingOptions(coPlacement: !command.noCoPlacement, fusion: !command.noFusion,
                                        colocation: !command.noColocation)
 
@@ -228,8 +281,36 @@ struct PlaceSetup {
            command.batch != nil || command.training || command.costModel != nil || command.unknownOps != "reject" || command.optimizer != "sgd" {
             throw CommandFailure("--batch, --training, --optimizer, --unknown-ops and --cost-model apply to ONNX models, and \(command.graph) is \(format)")
         }
+        search = PlaceSetup.searchOptions(command, budget: budget, graph: graph)
         let elapsed = ContinuousClock.now - started
         readSeconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
+    }
+
+    /// Largest `--search`: more orders than this stop helping long before.
+    static let maximumSearchOrders = 100_000
+
+    /// The time budget of `--budget`, once `--search` and `--budget` are checked.
+    static func searchBudget(_ command: Place) throws -> Double? {
+        if let orders = command.search {
+            guard (0...maximumSearchOrders).contains(orders) else {
+                throw CommandFailure("--search must be between 0 and \(maximumSearchOrders), not \(orders)")
+            }
+        }
+        guard let text = command.budget else { return nil }
+        let micros = try parse { () throws(Quantity.ParseError) in try Quantity.micros(text) }
+        guard micros > 0 && micros <= 3600e6 else { throw CommandFailure("--budget must be more than 0 and at most 1 hour, not \(text)") }
+        guard command.search != 0 else { throw CommandFailure("--budget limits a search, and --search 0 turns it off") }
+        return micros / 1e6
+    }
+
+    /// The search `--search`, `--budget` and `--seed` ask for on `graph` (nil: one run).
+    static func searchOptions(_ command: Place, budget: Double?, graph: Graph) -> SearchOptions? {
+        switch (command.search, budget) {
+        case (0, _): return nil
+        case (nil, nil): return SearchOptions.standard(for: graph, seed: command.seed)
+        case (nil, let budget?): return SearchOptions(orders: maximumSearchOrders, budgetSeconds: budget, seed: command.seed)
+        case (let orders?, let budget): return SearchOptions(orders: orders, budgetSeconds: budget, seed: command.seed)
+        }
     }
 
     /// The ONNX import options of the command line; `--cost-model` wins over a devices file's.

@@ -185,3 +185,140 @@ private func lines(_ text: String) -> [Substring] { text.split(separator: "\n") 
         #expect(makespan <= oneDevice)
     }
 }
+
+/// `place --search`, `--budget`, `--seed` and `place --plan`, through the binary.
+@Suite struct PlanSearchCLITests {
+    private func json(_ path: String) throws -> [String: Any] {
+        try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [String: Any])
+    }
+
+    private let fig1Path = packageRoot.appendingPathComponent("Tests/Fixtures/fig1.json").path
+
+    /// A graph whose two branches are colocated pairs: a plan must keep each pair together.
+    private let colocatedJSON = """
+        {"name": "pairs", "nodes": [
+          {"name": "in", "compute_us": 1, "persistent_bytes": 0, "temporary_bytes": 0, "output_bytes": [8]},
+          {"name": "a1", "compute_us": 5, "persistent_bytes": 100, "temporary_bytes": 0, "output_bytes": [8], "colocation": "A"},
+          {"name": "a2", "compute_us": 5, "persistent_bytes": 100, "temporary_bytes": 0, "output_bytes": [8], "colocation": "A"},
+          {"name": "b1", "compute_us": 5, "persistent_bytes": 100, "temporary_bytes": 0, "output_bytes": [8], "colocation": "B"},
+          {"name": "b2", "compute_us": 5, "persistent_bytes": 100, "temporary_bytes": 0, "output_bytes": [8], "colocation": "B"},
+          {"name": "out", "compute_us": 1, "persistent_bytes": 0, "temporary_bytes": 0, "output_bytes": [8]}],
+         "edges": [{"src": "in", "dst": "a1"}, {"src": "a1", "dst": "a2"}, {"src": "a2", "dst": "out"},
+                   {"src": "in", "dst": "b1"}, {"src": "b1", "dst": "b2"}, {"src": "b2", "dst": "out"}]}
+        """
+
+    @Test func sameSeedSamePlanAndTheSummarySaysWhatWasTried() throws {
+        let folder = try scratch()
+        var plans = [[String: Any]]()
+        var summaries = [String]()
+        for (k, seed) in ["3", "3", "4"].enumerated() {
+            let path = folder.appendingPathComponent("plan\(k).json").path
+            let result = try fedbaechi(["place", "synthetic:layered:600:30:2", "--devices", "3", "--memory", "1GiB",
+                                        "--algorithm", "m-etf", "--search", "12", "--seed", seed, "--output", path])
+            #expect(result.status == 0, "stderr: \(result.stderr)")
+            plans.append(try json(path))
+            summaries.append(result.stdout)
+        }
+        #expect(plans[0]["placement"] as? [String: Int] == plans[1]["placement"] as? [String: Int])
+        #expect(plans[0]["makespan_us"] as? Double == plans[1]["makespan_us"] as? Double)
+        let search = try #require(plans[0]["search"] as? [String: Any])
+        #expect(search["plans_tried"] as? Int == 24)
+        #expect(search["seed"] as? String == "3")
+        #expect((search["arms"] as? [[String: Any]])?.count == 2)
+        #expect(summaries[0].contains("24 plans tried (tie-break orders from seed 3)"), "\(summaries[0])")
+        #expect((search["fastest_us"] as? Double) == plans[0]["makespan_us"] as? Double)
+        #expect((plans[2]["search"] as? [String: Any])?["seed"] as? String == "4")
+    }
+
+    @Test func searchIsNeverSlowerThanOneRun() throws {
+        let folder = try scratch()
+        for algorithm in ["m-etf", "m-sct", "auto"] {
+            var steps = [Double]()
+            for search in ["0", "10"] {
+                let path = folder.appendingPathComponent("\(algorithm)-\(search).json").path
+                let result = try fedbaechi(["place", "synthetic:layered:500:25:7", "--devices", "4", "--memory", "1GiB",
+                                            "--algorithm", algorithm, "--search", search, "--output", path])
+                #expect(result.status == 0, "stderr: \(result.stderr)")
+                steps.append(try #require(try json(path)["makespan_us"] as? Double))
+            }
+            #expect(steps[1] <= steps[0], "\(algorithm): \(steps)")
+        }
+    }
+
+    /// fig1 with default flags: co-placement alone merges its branches (12 us); the default
+    /// search also places without it and reaches Baechi's 8 us.
+    @Test func fig1WithDefaultFlagsReachesBaechisStep() throws {
+        let single = try fedbaechi(["place", fig1Path, "--devices", "2", "--memory", "1GiB", "--algorithm", "m-etf", "--search", "0"])
+        #expect(single.stdout.contains("step time  12 us"), "\(single.stdout)")
+        for algorithm in ["m-etf", "m-sct", "auto"] {
+            let result = try fedbaechi(["place", fig1Path, "--devices", "2", "--memory", "1GiB", "--algorithm", algorithm])
+            #expect(result.status == 0, "stderr: \(result.stderr)")
+            #expect(result.stdout.contains("step time  8 us"), "\(algorithm): \(result.stdout)")
+        }
+    }
+
+    @Test(arguments: ["m-sct", "m-topo", "auto"])
+    func aWrittenPlanJudgesToTheSameStep(_ algorithm: String) throws {
+        let folder = try scratch()
+        let planPath = folder.appendingPathComponent("plan.json").path
+        let judgedPath = folder.appendingPathComponent("judged.json").path
+        let graph = "synthetic:layered:800:40:3"
+        let placed = try fedbaechi(["place", graph, "--devices", "3", "--memory", "1GiB", "--algorithm", algorithm, "--search", "6",
+                                    "--output", planPath])
+        #expect(placed.status == 0, "stderr: \(placed.stderr)")
+        let judged = try fedbaechi(["place", graph, "--devices", "3", "--memory", "1GiB", "--plan", planPath, "--output", judgedPath])
+        #expect(judged.status == 0, "stderr: \(judged.stderr)")
+        #expect(judged.stdout.contains("run in its own order"), "\(judged.stdout)")
+        let plan = try json(planPath), judgement = try json(judgedPath)
+        #expect(judgement["makespan_us"] as? Double == plan["makespan_us"] as? Double)
+        #expect(judgement["baechi_order_makespan_us"] as? Double == plan["baechi_order_makespan_us"] as? Double)
+        #expect(judgement["placement"] as? [String: Int] == plan["placement"] as? [String: Int])
+        #expect(judgement["fits_memory"] as? Bool == true)
+        let peaks = { (file: [String: Any]) in (file["devices"] as? [[String: Any]])?.map { $0["peak_memory_bytes"] as? Int } }
+        #expect(peaks(judgement) == peaks(plan))
+    }
+
+    @Test func anExpertsPlacementIsJudgedWithBaechisOrder() throws {
+        let folder = try scratch()
+        let plan = try write(#"{"placement": {"0": 0, "1": 0, "2": 0, "3": 0, "4": 1, "5": 1}}"#, "expert.json", in: folder)
+        let result = try fedbaechi(["place", fig1Path, "--devices", "2", "--memory", "1GiB", "--plan", plan])
+        #expect(result.status == 0, "stderr: \(result.stderr)")
+        #expect(result.stdout.contains("step time  8 us"), "\(result.stdout)")
+        #expect(result.stdout.contains("ordered by Baechi's simulator"), "\(result.stdout)")
+    }
+
+    /// Each kind of bad plan: one line naming the problem, exit 2 (3 when it does not fit memory).
+    @Test(arguments: [
+        (#"{"placement": {"in": 0, "a1": 0, "a2": 0, "b1": 1, "b2": 1, "out": 0, "ghost": 1}}"#, 2, "does not have: \"ghost\""),
+        (#"{"placement": {"in": 0, "a1": 0, "a2": 0, "b1": 1, "b2": 1}}"#, 2, "does not place op \"out\""),
+        (#"{"placement": {"in": 0, "a1": 0, "a2": 1, "b1": 1, "b2": 1, "out": 0}}"#, 2, "must share a device (colocation \"A\")"),
+        (#"{"placement": {"in": 0, "a1": 0, "a2": 0, "b1": 5, "b2": 5, "out": 0}}"#, 2, "placed on device 5"),
+        (#"{"placement": {"in": 0, "a1": 0, "a2": 0, "b1": 1, "b2": 1, "out": 0}, "schedule": [], "transfers": []}"#, 2, "its schedule does not fit"),
+        ("[1, 2", 2, "not a plan file"),
+        (#"{"placement": {"in": 0, "a1": 0, "a2": 0, "b1": 0, "b2": 0, "out": 0}}"#, 3, "does not fit 2 devices of 300 B"),
+    ])
+    func badPlansAreRejected(_ plan: String, _ status: Int32, _ expected: String) throws {
+        let folder = try scratch()
+        let graph = try write(colocatedJSON, "pairs.json", in: folder)
+        let path = try write(plan, "plan.json", in: folder)
+        let result = try fedbaechi(["place", graph, "--devices", "2", "--memory", "300B", "--plan", path])
+        #expect(result.status == status, "stderr: \(result.stderr)")
+        #expect(result.stderr.split(separator: "\n").count == 1, "stderr: \(result.stderr)")
+        #expect(result.stderr.contains(expected), "stderr: \(result.stderr)")
+    }
+
+    @Test func aBudgetNeedsASearch() throws {
+        let result = try fedbaechi(["place", fig1Path, "--devices", "2", "--memory", "1GiB", "--search", "0", "--budget", "1s"])
+        #expect(result.status == 2)
+        #expect(result.stderr.split(separator: "\n").count == 1, "stderr: \(result.stderr)")
+        #expect(result.stderr.contains("--search 0 turns it off"), "stderr: \(result.stderr)")
+    }
+
+    @Test func judgingAPlanDoesNotSearch() throws {
+        let folder = try scratch()
+        let plan = try write(#"{"placement": {"0": 0, "1": 0, "2": 0, "3": 0, "4": 1, "5": 1}}"#, "p.json", in: folder)
+        let result = try fedbaechi(["place", fig1Path, "--devices", "2", "--memory", "1GiB", "--plan", plan, "--search", "5"])
+        #expect(result.status == 2)
+        #expect(result.stderr.contains("--plan judges a plan as it is"), "stderr: \(result.stderr)")
+    }
+}

@@ -39,7 +39,7 @@ import Testing
     /// Valid values of each size and count flag, to damage.
     static let flagValues: [String: [String]] = [
         "place": ["--devices=2", "--memory=1GiB", "--bandwidth=5.7GB/s", "--latency=134us", "--sct-threshold=0.1", "--repeat=1",
-                  "--algorithm=m-etf"],
+                  "--algorithm=m-etf", "--search=12", "--budget=0.5s", "--seed=3"],
         "train": ["--epochs=1", "--batch-size=64", "--limit-train=100", "--limit-test=10", "--learning-rate=0.01", "--seed=1",
                   "--device-memory=512MiB", "--steps=10", "--rounds=5", "--local-epochs=1", "--iterations=4",
                   "--partition=dirichlet:0.5", "--partition=shards:2", "--rho=3", "--rho-after=0.001", "--dual-range=2", "--collusion=1"],

@@ -170,13 +170,36 @@ func checkSchedule(_ plan: PlacementPlan, limits: [Int], colocation: Bool, _ lab
         let graph = randomGraph(seed: seed + 500, nodes: random.between(5, 60))
         let pg = PlacementGraph(graph: graph, link: testLink, options: PreprocessingOptions(fusion: random.below(2) == 0))
         let deviceCount = random.between(1, 4)
-        for memory in [1 << 40, 2000, 900, 600] {
+        // Baechi's tie-break and a random one: the heaps must follow any order, not only the topological one.
+        for tieBreak in [TieBreak.topological, .shuffled(seed: seed &+ 99)] {
+            for memory in [1 << 40, 2000, 900, 600] {
+                let limits = [Int](repeating: memory, count: deviceCount)
+                var naive = NaiveETF(pg, limits: limits, priority: tieBreak.priority(pg))
+                let expected = naive.run()
+                let actual = try? METFPlacer().place(pg, limits: limits, tieBreak: tieBreak)
+                #expect(actual?.deviceOfUnit == expected?.deviceOfUnit, "seed \(seed), \(tieBreak), \(deviceCount) devices of \(memory)")
+                #expect(actual?.predictedMakespanMicros == expected?.predictedMakespanMicros)
+            }
+        }
+    }
+
+    @Test(arguments: seeds)
+    func searchedPlansAreValidSchedulesWithinMemory(seed: UInt64) throws {
+        var random = SyntheticGraphs.Random(seed: seed &* 6007)
+        let graph = randomGraph(seed: seed + 3000, nodes: random.between(5, 40))
+        let planner = Planner(graph: graph, link: testLink, options: PreprocessingOptions(colocation: random.below(4) != 0))
+        let deviceCount = random.between(2, 4)
+        let bound = planner.memoryLowerBound()
+        for memory in [1 << 40, bound * 2] {
             let limits = [Int](repeating: memory, count: deviceCount)
-            var naive = NaiveETF(pg, limits: limits)
-            let expected = naive.run()
-            let actual = try? METFPlacer().place(pg, limits: limits)
-            #expect(actual?.deviceOfUnit == expected?.deviceOfUnit, "seed \(seed), \(deviceCount) devices of \(memory)")
-            #expect(actual?.predictedMakespanMicros == expected?.predictedMakespanMicros)
+            for algorithm in [Algorithm.mETF, .mSCT, .auto] {
+                let label = "seed \(seed) \(algorithm.rawValue) \(deviceCount)x\(memory) searched"
+                let search = SearchOptions(orders: 8, seed: seed)
+                if case .success(let plan) = planner.plan(algorithm, devices: DeviceSpec.uniform(count: deviceCount, memoryBytes: memory), search: search) {
+                    checkSchedule(plan, limits: limits, colocation: planner.options.colocation, label)
+                    #expect(plan.search.map { $0.plansTried > 1 } == true, "\(label): searched")
+                }
+            }
         }
     }
 }
@@ -196,10 +219,13 @@ struct NaiveETF {
     var excluded: [Int: Int] = [:]   // unit * deviceCount + device -> needed bytes when excluded
     var frees: [(time: Double, order: Int, device: Int, bytes: Int)] = []
     var order = 0
+    /// Tie-break rank of each unit.
+    let priority: [Int32]
 
-    init(_ pg: PlacementGraph, limits: [Int]) {
+    init(_ pg: PlacementGraph, limits: [Int], priority: [Int32]) {
         self.pg = pg
         self.limits = limits
+        self.priority = priority
         deviceCount = limits.count
         let n = pg.unitCount
         deviceFree = Array(repeating: 0, count: deviceCount)
@@ -248,7 +274,7 @@ struct NaiveETF {
             for u in 0..<pg.unitCount where unitDevice[u] < 0 && remainingPreds[u] == 0 {
                 for d in 0..<deviceCount where allowed(u, d) && excluded[u * deviceCount + d] == nil {
                     let t = max(clock, deviceFree[d], arrival(u, d).0)
-                    if best == nil || (t, u, d) < (best!.time, best!.unit, best!.device) { best = (t, u, d) }
+                    if best == nil || (t, priority[u], d) < (best!.time, priority[best!.unit], best!.device) { best = (t, u, d) }
                 }
             }
             if let next = frees.map(\.time).min(), best == nil || next <= best!.time {

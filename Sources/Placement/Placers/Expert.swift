@@ -6,7 +6,7 @@ public struct ExpertPlacer: Placer {
     public init() {}
     public var algorithm: Algorithm { .expert }
 
-    public func place(_ pg: PlacementGraph, limits: [Int]) throws(PlacementFailure) -> UnitPlacement {
+    public func place(_ pg: PlacementGraph, limits: [Int], tieBreak: TieBreak) throws(PlacementFailure) -> UnitPlacement {
         let deviceCount = limits.count
         var footprint = SequentialFootprint(pg, deviceCount: deviceCount)
         let total = max(pg.units.reduce(0) { $0 + $1.computeMicros }, .leastNonzeroMagnitude)

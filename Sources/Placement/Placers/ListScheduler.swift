@@ -1,7 +1,8 @@
 /// The event-driven, memory-constrained list scheduler behind m-ETF and m-SCT.
 ///
 /// It repeatedly starts the (unit, device) pair with the earliest start time, ties going to the
-/// lower topological rank, then the lower device. A unit's start on a device is
+/// unit first in the tie-break order (`TieBreak`; by default the topological order), then the
+/// lower device. A unit's start on a device is
 /// max(now, device free, arrival of every input), where an input from another device arrives at
 /// the end of its transfer (sent as the simulator does: sender channel, then receiver channel,
 /// cached once received). A pair is only started if the device has room at that moment for the
@@ -15,6 +16,10 @@
 /// child starts it only runs urgent units (those that would start no earlier on any other
 /// device), and no other device takes the child.
 ///
+/// It returns, with the placement, the order it started units in and booked transfers in
+/// (`UnitOrder`): the plan runs in that order (`Simulator.replay`), so the step the planner reports
+/// is the schedule this placer built, not a different one the simulator would make.
+///
 /// Instead of rescanning every ready unit at every step, each device keeps its ready units in two
 /// heaps: by arrival time (inputs not yet there by the time the device is free) and by
 /// topological rank (inputs already there). Keys are lower bounds refreshed when a unit reaches
@@ -25,6 +30,8 @@ struct ListScheduler {
     private let limits: [Int]
     private let favorite: [Int32]?
     private let algorithm: Algorithm
+    /// Rank of each unit in the tie-break order.
+    private let priority: [Int32]
 
     private var clock = 0.0
     private var deviceFree: [Double]
@@ -53,9 +60,13 @@ struct ListScheduler {
     private var freeSequence: Int64 = 0
     private var reservedFor: [Int32]
     private var reserver: [Int32]
+    /// What was decided, in order: the units as they started, the transfers as they were booked.
+    private var started: [Int32] = []
+    private var booked: [ScheduledTransfer] = []
 
-    init(_ pg: PlacementGraph, limits: [Int], favorite: [Int32]?, algorithm: Algorithm) {
+    init(_ pg: PlacementGraph, limits: [Int], favorite: [Int32]?, algorithm: Algorithm, tieBreak: TieBreak) {
         self.pg = pg
+        self.priority = tieBreak.priority(pg)
         self.deviceCount = limits.count
         self.limits = limits
         self.favorite = favorite
@@ -91,7 +102,7 @@ struct ListScheduler {
             for d in 0..<deviceCount {
                 guard let candidate = candidate(d) else { continue }
                 if let current = best {
-                    let rank = pg.priority[candidate.unit], bestRank = pg.priority[current.unit]
+                    let rank = priority[candidate.unit], bestRank = priority[current.unit]
                     if candidate.time < current.time || candidate.time == current.time && rank < bestRank {
                         best = (candidate.time, candidate.unit, d)
                     }
@@ -110,7 +121,8 @@ struct ListScheduler {
             }
             commit(u, d, at: time)
         }
-        return UnitPlacement(deviceOfUnit: unitDevice, predictedMakespanMicros: end.max() ?? 0)
+        return UnitPlacement(deviceOfUnit: unitDevice, predictedMakespanMicros: end.max() ?? 0,
+                             order: UnitOrder(units: started, transfers: booked))
     }
 
     // MARK: - Costs
@@ -176,6 +188,7 @@ struct ListScheduler {
                 channelFree[source] = finish
                 channelFree[d] = finish
                 cache[slot] = finish
+                booked.append(ScheduledTransfer(edge: pg.itemEdge[item], toDevice: Int32(d)))
                 receivedBytes[p * deviceCount + d] += pg.itemBytes[item]
                 newlyCached.append(pg.itemTensor[item])
                 bytes += pg.itemBytes[item]
@@ -204,7 +217,7 @@ struct ListScheduler {
         let slot = u * deviceCount + d
         stamp[slot] &+= 1
         state[slot] = .ready
-        pending[d].push(key: arrival(u, d).time, tie: Int64(pg.priority[u]), value: Int32(u), stamp: stamp[slot])
+        pending[d].push(key: arrival(u, d).time, tie: Int64(priority[u]), value: Int32(u), stamp: stamp[slot])
     }
 
     /// Moves `u` off `d`'s ready heaps into the blocked or deferred heap.
@@ -212,7 +225,7 @@ struct ListScheduler {
         let slot = u * deviceCount + d
         stamp[slot] &+= 1
         state[slot] = newState
-        let heapEntryTie = Int64(pg.priority[u])
+        let heapEntryTie = Int64(priority[u])
         if newState == .blocked {
             blocked[d].push(key: key, tie: heapEntryTie, value: Int32(u), stamp: stamp[slot])
         } else {
@@ -298,9 +311,9 @@ struct ListScheduler {
             }
             return plainCandidate(d)
         }
-        let childRank = pg.priority[child]
+        let childRank = priority[child]
         func before(_ time: Double, _ unit: Int) -> Bool {
-            time < childTime || time == childTime && pg.priority[unit] < childRank
+            time < childTime || time == childTime && priority[unit] < childRank
         }
         var best: (time: Double, unit: Int) = (childTime, child)
         // Units that would start here before the child may only do so when urgent.
@@ -322,7 +335,7 @@ struct ListScheduler {
                 deferred[d].push(key: urgent, tie: top.tie, value: top.value, stamp: top.stamp)
                 continue
             }
-            if urgent < best.time || urgent == best.time && pg.priority[u] < pg.priority[best.unit] {
+            if urgent < best.time || urgent == best.time && priority[u] < priority[best.unit] {
                 best = (urgent, u)
             }
             break
@@ -367,6 +380,7 @@ struct ListScheduler {
         newlyCached.removeAll(keepingCapacity: true)
         let received = transferInputs(u, d)
         unitDevice[u] = Int32(d)
+        started.append(Int32(u))
         end[u] = time + unit.computeMicros
         deviceFree[d] = end[u]
         used[d] += unit.temporaryBytes + unit.outputBytes + unit.retainedBytes + received
@@ -444,7 +458,7 @@ struct ListScheduler {
         for d in 0..<deviceCount {
             for entry in blocked[d].entries where valid(entry, d) {
                 let u = Int(entry.value)
-                if culprit < 0 || pg.priority[u] < pg.priority[culprit] { culprit = u }
+                if culprit < 0 || priority[u] < priority[culprit] { culprit = u }
             }
         }
         if culprit < 0 {

@@ -4,8 +4,8 @@ public struct METFPlacer: Placer {
     public init() {}
     public var algorithm: Algorithm { .mETF }
 
-    public func place(_ pg: PlacementGraph, limits: [Int]) throws(PlacementFailure) -> UnitPlacement {
-        var scheduler = ListScheduler(pg, limits: limits, favorite: nil, algorithm: .mETF)
+    public func place(_ pg: PlacementGraph, limits: [Int], tieBreak: TieBreak) throws(PlacementFailure) -> UnitPlacement {
+        var scheduler = ListScheduler(pg, limits: limits, favorite: nil, algorithm: .mETF, tieBreak: tieBreak)
         return try scheduler.run()
     }
 }

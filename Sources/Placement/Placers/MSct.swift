@@ -25,13 +25,13 @@ public final class MSCTPlacer: Placer {
         return try result.get()
     }
 
-    public func place(_ pg: PlacementGraph, limits: [Int]) throws(PlacementFailure) -> UnitPlacement {
+    public func place(_ pg: PlacementGraph, limits: [Int], tieBreak: TieBreak) throws(PlacementFailure) -> UnitPlacement {
         let lp: FavoriteChildLP
         do { lp = try linearProgram(for: pg) } catch {
             throw PlacementFailure(algorithm: .mSCT, culprit: nil, reason: error.description)
         }
         let favorite = lp.favoriteChildren(pg, threshold: threshold)
-        var scheduler = ListScheduler(pg, limits: limits, favorite: favorite, algorithm: .mSCT)
+        var scheduler = ListScheduler(pg, limits: limits, favorite: favorite, algorithm: .mSCT, tieBreak: tieBreak)
         return try scheduler.run()
     }
 }

@@ -7,7 +7,7 @@ public struct MTopoPlacer: Placer {
     public init() {}
     public var algorithm: Algorithm { .mTOPO }
 
-    public func place(_ pg: PlacementGraph, limits: [Int]) throws(PlacementFailure) -> UnitPlacement {
+    public func place(_ pg: PlacementGraph, limits: [Int], tieBreak: TieBreak) throws(PlacementFailure) -> UnitPlacement {
         let deviceCount = limits.count
         var footprint = SequentialFootprint(pg, deviceCount: deviceCount)
         var groupMemory = [Int](repeating: 0, count: pg.groupCount)

@@ -4,7 +4,7 @@ public struct SinglePlacer: Placer {
     public init() {}
     public var algorithm: Algorithm { .single }
 
-    public func place(_ pg: PlacementGraph, limits: [Int]) throws(PlacementFailure) -> UnitPlacement {
+    public func place(_ pg: PlacementGraph, limits: [Int], tieBreak: TieBreak) throws(PlacementFailure) -> UnitPlacement {
         let device = Self.device(limits: limits)
         return UnitPlacement(deviceOfUnit: [Int32](repeating: Int32(device), count: pg.unitCount))
     }

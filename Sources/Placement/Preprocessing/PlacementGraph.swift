@@ -57,6 +57,8 @@ public final class PlacementGraph: Sendable {
     /// Tensor items of unit edge `e` are `itemOffsets[e]..<itemOffsets[e+1]` in `itemTensor`, `itemComm`, `itemBytes`.
     public let itemOffsets: [Int32]
     public let itemTensor: [Int32]
+    /// The edge of the input graph an item stands for (its communication time is the item's).
+    public let itemEdge: [Int32]
     public let itemComm: [Double]
     public let itemBytes: [Int]
     /// Incoming and outgoing unit edges of each unit.
@@ -139,7 +141,7 @@ public final class PlacementGraph: Sendable {
         // 4. Unit edges with their distinct tensors.
         var edgeSource = [Int32](), edgeDestination = [Int32](), edgeComm = [Double]()
         var itemOffsets: [Int32] = [0]
-        var itemTensor = [Int32](), itemComm = [Double](), itemBytes = [Int]()
+        var itemTensor = [Int32](), itemEdge = [Int32](), itemComm = [Double](), itemBytes = [Int]()
         var slot = [Int32](repeating: -1, count: unitCount)
         var slotOwner = [Int32](repeating: -1, count: unitCount)
         for u in 0..<unitCount {
@@ -172,6 +174,7 @@ public final class PlacementGraph: Sendable {
                     if itemTensor[begin...].contains(tensor) { continue }
                     let c = graph.commMicros(ofEdge: Int(e), link: link)
                     itemTensor.append(tensor)
+                    itemEdge.append(e)
                     itemComm.append(c)
                     itemBytes.append(graph.transferBytes(ofEdge: Int(e)))
                     comm += c
@@ -292,6 +295,7 @@ public final class PlacementGraph: Sendable {
         self.edgeComm = edgeComm
         self.itemOffsets = itemOffsets
         self.itemTensor = itemTensor
+        self.itemEdge = itemEdge
         self.itemComm = itemComm
         self.itemBytes = itemBytes
         self.inEdges = inEdges
