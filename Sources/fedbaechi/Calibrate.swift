@@ -92,7 +92,7 @@ struct Calibrate: ParsableCommand {
         let text = String(decoding: data, as: UTF8.self) + "\n"
         if let output, output != "-" {
             do { try Data(text.utf8).write(to: URL(fileURLWithPath: output)) } catch {
-                throw CommandFailure("cannot write \(output): \(error.localizedDescription)")
+                throw CommandFailure(FileProblem.writeFailure(error, path: output))
             }
             print("FLOP rate \(Quantity.formatNumber(flopRate / 1e9)) GFLOP/s, memory \(Quantity.formatBandwidth(bytesPerSecond: bandwidth)), op overhead \(Quantity.formatMicros(model.opOverheadMicros)) (\(BLAS.coreName), \(BLAS.threadCount) BLAS thread\(BLAS.threadCount == 1 ? "" : "s")); wrote \(output)")
         } else {

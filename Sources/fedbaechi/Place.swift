@@ -32,16 +32,18 @@ struct Place: ParsableCommand {
     @Option(help: "Number of identical devices.")
     var devices: Int?
 
-    @Option(help: "Memory of each device (e.g. 8GiB, 500MB, 1073741824).")
+    // Unconditional: `--memory -1GB` reaches the check below, as `--memory=-1GB` does, instead of
+    // being taken for a flag.
+    @Option(parsing: .unconditional, help: "Memory of each device, with its unit (e.g. 8GiB, 500MB, 1073741824B).")
     var memory: String?
 
     @Option(help: ArgumentHelp("Devices that differ: a JSON file (see docs/formats.md).", valueName: "file"))
     var devicesFile: String?
 
-    @Option(help: "Link bandwidth between devices (default: Baechi's GPU fit, 5.7GB/s).")
+    @Option(parsing: .unconditional, help: "Link bandwidth between devices (default: Baechi's GPU fit, 5.7GB/s).")
     var bandwidth: String?
 
-    @Option(help: "Link latency per transfer (default: 134us).")
+    @Option(parsing: .unconditional, help: "Link latency per transfer (default: 134us).")
     var latency: String?
 
     @Option(help: "m-sct, m-etf, m-topo, single, expert, or auto (the fastest simulated plan that fits).")
@@ -82,6 +84,22 @@ struct Place: ParsableCommand {
 
     @Option(help: ArgumentHelp("ONNX: the cost model, the \"cost_model\" of a JSON file (as `fedbaechi calibrate` writes).", valueName: "file"))
     var costModel: String?
+
+    /// The flags alone, as usage errors (64) like every other flag's value: a missing or unreadable
+    /// --memory, --bandwidth or --latency. Files are judged in `run` (2).
+    func validate() throws {
+        if devicesFile == nil {
+            guard let count = devices else { throw ValidationError("give --devices N and --memory SIZE, or --devices-file FILE") }
+            guard memory != nil else { throw ValidationError("give --memory SIZE for the \(count) device(s)") }
+        }
+        for (flag, text, parse) in [("--memory", memory, { (t: String) throws(Quantity.ParseError) in _ = try Quantity.bytes(t) }),
+                                    ("--bandwidth", bandwidth, { (t: String) throws(Quantity.ParseError) in _ = try Quantity.bandwidth(t) }),
+                                    ("--latency", latency, { (t: String) throws(Quantity.ParseError) in _ = try Quantity.micros(t) })] {
+            guard let text else { continue }
+            do { try parse(text) } catch { throw ValidationError("\(flag): \(error.description)") }
+        }
+        if let memory, (try? Quantity.bytes(memory)) == 0 { throw ValidationError("--memory must be more than 0 bytes") }
+    }
 
     func run() throws {
         let setup = try PlaceSetup(self)
@@ -125,7 +143,7 @@ struct Place: ParsableCommand {
             return
         }
         do { try Data(text.utf8).write(to: URL(fileURLWithPath: path)) } catch {
-            throw CommandFailure("cannot write \(path): \(error.localizedDescription)", status: .badInput)
+            throw CommandFailure(FileProblem.writeFailure(error, path: path), status: .badInput)
         }
     }
 }
@@ -194,12 +212,15 @@ struct PlaceSetup {
         } else {
             let data: Data
             do { data = try GraphFile.read(path: command.graph) } catch {
-                throw CommandFailure("cannot read \(command.graph): \((error as NSError).localizedDescription)")
+                throw CommandFailure("cannot read \(command.graph): \(FileProblem.reason(error, path: command.graph)) "
+                                     + "(expected a graph: JSON, a TensorFlow profile or an ONNX model)")
             }
             let name = URL(fileURLWithPath: command.graph).deletingPathExtension().lastPathComponent
             let onnx = ONNXImporter(options: try PlaceSetup.onnxOptions(command, costModel: fileCostModel))
             do {
-                let importer = try GraphImporters.importer(for: data, among: GraphImporters.all + [onnx])
+                // A file named .onnx is read as ONNX, so that a damaged one is reported as a damaged model.
+                let importer: any GraphImporter = command.graph.lowercased().hasSuffix(".onnx")
+                    ? onnx : try GraphImporters.importer(for: data, among: GraphImporters.all + [onnx])
                 if importer is ONNXImporter {
                     let result = try onnx.importModel(from: data, name: name)
                     graph = result.graph
@@ -265,7 +286,7 @@ struct PlaceSetup {
     static func readCostModel(_ path: String, required: Bool) throws -> CostModel? {
         let data: Data
         do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
-            throw CommandFailure("cannot read \(path): \((error as NSError).localizedDescription)")
+            throw CommandFailure("cannot read \(path): \(FileProblem.reason(error, path: path)) (expected JSON with a \"cost_model\" object)")
         }
         let model: CostModel?
         do { model = try CostModel.read(fromJSON: data) } catch { throw CommandFailure("\(path): \(error)") }
@@ -317,7 +338,7 @@ struct PlaceSetup {
     static func readDevicesFile(_ path: String) throws -> ([DeviceSpec], String?, String?) {
         let data: Data
         do { data = try GraphFile.read(path: path) } catch {
-            throw CommandFailure("cannot read \(path): \((error as NSError).localizedDescription)")
+            throw CommandFailure("cannot read \(path): \(FileProblem.reason(error, path: path)) (expected a devices file, JSON)")
         }
         let file: DevicesFile
         do { file = try JSONDecoder().decode(DevicesFile.self, from: data) } catch {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import enum Placement.FileProblem
 import Tensors
 
 /// Measures a zoo model's training graph node by node and writes it for the placement engine.
@@ -66,7 +67,7 @@ struct Profile: ParsableCommand {
             do {
                 try json.write(to: URL(fileURLWithPath: output))
             } catch {
-                throw CommandFailure("cannot write \(output): \(error.localizedDescription)", status: .badInput)
+                throw CommandFailure(FileProblem.writeFailure(error, path: output), status: .badInput)
             }
             print(summary(profiled, graph: graph))
         } else {

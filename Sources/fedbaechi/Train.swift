@@ -119,25 +119,26 @@ struct Train: ParsableCommand {
         // Checkpoints count steps; a resumed run restarts inside its epoch at the next batch.
         let stepsPerEpoch = Trainer.batchCount(examples: data.train.count, batchSize: batch)
         let totalSteps = epochs * stepsPerEpoch
-        let run = runIdentity()
-        let checkpoints = try checkpointOptions.directory(rank: 0)
+        let identity = runIdentity()
+        let checkpoints = try openCheckpoints(identity, unit: "step", world: nil)
         let checkpointLog = CheckpointLog()
-        var resumed: Checkpoint?
-        if checkpointOptions.resume, let checkpoints {
-            resumed = try newestCheckpoint(checkpoints, run: run, world: nil)
-            if let resumed {
-                do { try trainer.model.parameters.restore(resumed.parameters) } catch {
-                    throw CommandFailure("\(checkpoints.fileName(position: resumed.position)): \(error)", status: .badInput)
-                }
-                trainer.resume(atStep: UInt64(resumed.position))
-                print("resuming from step \(resumed.position) of \(totalSteps) (\(checkpoints.path))")
-            } else {
-                print("no checkpoint to resume from in \(checkpoints.path): starting at step 0")
+        let resumed = checkpoints?.resumed
+        if let resumed, let checkpoints {
+            do { try trainer.model.parameters.restore(resumed.parameters) } catch {
+                throw CommandFailure("\(checkpoints.directory.filePath(position: resumed.position)): \(error)", status: .badInput)
             }
+            trainer.resume(atStep: UInt64(resumed.position))
+            if alreadyComplete(checkpoints, target: totalSteps, unit: "step", speaks: true) { return }
+            print("resuming from step \(resumed.position) of \(totalSteps) (\(checkpoints.directory.path))")
         }
         let metricsFile = try metrics.map { try openMetrics($0, appending: resumed != nil) }
         let firstEpoch = (resumed?.position ?? 0) / stepsPerEpoch + 1
-        if firstEpoch > epochs { print("training was already complete at step \(totalSteps)") }
+        func checkpoint(_ position: Int, lossSum: Double) -> Checkpoint {
+            var checkpoint = Checkpoint(position: position, rank: 0, ranks: 1, run: identity.configuration)
+            checkpoint.parameters = trainer.model.parameters.state
+            checkpoint.scalars["epoch_loss_sum"] = lossSum.bitPattern
+            return checkpoint
+        }
 
         for epoch in firstEpoch...max(firstEpoch, epochs) where epoch <= epochs {
             var progress = ProgressReporter(epoch: epoch)
@@ -150,11 +151,12 @@ struct Train: ParsableCommand {
                 progress: { step, total, loss in progress.update(step: step, of: total, loss: loss) },
                 afterStep: { _, lossSum in
                     let position = Int(trainer.steps)
-                    guard checkpointOptions.due(position, of: totalSteps, defaultEvery: 100) else { return }
-                    var checkpoint = Checkpoint(position: position, rank: 0, ranks: 1, run: run)
-                    checkpoint.parameters = trainer.model.parameters.state
-                    checkpoint.scalars["epoch_loss_sum"] = lossSum.bitPattern
-                    try save(checkpoint, to: checkpoints, log: checkpointLog)
+                    if checkpointOptions.due(position, of: totalSteps, defaultEvery: 100) {
+                        try save(checkpoint(position, lossSum: lossSum), to: checkpoints, log: checkpointLog)
+                    }
+                    try stopIfInterrupted(at: position, log: checkpointLog, world: nil) {
+                        try save(checkpoint(position, lossSum: lossSum), to: checkpoints, log: checkpointLog)
+                    }
                 })
             let trainSeconds = Date().timeIntervalSince(start)
             let score = trainer.evaluate(data.test)

@@ -188,20 +188,21 @@ extension Train {
         }
 
         // Checkpoints at round boundaries: each site saves its model, optimizer, step counter and secrets.
-        let checkpoints = try checkpointOptions.directory(rank: world.rank)
-        let checkpointLog = CheckpointLog()
-        let run = runIdentity(extra: [
+        let identity = runIdentity(extra: [
             "ranks": "\(world.size)", "aggregation": options.aggregation.rawValue, "masked": "\(options.masked)",
             "partition": scheme.description, "iterations": schedule.map { "\($0.iterations)" } ?? "-",
             "rho": options.rho, "rho_after": options.rhoAfter, "local_epochs": "\(options.localEpochs)",
         ])
-        if checkpointOptions.resume, let checkpoints {
-            if let resumed = try newestCheckpoint(checkpoints, run: run, world: world) {
-                do { try site.restore(resumed) } catch { throw CommandFailure("\(error)", status: .badInput) }
-                say("resuming after round \(site.round) of \(options.rounds) (\(checkpoints.path))")
-            } else {
-                say("no checkpoint to resume from in \(checkpoints.path): starting at round 1")
+        let checkpoints = try openCheckpoints(identity, unit: "round", world: world)
+        let checkpointLog = CheckpointLog()
+        if let checkpoints, let resumed = checkpoints.resumed {
+            do { try site.restore(resumed) } catch { throw CommandFailure("\(error)", status: .badInput) }
+            if alreadyComplete(checkpoints, target: options.rounds, unit: "round", speaks: isRoot) {
+                try site.free()
+                try world.barrier()
+                return
             }
+            say("resuming after round \(site.round) of \(options.rounds) (\(checkpoints.directory.path))")
         }
         let metricsFile = try isRoot ? metrics.map { try openMetrics($0, appending: site.round > 0) } : nil
         for round in (site.round + 1)..<max(site.round + 1, options.rounds + 1) {
@@ -227,7 +228,10 @@ extension Train {
                 bytesSentMax: report.sites.map(\.bytesSent).max() ?? 0, perSite: report.sites)
             try writeLine(record, to: metricsFile)
             if checkpointOptions.due(round, of: options.rounds, defaultEvery: 1) {
-                try save(site.checkpoint(run: run), to: checkpoints, log: checkpointLog)
+                try save(site.checkpoint(run: identity.configuration), to: checkpoints, log: checkpointLog)
+            }
+            try stopIfInterrupted(at: round, log: checkpointLog, world: world) {
+                try save(site.checkpoint(run: identity.configuration), to: checkpoints, log: checkpointLog)
             }
             if round == options.rounds, isRoot { print(siteTable(report)) }
         }
