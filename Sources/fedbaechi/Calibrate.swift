@@ -17,7 +17,8 @@ struct Calibrate: ParsableCommand {
 
             Example:
               fedbaechi calibrate --output device.json
-              fedbaechi place resnet50.onnx --cost-model device.json --devices 4 --memory 8GiB
+              fedbaechi place resnet50.onnx --cost-model device.json \\
+                  --devices 4 --memory 8GiB
             """
     )
 

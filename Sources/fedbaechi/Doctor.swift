@@ -17,6 +17,10 @@ struct Doctor: ParsableCommand {
     @Flag(help: "Print JSON instead of a table.")
     var json = false
 
+    @Option(help: ArgumentHelp("Check this folder for the datasets (as `train --data-directory` reads it) instead of where Debian's packages install them.",
+                               valueName: "folder"))
+    var dataDirectory: String?
+
     struct RankReport: Codable {
         var rank: Int
         var host: String
@@ -79,13 +83,18 @@ struct Doctor: ParsableCommand {
         }
 
         for dataset in KnownDataset.allCases {
-            let missing = dataset.missingFiles()
+            let missing = dataset.missingFiles(in: dataDirectory)
             report.datasets.append(DatasetReport(
-                name: dataset.rawValue, directory: dataset.defaultDirectory, installed: missing.isEmpty,
+                name: dataset.rawValue, directory: dataDirectory ?? dataset.defaultDirectory, installed: missing.isEmpty,
                 missing: missing, debianPackage: dataset.debianPackage))
-            if !missing.isEmpty { report.missingPackages.append(dataset.debianPackage) }
+            // A folder of the user's holds what they put there: no package installs into it.
+            if !missing.isEmpty, dataDirectory == nil { report.missingPackages.append(dataset.debianPackage) }
         }
         report.advice = Self.advice(for: report)
+        if let dataDirectory, !report.datasets.contains(where: \.installed) {
+            report.advice.append("\(dataDirectory) holds no dataset fedbaechi reads: "
+                                 + KnownDataset.allCases.map { "\($0.rawValue) needs \($0.expectedContents)" }.joined(separator: "; "))
+        }
 
         if json {
             let encoder = JSONEncoder()
@@ -129,7 +138,8 @@ struct Doctor: ParsableCommand {
         lines.append("")
         lines.append("dataset         installed  location")
         for dataset in report.datasets {
-            let state = dataset.installed ? "yes" : "NO (apt-get install \(dataset.debianPackage))"
+            let state = dataset.installed ? "yes" : report.missingPackages.contains(dataset.debianPackage)
+                ? "NO (apt-get install \(dataset.debianPackage))" : "NO (missing: \(dataset.missing.joined(separator: ", ")))"
             lines.append(dataset.name.padding(15) + " " + state.padding(10) + " " + dataset.directory)
         }
         if !report.advice.isEmpty {

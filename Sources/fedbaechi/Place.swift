@@ -17,12 +17,15 @@ struct Place: ParsableCommand {
             `fedbaechi calibrate` and given with --cost-model); --training adds the backward ops \
             and the memory training needs.
 
-            Exit status: 0 with a plan, 2 for input that is rejected (graph, flags, devices file), \
-            3 when no plan fits (the message names what did not fit and the memory that would do).
+            Exit status: 0 with a plan, 2 for input that is rejected (graph, devices file), \
+            3 when no plan fits (the message names what did not fit and the memory that would do), \
+            64 for a missing flag or a flag's value out of range.
 
             Examples:
-              fedbaechi place gnmt.json --devices 4 --memory 8GiB --output plan.json --gantt plan.svg
-              fedbaechi place resnet50.onnx --batch 32 --training --optimizer adam --devices 4 --memory 4GiB
+              fedbaechi place gnmt.json --devices 4 --memory 8GiB \\
+                  --output plan.json --gantt plan.svg
+              fedbaechi place resnet50.onnx --batch 32 --training --optimizer adam \\
+                  --devices 4 --memory 4GiB
             """
     )
 

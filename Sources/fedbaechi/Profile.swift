@@ -8,13 +8,17 @@ struct Profile: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Profile a model's training graph (forward, backward, update) for placement.",
         discussion: """
-            Runs a training step on seeded random inputs, times every node alone (median of --repeats
-            runs) and writes the graph in the placement format:
-              {"name", "nodes": [{"name", "compute_us", "persistent_bytes", "temporary_bytes",
-                                  "output_bytes", "colocation"}], "edges": [{"src", "dst", "output", "bytes"}]}
-            Example:  fedbaechi profile --model lenet --batch 64 --output lenet.json
-            With --time-steps N it also times N whole training steps and reports the share spent in
+            Runs a training step on seeded random inputs, times every node alone (median of --repeats \
+            runs) and writes the graph in the placement format (docs/formats.md):
+              {"name", "nodes": [{"name", "compute_us", "persistent_bytes",
+                 "temporary_bytes", "output_bytes", "colocation"}],
+               "edges": [{"src", "dst", "output", "bytes"}]}
+
+            With --time-steps N it also times N whole training steps and reports the share spent in \
             sgemm and the GFLOP/s reached, beside a plain 1024x1024x1024 sgemm.
+
+            Example:
+              fedbaechi profile --model lenet --batch 64 --output lenet.json
             """
     )
 

@@ -17,14 +17,20 @@ struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Train a model of the zoo on Fashion-MNIST or the fortunes corpus.",
         discussion: """
-            Reports the test accuracy (image models) or perplexity (language models) after each epoch.
-            Without arguments, `mpirun -np 8 fedbaechi train` trains inception-mini model-parallel on
-            8 ranks for one epoch of Fashion-MNIST.
-            Examples:
-              mpirun -np 4 fedbaechi train --mode model-parallel --model inception-mini --algorithm m-sct --steps 50
-              mpirun -np 9 fedbaechi train --mode federated --model lenet --rounds 10 --aggregation admm --masked --partition dirichlet:0.5
-              fedbaechi train --mode single --model lenet --dataset fashion-mnist --epochs 2 --seed 1 --metrics out.jsonl
+            Reports the test accuracy (image models) or perplexity (language models) after each epoch \
+            (round, federated). Without arguments, `mpirun -np 8 fedbaechi train` trains inception-mini \
+            model-parallel on 8 ranks for one epoch of Fashion-MNIST.
+
             Models: mlp, lenet, inception-mini (Fashion-MNIST); gru-lm, rnn-stack (fortunes).
+
+            Examples:
+              mpirun -np 4 fedbaechi train --mode model-parallel \\
+                  --model inception-mini --algorithm m-sct --steps 50
+              mpirun -np 9 fedbaechi train --mode federated --model lenet \\
+                  --rounds 10 --aggregation admm --masked --partition dirichlet:0.5
+              fedbaechi train --mode single --model lenet --epochs 2 \\
+                  --seed 1 --metrics out.jsonl --checkpoint-dir ckpt
+              fedbaechi report out.jsonl
             """
     )
 
@@ -72,7 +78,8 @@ struct Train: ParsableCommand {
     @Option(help: "Score on only the first N test examples.")
     var limitTest: Int?
 
-    @Option(help: "Write one JSON object per epoch to this file (JSON lines).")
+    @Option(help: ArgumentHelp("Write the run's records to this file, one JSON object per line with a \"kind\": one per epoch (single, model-parallel) or round (federated), and a summary (`fedbaechi report FILE` draws them).",
+                               valueName: "file"))
     var metrics: String?
 
     func validate() throws {

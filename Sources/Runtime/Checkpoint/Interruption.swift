@@ -23,7 +23,7 @@ public final class Interruption: @unchecked Sendable {
 
     /// How long after the signal rank 0 says where the run is, if the orderly stop has not said it yet:
     /// within mpirun's default one-second grace.
-    public static let fallbackDelay = 0.5
+    public static let fallbackDelay = 0.25
 
     /// Starts listening. `speaks`: this process prints the message (rank 0).
     public func install(unit: String, speaks: Bool) {
@@ -81,19 +81,16 @@ public final class Interruption: @unchecked Sendable {
         lock.unlock()
     }
 
-    /// Prints "interrupted at step N; last checkpoint: …" once (rank 0). `final`: the orderly stop is done.
+    /// Prints "interrupted at step N by SIGTERM; last checkpoint: …" (rank 0). `final`: the orderly stop is
+    /// done; otherwise the stop is still under way (this is the early word in case it is cut short).
     public func report(final: Bool) {
         lock.lock()
-        guard let number = received, speaks else { lock.unlock(); return }
-        let already = reported
+        guard let number = received, speaks, final || !reported else { lock.unlock(); return }
         reported = true
-        let line = "interrupted at \(unit) \(position) by \(Self.name(number)); last checkpoint: \(lastCheckpoint ?? "none")"
+        var line = "interrupted at \(unit) \(position) by \(Self.name(number)); last checkpoint: \(lastCheckpoint ?? "none")"
+        if !final { line += "; stopping at the end of this \(unit)" }
         lock.unlock()
-        if !already {
-            FileHandle.standardError.write(Data("fedbaechi: \(line)\n".utf8))
-        } else if final {
-            FileHandle.standardError.write(Data("fedbaechi: stopped cleanly at \(unit) \(position); last checkpoint: \(lastCheckpoint ?? "none")\n".utf8))
-        }
+        FileHandle.standardError.write(Data("fedbaechi: \(line)\n".utf8))
     }
 
     /// The exit status of a run ended by `signal`: 128 + its number, as shells report it.
