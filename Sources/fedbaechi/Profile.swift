@@ -87,12 +87,13 @@ struct Profile: ParsableCommand {
     private func summary(_ profiled: PlacementGraph, graph: TrainingGraph) -> String {
         var lines = ["graph \(profiled.name), batch \(batch): \(profiled.nodes.count) nodes, \(profiled.edges.count) edges, "
                      + "\(graph.model.parameters.count) parameters -> \(output ?? "-")",
-                     "role           nodes   compute (ms)   persistent (MB)"]
+                     "role           nodes   compute (ms)  persistent (MiB)"]
         for role in [NodeRole.input, .variable, .forward, .backward, .gradientSum, .update] {
             let members = zip(graph.nodes, profiled.nodes).filter { $0.0.role == role }.map(\.1)
             guard !members.isEmpty else { continue }
             let compute = Double(members.reduce(0) { $0 + $1.computeMicroseconds }) / 1000
-            let persistent = Double(members.reduce(0) { $0 + $1.persistentBytes }) / 1e6
+            // MiB, as `place` and `train` print memory.
+            let persistent = Double(members.reduce(0) { $0 + $1.persistentBytes }) / 1_048_576
             lines.append(role.rawValue.padding(14) + String(members.count).leftPadding(6)
                          + String(format: "%15.2f", compute) + String(format: "%18.2f", persistent))
         }

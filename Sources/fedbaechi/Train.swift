@@ -148,7 +148,7 @@ struct Train: ParsableCommand {
         }
 
         for epoch in firstEpoch...max(firstEpoch, epochs) where epoch <= epochs {
-            var progress = ProgressReporter(epoch: epoch)
+            var progress = ProgressReporter(epoch: epoch, examplesPerStep: batch, stepsAfterEpoch: (epochs - epoch) * stepsPerEpoch)
             let start = Date()
             let resumesHere = epoch == firstEpoch && resumed != nil
             let trainLoss = try trainer.trainEpoch(
@@ -195,8 +195,10 @@ struct Train: ParsableCommand {
     }
 }
 
-/// One line of the metrics file.
+/// One line of the metrics file: an epoch's losses and test score.
 struct EpochRecord: Codable {
+    /// What kind of record a line is, so that a reader tells them apart: "epoch", "round" or "summary".
+    var kind = "epoch"
     var epoch: Int
     var model: String
     var dataset: String
@@ -214,7 +216,7 @@ struct EpochRecord: Codable {
     var steps: Int
 
     enum CodingKeys: String, CodingKey {
-        case epoch, model, dataset, seed, optimizer, steps
+        case kind, epoch, model, dataset, seed, optimizer, steps
         case learningRate = "learning_rate", batchSize = "batch_size", trainExamples = "train_examples"
         case trainLoss = "train_loss", testLoss = "test_loss", testAccuracy = "test_accuracy"
         case testPerplexity = "test_perplexity", trainSeconds = "train_seconds"

@@ -75,6 +75,7 @@ struct FederatedOptions: ParsableArguments {
 
 /// One line of the metrics file per round.
 struct FederatedRoundRecord: Codable {
+    var kind = "round"
     var mode = "federated"
     var round: Int
     var rounds: Int
@@ -97,7 +98,7 @@ struct FederatedRoundRecord: Codable {
     var perSite: [SiteRoundStats]
 
     enum CodingKeys: String, CodingKey {
-        case mode, round, rounds, model, dataset, aggregation, masked, iterations, sites, partition, seed, seconds
+        case kind, mode, round, rounds, model, dataset, aggregation, masked, iterations, sites, partition, seed, seconds
         case globalLoss = "global_loss", globalAccuracy = "global_accuracy", globalPerplexity = "global_perplexity"
         case aggregationError = "aggregation_error", localSecondsMax = "local_seconds_max"
         case aggregationSecondsMax = "aggregation_seconds_max", bytesSentMax = "bytes_sent_max", perSite = "per_site"
@@ -206,11 +207,16 @@ extension Train {
         }
         let metricsFile = try isRoot ? metrics.map { try openMetrics($0, appending: site.round > 0) } : nil
         for round in (site.round + 1)..<max(site.round + 1, options.rounds + 1) {
+            // Every site reports its own local training (at most every 10 s, and when it is done).
             var lastShown = Date()
+            let roundStarted = Date()
             let report = try site.runRound { step, total, loss in
-                guard isRoot, step == total || Date().timeIntervalSince(lastShown) > 10 else { return }
+                guard step == total || Date().timeIntervalSince(lastShown) > 10 else { return }
                 lastShown = Date()
-                print("round \(round)/\(options.rounds): site 0 local step \(step)/\(total) loss \(String(format: "%.4f", loss))")
+                let rate = Double(step * configuration.batchSize) / max(Date().timeIntervalSince(roundStarted), 1e-9)
+                print("round \(round)/\(options.rounds): site \(world.rank) local step \(step)/\(total) loss \(String(format: "%.4f", loss)), "
+                      + String(format: "%.0f examples/s", rate)
+                      + (step < total ? ", " + ProgressReporter.duration(Double((total - step) * configuration.batchSize) / rate) + " left" : ""))
             }
             guard report.global.loss.isFinite else {
                 throw CommandFailure("training diverged in round \(round) (loss is not a number): lower --learning-rate",

@@ -50,6 +50,7 @@ struct ModelParallelRecord: Codable {
             case peakBytes = "peak_bytes", predictedPeakBytes = "predicted_peak_bytes"
         }
     }
+    var kind = "summary"
     var mode = "model-parallel"
     var model: String
     var algorithm: String
@@ -63,7 +64,7 @@ struct ModelParallelRecord: Codable {
     var perRank: [Rank]
 
     enum CodingKeys: String, CodingKey {
-        case mode, model, algorithm, ranks, steps
+        case kind, mode, model, algorithm, ranks, steps
         case medianStepMs = "median_step_ms", predictedStepMs = "predicted_step_ms", memoryLimitBytes = "memory_limit_bytes"
         case withinMemory = "within_memory", placementSeconds = "placement_seconds", perRank = "per_rank"
     }
@@ -155,7 +156,8 @@ extension Train {
         let metricsFile = try isRoot ? metrics.map { try openMetrics($0, appending: step > 0) } : nil
         let firstEpoch = Int(step) / stepsPerEpoch + 1
         epochs: for epoch in firstEpoch...max(firstEpoch, epochCount) where Int(step) < totalSteps {
-            var progress = ProgressReporter(epoch: epoch)
+            var progress = ProgressReporter(epoch: epoch, examplesPerStep: batch,
+                                            stepsAfterEpoch: max(0, totalSteps - (epoch - 1) * stepsPerEpoch - stepsPerEpoch))
             var random = SplitMix64(seed: seed, stream: "shuffle", index: UInt64(epoch))
             let order = random.permutation(data.train.count)
             let firstIndex = Int(step) - (epoch - 1) * stepsPerEpoch
