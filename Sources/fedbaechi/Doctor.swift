@@ -8,9 +8,12 @@ struct Doctor: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Report ranks, hosts, the MPI and BLAS libraries and installed datasets, and what to install.",
         discussion: """
-            Run it alone to check one machine, or under the launcher to check the whole job:
+            Run it alone to check one machine, or under the launcher to check the whole job (rank 0 \
+            reports for every rank). --data-directory checks a folder of your own for the datasets.
+
+            Examples:
               mpirun -np 8 fedbaechi doctor
-            Under MPI, rank 0 reports for every rank.
+              fedbaechi doctor --data-directory ~/data/fashion-mnist
             """
     )
 

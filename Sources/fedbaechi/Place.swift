@@ -88,18 +88,29 @@ struct Place: ParsableCommand {
     @Option(help: ArgumentHelp("ONNX: the cost model, the \"cost_model\" of a JSON file (as `fedbaechi calibrate` writes).", valueName: "file"))
     var costModel: String?
 
-    /// The flags alone, as usage errors (64) like every other flag's value: a missing or unreadable
-    /// --memory, --bandwidth or --latency. Files are judged in `run` (2).
+    /// The flags alone, as usage errors (64) like every other command's flag values: a missing flag, an
+    /// unknown algorithm, a number out of range, an unreadable --memory, --bandwidth or --latency. Files
+    /// (the graph, a devices file, a cost model) are judged in `run` (2).
     func validate() throws {
-        if devicesFile == nil {
+        guard Algorithm(rawValue: algorithm.lowercased()) != nil else {
+            throw ValidationError("unknown algorithm \"\(algorithm)\": use one of " + Algorithm.allCases.map(\.rawValue).joined(separator: ", "))
+        }
+        guard sctThreshold > 0 && sctThreshold <= 1 else { throw ValidationError("--sct-threshold must be in (0, 1], not \(sctThreshold)") }
+        guard (1...1000).contains(self.repeat) else { throw ValidationError("--repeat must be between 1 and 1000, not \(self.repeat)") }
+        if devicesFile != nil {
+            guard devices == nil && memory == nil else { throw ValidationError("give either --devices-file or --devices with --memory, not both") }
+        } else {
             guard let count = devices else { throw ValidationError("give --devices N and --memory SIZE, or --devices-file FILE") }
             guard memory != nil else { throw ValidationError("give --memory SIZE for the \(count) device(s)") }
+            guard count >= 1 && count <= PlaceSetup.maximumDevices else {
+                throw ValidationError("--devices must be between 1 and \(PlaceSetup.maximumDevices), not \(count)")
+            }
         }
-        for (flag, text, parse) in [("--memory", memory, { (t: String) throws(Quantity.ParseError) in _ = try Quantity.bytes(t) }),
-                                    ("--bandwidth", bandwidth, { (t: String) throws(Quantity.ParseError) in _ = try Quantity.bandwidth(t) }),
-                                    ("--latency", latency, { (t: String) throws(Quantity.ParseError) in _ = try Quantity.micros(t) })] {
+        for (text, parse) in [(memory, { (t: String) throws(Quantity.ParseError) in _ = try Quantity.bytes(t) }),
+                              (bandwidth, { (t: String) throws(Quantity.ParseError) in _ = try Quantity.bandwidth(t) }),
+                              (latency, { (t: String) throws(Quantity.ParseError) in _ = try Quantity.micros(t) })] {
             guard let text else { continue }
-            do { try parse(text) } catch { throw ValidationError("\(flag): \(error.description)") }
+            do { try parse(text) } catch { throw ValidationError(error.description) }
         }
         if let memory, (try? Quantity.bytes(memory)) == 0 { throw ValidationError("--memory must be more than 0 bytes") }
     }
@@ -170,14 +181,8 @@ struct PlaceSetup {
     }
 
     init(_ command: Place) throws {
-        guard let algorithm = Algorithm(rawValue: command.algorithm.lowercased()) else {
-            throw CommandFailure("unknown algorithm \"\(command.algorithm)\": use one of " + Algorithm.allCases.map(\.rawValue).joined(separator: ", "))
-        }
-        self.algorithm = algorithm
-        guard command.sctThreshold > 0 && command.sctThreshold <= 1 else {
-            throw CommandFailure("--sct-threshold must be in (0, 1], not \(command.sctThreshold)")
-        }
-        guard (1...1000).contains(command.repeat) else { throw CommandFailure("--repeat must be between 1 and 1000, not \(command.repeat)") }
+        // The flags were checked by `Place.validate`.
+        algorithm = Algorithm(rawValue: command.algorithm.lowercased()) ?? .mSCT
         options = PreprocessingOptions(coPlacement: !command.noCoPlacement, fusion: !command.noFusion,
                                        colocation: !command.noColocation)
 
@@ -185,20 +190,10 @@ struct PlaceSetup {
         var fileBandwidth: String?, fileLatency: String?
         var fileCostModel: CostModel?
         if let path = command.devicesFile {
-            guard command.devices == nil && command.memory == nil else {
-                throw CommandFailure("give either --devices-file or --devices with --memory, not both")
-            }
             (devices, fileBandwidth, fileLatency) = try PlaceSetup.readDevicesFile(path)
             fileCostModel = try PlaceSetup.readCostModel(path, required: false)
         } else {
-            guard let count = command.devices else { throw CommandFailure("give --devices N and --memory SIZE, or --devices-file FILE") }
-            guard let memoryText = command.memory else { throw CommandFailure("give --memory SIZE for the \(count) device(s)") }
-            guard count >= 1 && count <= PlaceSetup.maximumDevices else {
-                throw CommandFailure("--devices must be between 1 and \(PlaceSetup.maximumDevices), not \(count)")
-            }
-            let memory = try PlaceSetup.parse { () throws(Quantity.ParseError) in try Quantity.bytes(memoryText) }
-            guard memory > 0 else { throw CommandFailure("--memory must be more than 0 bytes") }
-            devices = DeviceSpec.uniform(count: count, memoryBytes: memory)
+            devices = DeviceSpec.uniform(count: command.devices ?? 1, memoryBytes: (try? Quantity.bytes(command.memory ?? "")) ?? 1)
         }
         if let text = command.bandwidth ?? fileBandwidth {
             link.bytesPerMicrosecond = try PlaceSetup.parse { () throws(Quantity.ParseError) in try Quantity.bandwidth(text) } / 1e6
@@ -327,7 +322,7 @@ struct PlaceSetup {
             var text: String
             init(from decoder: Decoder) throws {
                 let container = try decoder.singleValueContainer()
-                if let number = try? container.decode(Double.self) { text = String(format: "%.0f", number) } else {
+                if let number = try? container.decode(Double.self) { text = String(format: "%.0fB", number) } else {
                     text = try container.decode(String.self)
                 }
             }

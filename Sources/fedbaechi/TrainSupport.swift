@@ -61,7 +61,9 @@ func loadExamples(_ dataset: KnownDataset, directory: String?, spec: inout Model
             return (train, test, "fortunes (\(corpus.categories.count) categories, vocabulary \(corpus.vocabulary.count))")
         }
     } catch let error as DatasetError {
-        if case .missing = error { throw CommandFailure(error.description, status: .runtime) }
+        // Not installed where the package puts it: the machine lacks it (1); not in a folder the user
+        // named: the flag is wrong (2).
+        if case .missing = error { throw CommandFailure(error.description, status: directory == nil ? .runtime : .badInput) }
         throw CommandFailure(error.description, status: .badInput)
     }
 }

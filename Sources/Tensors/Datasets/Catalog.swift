@@ -51,6 +51,17 @@ public enum KnownDataset: String, CaseIterable, Sendable {
         guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDirectory), isDirectory.boolValue else {
             return [folder]
         }
+        if self == .fortunes, Self.fortuneFiles(in: folder).isEmpty { return [folder + "/*"] }
         return requiredFiles.filter { file($0, in: folder) == nil }
+    }
+
+    /// The category files of a fortunes folder (index files *.dat and the *.u8 links left out).
+    public static func fortuneFiles(in directory: String) -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter { name in
+            var isDirectory: ObjCBool = false
+            return !name.hasPrefix(".") && !name.hasSuffix(".dat") && !name.hasSuffix(".u8")
+                && FileManager.default.fileExists(atPath: directory + "/" + name, isDirectory: &isDirectory)
+                && !isDirectory.boolValue
+        }.sorted()
     }
 }
