@@ -140,6 +140,27 @@ struct CheckpointRunTests {
         #expect(checkpointNames(directory) == [0, 1].map { String(format: "ckpt-%010d-rank%05d.fbck", step, $0) })
     }
 
+    /// A federated job stops at a round boundary: every site checkpoints the same round.
+    @Test func sigtermToAFederatedJobStopsAtARound() throws {
+        let directory = FailureTests().scratch()
+        defer { FailureTests().remove(directory) }
+        let job = try Background(mpirun!, ["-np", "3", fedbaechiBinary!.path, "train", "--mode", "federated", "--rounds", "50",
+                                           "--aggregation", "fedavg", "--partition", "iid", "--model", "mlp", "--limit-train", "48",
+                                           "--limit-test", "12", "--batch-size", "16", "--checkpoint-every", "10", "--checkpoint-dir", directory],
+                                 environment: ["OMPI_MCA_odls_base_sigkill_timeout": "30"], signals: true)
+        #expect(FailureTests().waitForFile(directory + "/run.json", timeout: 300))
+        Thread.sleep(forTimeInterval: 8)
+        job.kill(pid: job.pid, signal: SIGTERM)
+        let status = job.wait(timeout: 180)
+        #expect(status != nil && status != 0, "stdout: \(job.standardOutput)")
+        let err = job.standardError
+        let stopped = try #require(err.matches(of: /interrupted at round (\d+) by SIGTERM; last checkpoint: (\S+) \(round (\d+)\)\n/).last,
+                                   "stderr: \(err)")
+        let round = Int(stopped.1)!
+        #expect(round >= 1 && round < 50 && Int(stopped.3) == round)
+        #expect(checkpointNames(directory) == (0..<3).map { String(format: "ckpt-%010d-rank%05d.fbck", round, $0) })
+    }
+
     /// SIGINT to mpirun with a short grace (by default one second, here three for a loaded machine): rank
     /// 0 says where the run was and which checkpoint is the last, whether or not the step ends in time.
     @Test func sigintToMpirunSaysWhereTheRunWas() throws {
