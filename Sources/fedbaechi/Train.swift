@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import enum Placement.FileProblem
 import Runtime
 import Tensors
 
@@ -189,7 +190,8 @@ struct Train: ParsableCommand {
     func openMetrics(_ path: String) throws -> FileHandle {
         guard FileManager.default.createFile(atPath: path, contents: nil),
               let handle = FileHandle(forWritingAtPath: path) else {
-            throw CommandFailure("cannot write the metrics file \(path)", status: .badInput)
+            throw CommandFailure("cannot write the metrics file \(path): \(FileProblem.unwritable(path) ?? "the file system refused")",
+                                 status: .badInput)
         }
         return handle
     }
