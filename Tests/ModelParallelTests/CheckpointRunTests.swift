@@ -2,13 +2,12 @@ import Foundation
 import Testing
 
 /// A checkpoint directory belongs to one run: real `fedbaechi` processes (and mpirun jobs) reusing,
-/// sharing, damaging and interrupting one.
-@Suite(.serialized, .enabled(if: fedbaechiBinary != nil && mpirun != nil && fashionInstalled && !underMPILauncher,
-                             "needs the built binary, mpirun and dataset-fashion-mnist"))
-struct CheckpointRunTests {
+/// sharing, damaging and interrupting one. In the serialized suite of FailureTests, so that these
+/// jobs run one at a time, not beside its own.
+extension FailureTests {
     /// Two steps per epoch: 16 examples in batches of 8.
-    let tiny = ["train", "--mode", "single", "--model", "mlp", "--limit-train", "16", "--limit-test", "8", "--batch-size", "8",
-                "--checkpoint-every", "1"]
+    var tiny: [String] { ["train", "--mode", "single", "--model", "mlp", "--limit-train", "16", "--limit-test", "8", "--batch-size", "8",
+                "--checkpoint-every", "1"] }
 
     func files(_ directory: String) -> [String: Data] {
         var found: [String: Data] = [:]
@@ -20,12 +19,23 @@ struct CheckpointRunTests {
 
     func checkpointNames(_ directory: String) -> [String] { files(directory).keys.filter { $0.hasPrefix("ckpt-") }.sorted() }
 
+    /// Waits until the job's standard output holds `text` (training under way: a signal then stops it at
+    /// a step; before the first step it ends the process at once).
+    func waitForOutput(_ job: Background, _ text: String, timeout: TimeInterval) -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if job.standardOutput.contains(text) { return true }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        return false
+    }
+
     /// Issue item 1: a shorter fresh run into the directory of a longer one used to be pruned away by the
     /// older, higher-step files. Now it is refused, the earlier run's files untouched; `--overwrite`
     /// replaces them; the new run's files all survive and resume.
     @Test func aFreshRunIntoAnotherRunsDirectoryIsRefusedUnlessOverwrite() throws {
-        let directory = FailureTests().scratch()
-        defer { FailureTests().remove(directory) }
+        let directory = scratch()
+        defer { remove(directory) }
         let binary = fedbaechiBinary!.path
         var (status, _, err) = try run(binary, tiny + ["--epochs", "3", "--checkpoint-dir", directory])
         #expect(status == 0, "stderr: \(err)")
@@ -66,8 +76,8 @@ struct CheckpointRunTests {
     /// Issue item 2: two processes started together on one directory. One takes the lock and runs; the
     /// other is refused at once with the holder's host and pid; only the winner's files are there.
     @Test func twoRunsRacingForOneDirectory() throws {
-        let directory = FailureTests().scratch()
-        defer { FailureTests().remove(directory) }
+        let directory = scratch()
+        defer { remove(directory) }
         let first = try Background(fedbaechiBinary!.path, tiny + ["--epochs", "2", "--checkpoint-dir", directory])
         let second = try Background(fedbaechiBinary!.path, tiny + ["--epochs", "2", "--seed", "7", "--checkpoint-dir", directory])
         let statuses = [first.wait(timeout: 300), second.wait(timeout: 300)]
@@ -85,8 +95,8 @@ struct CheckpointRunTests {
     /// Issue item 3: rank 1's files damaged. With none intact the job refuses, naming the rank and its
     /// files, and writes nothing; with an older one intact every rank resumes from the step all have.
     @Test func aRankWithDamagedCheckpointsNeverRestartsTheJobSilently() throws {
-        let directory = FailureTests().scratch()
-        defer { FailureTests().remove(directory) }
+        let directory = scratch()
+        defer { remove(directory) }
         let job = ["-np", "2", fedbaechiBinary!.path, "train", "--mode", "model-parallel", "--model", "mlp", "--limit-train", "16",
                    "--limit-test", "8", "--batch-size", "8", "--checkpoint-every", "1", "--checkpoint-dir", directory]
         var (status, out, err) = try run(mpirun!, job + ["--steps", "4"], timeout: 600)
@@ -120,14 +130,13 @@ struct CheckpointRunTests {
     /// Issue item 5 and Slurm pre-emption: SIGTERM to mpirun (with the grace Slurm would give) stops the
     /// job at a step every rank agrees on, writes a checkpoint there, and rank 0 says where.
     @Test func sigtermToMpirunWritesACheckpointAndSaysWhere() throws {
-        let directory = FailureTests().scratch()
-        defer { FailureTests().remove(directory) }
+        let directory = scratch()
+        defer { remove(directory) }
         let job = try Background(mpirun!, ["-np", "2", fedbaechiBinary!.path, "train", "--mode", "model-parallel", "--model", "mlp",
                                            "--limit-train", "800", "--limit-test", "8", "--batch-size", "8", "--steps", "100",
                                            "--checkpoint-every", "50", "--checkpoint-dir", directory],
                                  environment: ["OMPI_MCA_odls_base_sigkill_timeout": "20"], signals: true)
-        #expect(FailureTests().waitForFile(directory + "/plan.json", timeout: 300))
-        Thread.sleep(forTimeInterval: 3)  // into the training steps
+        #expect(waitForOutput(job, "epoch 1 step 10/100", timeout: 300))
         job.kill(pid: job.pid, signal: SIGTERM)
         let status = job.wait(timeout: 120)
         #expect(status != nil && status != 0, "stdout: \(job.standardOutput)")
@@ -142,14 +151,13 @@ struct CheckpointRunTests {
 
     /// A federated job stops at a round boundary: every site checkpoints the same round.
     @Test func sigtermToAFederatedJobStopsAtARound() throws {
-        let directory = FailureTests().scratch()
-        defer { FailureTests().remove(directory) }
+        let directory = scratch()
+        defer { remove(directory) }
         let job = try Background(mpirun!, ["-np", "3", fedbaechiBinary!.path, "train", "--mode", "federated", "--rounds", "50",
                                            "--aggregation", "fedavg", "--partition", "iid", "--model", "mlp", "--limit-train", "48",
                                            "--limit-test", "12", "--batch-size", "16", "--checkpoint-every", "10", "--checkpoint-dir", directory],
                                  environment: ["OMPI_MCA_odls_base_sigkill_timeout": "30"], signals: true)
-        #expect(FailureTests().waitForFile(directory + "/run.json", timeout: 300))
-        Thread.sleep(forTimeInterval: 8)
+        #expect(waitForOutput(job, "round 1/50: global", timeout: 300))
         job.kill(pid: job.pid, signal: SIGTERM)
         let status = job.wait(timeout: 180)
         #expect(status != nil && status != 0, "stdout: \(job.standardOutput)")
@@ -164,13 +172,13 @@ struct CheckpointRunTests {
     /// SIGINT to mpirun with a short grace (by default one second, here three for a loaded machine): rank
     /// 0 says where the run was and which checkpoint is the last, whether or not the step ends in time.
     @Test func sigintToMpirunSaysWhereTheRunWas() throws {
-        let directory = FailureTests().scratch()
-        defer { FailureTests().remove(directory) }
+        let directory = scratch()
+        defer { remove(directory) }
         let job = try Background(mpirun!, ["-np", "2", fedbaechiBinary!.path, "train", "--mode", "model-parallel", "--model", "mlp",
                                            "--limit-train", "800", "--limit-test", "8", "--batch-size", "8", "--steps", "100",
                                            "--checkpoint-every", "1", "--checkpoint-dir", directory],
                                  environment: ["OMPI_MCA_odls_base_sigkill_timeout": "3"], signals: true)
-        #expect(FailureTests().waitForFile(directory + "/ckpt-0000000001-rank00001.fbck", timeout: 300))
+        #expect(waitForFile(directory + "/ckpt-0000000001-rank00001.fbck", timeout: 300))
         job.kill(pid: job.pid, signal: SIGINT)
         let status = job.wait(timeout: 60)
         #expect(status != nil && status != 0, "stdout: \(job.standardOutput)")
@@ -179,15 +187,27 @@ struct CheckpointRunTests {
                 "stderr: \(err)")
     }
 
+    /// Before the first step (data loading, placement) there is no step boundary near: a signal ends the
+    /// process at once, saying so.
+    @Test func aSignalBeforeTrainingEndsTheProcessAtOnce() throws {
+        let directory = scratch()
+        defer { remove(directory) }
+        let job = try Background(fedbaechiBinary!.path, tiny + ["--epochs", "1", "--checkpoint-dir", directory])
+        #expect(waitForFile(directory + "/run.json", timeout: 120))
+        job.kill(pid: job.pid, signal: SIGINT)
+        #expect(job.wait(timeout: 30) == 130)
+        #expect(job.standardError.contains("interrupted by SIGINT before the first step; last checkpoint: none"), "stderr: \(job.standardError)")
+    }
+
     /// A single process: SIGTERM stops it at the next step with a checkpoint, status 143, and the run resumes.
     @Test func sigtermToASingleProcessRunStopsAtAStepAndResumes() throws {
-        let directory = FailureTests().scratch()
-        defer { FailureTests().remove(directory) }
+        let directory = scratch()
+        defer { remove(directory) }
         // 80 examples: 10 steps; checkpoints only at the end, so the one found is the signal's.
         let arguments = tiny.map { $0 == "16" ? "80" : $0 } + ["--epochs", "1", "--checkpoint-every", "100", "--checkpoint-dir", directory]
         let job = try Background(fedbaechiBinary!.path, arguments)
-        #expect(FailureTests().waitForFile(directory + "/run.json", timeout: 120))
-        Thread.sleep(forTimeInterval: 3)
+        #expect(waitForOutput(job, "epoch 1 step 1/10", timeout: 120))
+        Thread.sleep(forTimeInterval: 0.5)
         job.kill(pid: job.pid, signal: SIGTERM)
         #expect(job.wait(timeout: 60) == 143)
         let err = job.standardError

@@ -18,6 +18,9 @@ public final class Interruption: @unchecked Sendable {
     private var lastCheckpoint: String?
     private var unit = "step"
     private var speaks = true
+    /// Training has taken its first step: before that (loading data, placing) a signal ends the process
+    /// at once, as without this handler, since there is no step boundary near to stop at.
+    private var armed = false
 
     public static let shared = Interruption()
 
@@ -45,10 +48,17 @@ public final class Interruption: @unchecked Sendable {
         lock.lock()
         let first = received == nil
         if first { received = number }
+        let (armed, speaks, lastCheckpoint, unit) = (self.armed, self.speaks, self.lastCheckpoint, self.unit)
         lock.unlock()
+        guard armed else {
+            if speaks {
+                FileHandle.standardError.write(Data("fedbaechi: interrupted by \(Self.name(number)) before the first \(unit); last checkpoint: \(lastCheckpoint ?? "none")\n".utf8))
+            }
+            _exit(Self.exitStatus(number))
+        }
         guard first else {
             FileHandle.standardError.write(Data("fedbaechi: \(Self.name(number)) again: stopping now\n".utf8))
-            _exit(128 + number)
+            _exit(Self.exitStatus(number))
         }
         DispatchQueue.global().asyncAfter(deadline: .now() + Self.fallbackDelay) { [weak self] in self?.report(final: false) }
     }
@@ -67,9 +77,11 @@ public final class Interruption: @unchecked Sendable {
         return number == 0 ? nil : Int32(number)
     }
 
-    /// Where the run is: `position` steps (or rounds) done.
+    /// Where the run is: `position` steps (or rounds) done; from the first call on, a signal stops the
+    /// run at a step boundary.
     public func progress(_ position: Int) {
         lock.lock()
+        armed = true
         self.position = position
         lock.unlock()
     }
