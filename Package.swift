@@ -64,6 +64,8 @@ let package = Package(
             dependencies: [
                 "MPI", "Tensors", "Placement", "ONNXImport", "Federated", "Runtime",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                // TensorBoard event files (`report --tensorboard`).
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ]
         ),
         // Point-to-point benchmark of the Swift layer (Benchmarks/run-pingpong.sh runs it beside C).

@@ -52,16 +52,31 @@ public struct CostModel: Sendable, Hashable, Codable {
     /// The `"cost_model"` object of a devices file or of `fedbaechi calibrate`'s output; nil when
     /// the document has none. Throws a one-line reason when it is there but wrong.
     public static func read(fromJSON data: Data) throws(CostModelError) -> CostModel? {
-        let object: Any
-        do { object = try JSONSerialization.jsonObject(with: data) } catch { throw CostModelError(message: "not JSON") }
-        guard let root = object as? [String: Any] else { throw CostModelError(message: "expected a JSON object") }
-        guard let entry = root["cost_model"] else { return nil }
-        guard let fields = entry as? [String: Any] else { throw CostModelError(message: "\"cost_model\" must be an object") }
-        var model = CostModel.default
-        for (key, value) in fields {
-            guard let number = (value as? NSNumber)?.doubleValue, !(value is Bool) else {
-                throw CostModelError(message: "cost_model.\(key) must be a number")
+        // Decoded as Doubles by JSONDecoder, which takes `0` and `5e-6` alike and refuses `true`;
+        // the document's other keys (a devices file's) are not looked at.
+        struct Document: Decodable {
+            var costModel: [String: Double]?
+            enum CodingKeys: String, CodingKey { case costModel = "cost_model" }
+        }
+        let fields: [String: Double]
+        do {
+            guard let found = try JSONDecoder().decode(Document.self, from: data).costModel else { return nil }
+            fields = found
+        } catch let error as DecodingError {
+            switch error {
+            case .typeMismatch(_, let context) where context.codingPath.count >= 2,
+                 .valueNotFound(_, let context) where context.codingPath.count >= 2:
+                throw CostModelError(message: "cost_model.\(context.codingPath[1].stringValue) must be a number")
+            case .typeMismatch(_, let context) where context.codingPath.count == 1:
+                throw CostModelError(message: "\"cost_model\" must be an object")
+            case .typeMismatch: throw CostModelError(message: "expected a JSON object")
+            default: throw CostModelError(message: "not JSON")
             }
+        } catch {
+            throw CostModelError(message: "not JSON")
+        }
+        var model = CostModel.default
+        for (key, number) in fields.sorted(by: { $0.key < $1.key }) {
             switch key {
             case CodingKeys.flopsPerSecond.rawValue: model.flopsPerSecond = number
             case CodingKeys.memoryBytesPerSecond.rawValue: model.memoryBytesPerSecond = number

@@ -147,7 +147,7 @@ public struct ONNXImporter: GraphImporter {
         guard data.count <= ONNXImporter.maximumFileBytes else { throw .invalidValue("the ONNX file is larger than 4 GiB") }
         let model: Onnx_ModelProto
         do { model = try Onnx_ModelProto(serializedBytes: data) } catch {
-            throw ONNXImporter.oneLine(.malformed("not a valid ONNX model: the protobuf does not decode (\(error))"))
+            throw .malformed("not a valid ONNX model: its bytes do not decode as an ONNX ModelProto (a damaged or truncated file, or not ONNX)")
         }
         guard model.hasGraph else { throw .malformed("the ONNX model has no graph") }
         guard model.graph.node.count <= ONNXImporter.maximumNodes else {

@@ -83,15 +83,16 @@ public enum Quantity {
     }
 
     private static let byteUnits: [String: Double] = [
-        "": 1, "b": 1, "byte": 1, "bytes": 1,
+        "b": 1, "byte": 1, "bytes": 1,
         "kb": 1e3, "mb": 1e6, "gb": 1e9, "tb": 1e12,
         "k": 1024, "m": 1_048_576, "g": 1_073_741_824, "t": 1_099_511_627_776,
         "kib": 1024, "mib": 1_048_576, "gib": 1_073_741_824, "tib": 1_099_511_627_776,
     ]
 
-    /// `2GiB`, `8 GB`, `500MiB`, `1073741824` (decimal kB/MB/GB, binary KiB/MiB/GiB).
+    /// `2GiB`, `8 GB`, `500MiB`, `1073741824B` (decimal kB/MB/GB, binary KiB/MiB/GiB).
     public static func bytes(_ text: String) throws(ParseError) -> Int {
-        let expected = "a memory size (e.g. 8GiB, 500MB, 1073741824)"
+        // No unit is no memory size: `1.5` meant GiB or GB, surely not 2 bytes.
+        let expected = "a memory size with its unit (e.g. 8GiB, 500MB, 1073741824B)"
         guard let (value, unit) = split(text), let scale = byteUnits[unit.lowercased()], value >= 0 else {
             throw .invalid(text, expected: expected)
         }

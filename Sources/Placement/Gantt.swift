@@ -1,9 +1,12 @@
 /// An SVG Gantt chart of a plan: one lane per device with its ops coloured by layer (or by
 /// co-placement group when names carry no layers), its link channel with the transfers it sends
-/// and receives, and its memory use against its limit.
+/// and receives (each naming the device at the other end when there is room), and its memory use
+/// against its limit. Devices with no op and no transfer share one line at the end.
 public enum GanttChart {
-    static let palette = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948",
-                          "#b07aa1", "#ff9da7", "#9c755f", "#86bcb6", "#d37295", "#8cd17d"]
+    /// Ten colours told apart at a glance (at most ten layers or groups are coloured; the rest are
+    /// "other", in grey, which none of these is near).
+    static let palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
+                          "#8c564b", "#e377c2", "#bcbd22", "#17becf", "#393b79"]
     static let otherColor = "#c9c9c9"
 
     public static func svg(for plan: some SimulatedPlacement, width: Int = 1600) -> String {
@@ -17,10 +20,20 @@ public enum GanttChart {
         let makespan = max(sim.makespanMicros, 1e-9)
         let scale = plotWidth / makespan
         let (layerNames, layerOfNode, legendTitle) = layers(plan)
-        let legendRows = (layerNames.count + 3) / 4
-        let height = top + axis + Double(deviceCount) * (laneHeight + laneGap) + 30 + Double(legendRows) * 20 + 20
+        let legendRows = (layerNames.count + 1 + 3) / 4
+        // Lanes for the devices that do something; the idle ones are listed on one line.
+        var used = [Bool](repeating: false, count: deviceCount)
+        for device in sim.deviceOfNode { used[Int(device)] = true }
+        for transfer in sim.transfers { used[Int(transfer.fromDevice)] = true; used[Int(transfer.toDevice)] = true }
+        let shown = (0..<deviceCount).filter { used[$0] }
+        let idle = (0..<deviceCount).filter { !used[$0] }
+        var laneOfDevice = [Int](repeating: -1, count: deviceCount)
+        for (lane, d) in shown.enumerated() { laneOfDevice[d] = lane }
+        let idleHeight = idle.isEmpty ? 0.0 : 22
+        let height = top + axis + Double(shown.count) * (laneHeight + laneGap) + idleHeight + 30 + Double(legendRows) * 20 + 20
         func x(_ t: Double) -> Double { left + t * scale }
-        func laneTop(_ d: Int) -> Double { top + axis + Double(d) * (laneHeight + laneGap) }
+        func laneTop(_ d: Int) -> Double { top + axis + Double(laneOfDevice[d] >= 0 ? laneOfDevice[d] : shown.count) * (laneHeight + laneGap) }
+        let lanesEnd = top + axis + Double(shown.count) * (laneHeight + laneGap)
 
         var s = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(width)\" height=\"\(Int(height))\" viewBox=\"0 0 \(width) \(Int(height))\" font-family=\"Helvetica, Arial, sans-serif\" font-size=\"12\">\n"
         s += "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
@@ -35,25 +48,27 @@ public enum GanttChart {
         var tick = 0.0
         while tick <= makespan + step * 1e-9 {
             let tx = f(x(tick))
-            s += "<line x1=\"\(tx)\" y1=\"\(f(top + axis - 6))\" x2=\"\(tx)\" y2=\"\(f(laneTop(deviceCount) - laneGap / 2))\" stroke=\"#e3e3e3\"/>\n"
+            s += "<line x1=\"\(tx)\" y1=\"\(f(top + axis - 6))\" x2=\"\(tx)\" y2=\"\(f(lanesEnd - laneGap / 2))\" stroke=\"#e3e3e3\"/>\n"
             s += "<text x=\"\(tx)\" y=\"\(f(top + axis - 10))\" text-anchor=\"middle\" fill=\"#555\">\(escape(Quantity.formatMicros(tick)))</text>\n"
             tick += step
         }
 
         // Lanes.
         let memory = MemoryProfile(sim, graph: graph)
-        // Memory drawn to the largest peak (or up to the smallest device's memory when that is close).
+        // One scale for every device, from 0 to a little above the largest of the peaks and the devices'
+        // memories, so that each device's memory line is drawn (a peak far below its memory is a thin
+        // area under a high line: room to spare, which is what the chart should show).
         let largestPeak = Double(max(sim.peakMemoryBytes.max() ?? 1, 1))
-        let smallestLimit = Double(plan.devices.map(\.memoryBytes).min() ?? 1)
-        let memoryScale = smallestLimit <= 1.25 * largestPeak ? max(largestPeak, smallestLimit) : largestPeak
+        let largestLimit = Double(plan.devices.map(\.memoryBytes).max() ?? 1)
+        let memoryScale = 1.08 * max(largestPeak, largestLimit)
         var nodesOf = [[Int]](repeating: [], count: deviceCount)
         for i in 0..<graph.nodes.count { nodesOf[Int(sim.deviceOfNode[i])].append(i) }
-        for d in 0..<deviceCount {
+        for d in shown {
             let y = laneTop(d)
             let device = plan.devices[d]
-            s += "<text x=\"\(f(left - 10))\" y=\"\(f(y + 14))\" text-anchor=\"end\" font-weight=\"bold\">\(escape(device.name))</text>\n"
+            s += "<text x=\"\(f(left - 10))\" y=\"\(f(y + 14))\" text-anchor=\"end\" font-weight=\"bold\">\(escape(device.name)) #\(d)</text>\n"
             s += "<text x=\"\(f(left - 10))\" y=\"\(f(y + 28))\" text-anchor=\"end\" fill=\"#555\" font-size=\"10\">busy \(Int((sim.busyMicros[d] / makespan * 100).rounded()))%</text>\n"
-            s += "<text x=\"\(f(left - 10))\" y=\"\(f(y + computeHeight + 12))\" text-anchor=\"end\" fill=\"#777\" font-size=\"9\">link</text>\n"
+            s += "<text x=\"\(f(left - 10))\" y=\"\(f(y + computeHeight + 11))\" text-anchor=\"end\" fill=\"#777\" font-size=\"9\">link (→n to, ←n from #n)</text>\n"
             s += "<text x=\"\(f(left - 10))\" y=\"\(f(y + laneHeight - 4))\" text-anchor=\"end\" fill=\"#555\" font-size=\"10\">\(escape(Quantity.formatBytes(sim.peakMemoryBytes[d]))) / \(escape(Quantity.formatBytes(device.memoryBytes)))</text>\n"
             s += "<rect x=\"\(f(left))\" y=\"\(f(y))\" width=\"\(f(plotWidth))\" height=\"\(f(computeHeight))\" fill=\"#f7f7f7\"/>\n"
             // Ops, with runs narrower than half a pixel of one colour merged.
@@ -88,6 +103,14 @@ public enum GanttChart {
                 let edge = graph.edges[Int(transfer.edge)]
                 let label = "\(sending ? "send" : "receive") \(graph.nodes[edge.source].name):\(edge.isControl ? "control" : String(edge.port)) \(sending ? "to" : "from") device \(sending ? transfer.toDevice : transfer.fromDevice), \(Quantity.formatBytes(transfer.bytes)) (\(Quantity.formatMicros(transfer.startMicros)) - \(Quantity.formatMicros(transfer.endMicros)))"
                 s += "<rect x=\"\(f(x0))\" y=\"\(f(cy))\" width=\"\(f(max(x1 - x0, 0.6)))\" height=\"\(f(channelHeight))\" fill=\"\(sending ? "#2f3e57" : "#7a8aa6")\"><title>\(escape(label))</title></rect>\n"
+                // The other end, written on the transfer: its name when that fits, else its number (#n in
+                // the lane labels).
+                let otherIndex = Int(sending ? transfer.toDevice : transfer.fromDevice)
+                let arrow = sending ? "→" : "←"
+                if let text = [arrow + " " + plan.devices[otherIndex].name, arrow + "\(otherIndex)"]
+                    .first(where: { x1 - x0 >= Double($0.count) * 5 + 2 }) {
+                    s += "<text x=\"\(f(x0 + 1))\" y=\"\(f(cy + channelHeight - 2))\" fill=\"white\" font-size=\"8\">\(escape(text))</text>\n"
+                }
             }
             // Memory use, on one scale for all devices.
             let my = cy + channelHeight + 3
@@ -119,8 +142,14 @@ public enum GanttChart {
             }
         }
 
+        if !idle.isEmpty {
+            let names = idle.map { plan.devices[$0].name }
+            let listed = names.count > 12 ? names.prefix(12).joined(separator: ", ") + ", ..." : names.joined(separator: ", ")
+            s += "<text x=\"\(f(left))\" y=\"\(f(lanesEnd + 10))\" fill=\"#555\">idle (no op placed, no transfer): \(names.count) device\(names.count == 1 ? "" : "s"): \(escape(listed))</text>\n"
+        }
+
         // Legend.
-        var ly = laneTop(deviceCount) + 10
+        var ly = lanesEnd + idleHeight + 10
         s += "<text x=\"\(f(left))\" y=\"\(f(ly))\" fill=\"#555\">\(escape(legendTitle)); link: dark = send, light = receive; blue area: memory in use (full height \(escape(Quantity.formatBytes(Int(memoryScale)))), red dashes: the device's memory)</text>\n"
         ly += 10
         let columnWidth = plotWidth / 4

@@ -17,7 +17,8 @@ struct Calibrate: ParsableCommand {
 
             Example:
               fedbaechi calibrate --output device.json
-              fedbaechi place resnet50.onnx --cost-model device.json --devices 4 --memory 8GiB
+              fedbaechi place resnet50.onnx --cost-model device.json \\
+                  --devices 4 --memory 8GiB
             """
     )
 
@@ -92,7 +93,7 @@ struct Calibrate: ParsableCommand {
         let text = String(decoding: data, as: UTF8.self) + "\n"
         if let output, output != "-" {
             do { try Data(text.utf8).write(to: URL(fileURLWithPath: output)) } catch {
-                throw CommandFailure("cannot write \(output): \(error.localizedDescription)")
+                throw CommandFailure(FileProblem.writeFailure(error, path: output))
             }
             print("FLOP rate \(Quantity.formatNumber(flopRate / 1e9)) GFLOP/s, memory \(Quantity.formatBandwidth(bytesPerSecond: bandwidth)), op overhead \(Quantity.formatMicros(model.opOverheadMicros)) (\(BLAS.coreName), \(BLAS.threadCount) BLAS thread\(BLAS.threadCount == 1 ? "" : "s")); wrote \(output)")
         } else {

@@ -3,31 +3,27 @@ import Foundation
 import MPI
 import Runtime
 
-/// `--checkpoint-dir`, `--checkpoint-every`, `--resume`: the same for every training mode.
+/// `--checkpoint-dir`, `--checkpoint-every`, `--resume`, `--overwrite`: the same for every training mode.
 struct CheckpointOptions: ParsableArguments {
-    @Option(help: ArgumentHelp("Write checkpoints to this directory (one file per rank and checkpoint; the newest two are kept).",
+    @Option(help: ArgumentHelp("Write checkpoints to this directory (one file per rank and checkpoint; the newest two are kept). The directory belongs to one run: it is locked while the run lasts, and a run with checkpoints there is continued with --resume or replaced with --overwrite.",
                                valueName: "directory"))
     var checkpointDir: String?
 
-    @Option(help: "Checkpoint every N training steps (single, model-parallel; default 100) or rounds (federated; default 1), and at the end.")
+    @Option(help: "Checkpoint every N training steps (single, model-parallel; default 100) or rounds (federated; default 1), at the end, and when the run is stopped by SIGINT or SIGTERM.")
     var checkpointEvery: Int?
 
-    @Flag(help: "Continue from the newest checkpoint in --checkpoint-dir that every rank has intact (a fresh start when there is none).")
+    @Flag(help: "Continue the run whose checkpoints are in --checkpoint-dir, from the newest position every rank has intact (a fresh start when the directory has none). Refused when the flags describe another run.")
     var resume = false
+
+    @Flag(help: "Start a fresh run in --checkpoint-dir even though it holds another run's checkpoints: they are deleted first.")
+    var overwrite = false
 
     func validate() throws {
         if let checkpointEvery, checkpointEvery < 1 { throw ValidationError("--checkpoint-every must be at least 1") }
-        if checkpointDir == nil, resume || checkpointEvery != nil {
-            throw ValidationError("--resume and --checkpoint-every need --checkpoint-dir")
+        if checkpointDir == nil, resume || checkpointEvery != nil || overwrite {
+            throw ValidationError("--resume, --overwrite and --checkpoint-every need --checkpoint-dir")
         }
-    }
-
-    /// The directory for this rank, created if needed.
-    func directory(rank: Int) throws -> CheckpointDirectory? {
-        guard let checkpointDir else { return nil }
-        do { return try CheckpointDirectory(path: checkpointDir, rank: rank) } catch {
-            throw CommandFailure(error.description, status: .badInput)
-        }
+        if resume && overwrite { throw ValidationError("--resume continues a run and --overwrite replaces it: choose one") }
     }
 
     /// Whether a checkpoint is due after `position` of `total`.
@@ -38,7 +34,7 @@ struct CheckpointOptions: ParsableArguments {
 
 extension Train {
     /// What makes two runs the same run: a checkpoint is only resumed by a run with the same values.
-    func runIdentity(extra: [String: String] = [:]) -> [String: String] {
+    func runIdentity(extra: [String: String] = [:]) -> RunIdentity {
         var identity = [
             "mode": mode.rawValue, "model": chosenModel.rawValue, "dataset": (dataset ?? chosenModel.dataset).rawValue,
             "seed": "\(seed)", "optimizer": optimizer.rawValue,
@@ -46,32 +42,62 @@ extension Train {
             "batch_size": "\(batchSize ?? chosenModel.defaultBatchSize)", "limit_train": limitTrain.map(String.init) ?? "all",
         ]
         identity.merge(extra) { $1 }
-        return identity
+        return RunIdentity(identity)
     }
 
-    /// The newest checkpoint every rank has (`world` nil: a single process), with the notes about damaged
-    /// or foreign files printed by the rank that found them.
-    func newestCheckpoint(_ directory: CheckpointDirectory, run: [String: String], world: Communicator?) throws -> Checkpoint? {
-        let (position, notes): (Int?, [String])
-        if let world {
-            (position, notes) = try directory.newestCommon(run: run, world: world)
-        } else {
-            let intact = directory.intact(run: run)
-            (position, notes) = (intact.positions.first, intact.notes)
+    /// Opens the checkpoint directory for this run on every rank (`world` nil: one process), or ends the
+    /// job with the reason it cannot be used. Rank 0 prints what it found; nil without `--checkpoint-dir`.
+    func openCheckpoints(_ identity: RunIdentity, unit: String, world: Communicator?) throws -> CheckpointRun? {
+        Interruption.shared.install(unit: unit, speaks: world?.rank ?? 0 == 0)
+        guard let path = checkpointOptions.checkpointDir else { return nil }
+        let run: CheckpointRun
+        do {
+            run = try CheckpointRun.open(path: path, identity: identity, resume: checkpointOptions.resume,
+                                         overwrite: checkpointOptions.overwrite, unit: unit, world: world)
+        } catch let error as CheckpointError {
+            // Every rank reached the same verdict.
+            let failure = CommandFailure(error.description, status: error.kind == .rejected ? .badInput : .runtime)
+            if let world { failure.exitEveryRank(world) }
+            throw failure
         }
-        for note in notes { FileHandle.standardError.write(Data("fedbaechi: rank \(directory.rank): \(note)\n".utf8)) }
-        guard let position else { return nil }
-        do { return try directory.load(position: position) } catch {
-            throw CommandFailure(error.description, status: .runtime)
+        if world?.rank ?? 0 == 0 {
+            for note in run.notes { FileHandle.standardError.write(Data("fedbaechi: \(note)\n".utf8)) }
         }
+        if let resumed = run.resumed { Interruption.shared.checkpointWritten(run.filePattern(position: resumed.position), position: resumed.position) }
+        return run
     }
 
-    func save(_ checkpoint: Checkpoint, to directory: CheckpointDirectory?, log: CheckpointLog) throws {
-        guard let directory else { return }
+    /// Says that a resumed run is already at or past its target; true when there is nothing to train.
+    func alreadyComplete(_ run: CheckpointRun?, target: Int, unit: String, speaks: Bool) -> Bool {
+        guard let position = run?.resumed?.position, position >= target else { return false }
+        if speaks {
+            print("nothing to do: the checkpoint in \(run!.directory.path) is at \(unit) \(position), "
+                  + "\(position == target ? "the" : "past the") target of \(target) \(unit)s; raise the target to train further")
+        }
+        return true
+    }
+
+    func save(_ checkpoint: Checkpoint, to run: CheckpointRun?, log: CheckpointLog) throws {
+        guard let run else { return }
         let started = Date()
-        do { try directory.save(checkpoint) } catch { throw CommandFailure(error.description, status: .runtime) }
+        do { try run.directory.save(checkpoint) } catch { throw CommandFailure(error.description, status: .runtime) }
         log.count += 1
         log.seconds += Date().timeIntervalSince(started)
+        log.lastPosition = checkpoint.position
+        Interruption.shared.checkpointWritten(run.filePattern(position: checkpoint.position), position: checkpoint.position)
+    }
+
+    /// Collective: stops the run when any rank received SIGINT or SIGTERM, after `saveCheckpoint` (called
+    /// on every rank at the same position unless one was just written there), with rank 0 saying where.
+    func stopIfInterrupted(at position: Int, log: CheckpointLog, world: Communicator?,
+                           saveCheckpoint: () throws -> Void) throws {
+        Interruption.shared.progress(position)
+        guard let signal = try Interruption.shared.agreed(world: world) else { return }
+        if checkpointOptions.checkpointDir != nil, log.lastPosition != position { try saveCheckpoint() }
+        try world?.barrier()
+        Interruption.shared.report(final: true)
+        if world != nil { MPIEnvironment.finalize() }
+        Foundation.exit(Interruption.exitStatus(signal))
     }
 
     /// The metrics file, appended to when a run resumes (its earlier lines stay).
@@ -94,6 +120,7 @@ extension Train {
 final class CheckpointLog {
     var count = 0
     var seconds = 0.0
+    var lastPosition: Int?
     let started = Date()
 
     /// "checkpoints: 3 written by rank 0 in 0.21 s, 0.4% of the run" (nil when none was written).

@@ -9,8 +9,8 @@ struct DesignCommand: ParsableCommand {
         commandName: "design",
         abstract: "Print the group schedule (parallel classes) for a number of sites.",
         discussion: """
-            Each class splits the sites into groups of 3 (4 or 5 where V is not a multiple of 3); no two
-            sites share a group twice. For V = 3 (mod 6) this is a Kirkman triple system with all
+            Each class splits the sites into groups of 3 (4 or 5 where V is not a multiple of 3); no two \
+            sites share a group twice. For V = 3 (mod 6) this is a Kirkman triple system with all \
             (V-1)/2 classes. Sites are numbered from 0. Exit status 2 for a bad argument.
             """
     )

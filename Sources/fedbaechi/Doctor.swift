@@ -8,14 +8,21 @@ struct Doctor: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Report ranks, hosts, the MPI and BLAS libraries and installed datasets, and what to install.",
         discussion: """
-            Run it alone to check one machine, or under the launcher to check the whole job:
+            Run it alone to check one machine, or under the launcher to check the whole job (rank 0 \
+            reports for every rank). --data-directory checks a folder of your own for the datasets.
+
+            Examples:
               mpirun -np 8 fedbaechi doctor
-            Under MPI, rank 0 reports for every rank.
+              fedbaechi doctor --data-directory ~/data/fashion-mnist
             """
     )
 
     @Flag(help: "Print JSON instead of a table.")
     var json = false
+
+    @Option(help: ArgumentHelp("Check this folder for the datasets (as `train --data-directory` reads it) instead of where Debian's packages install them.",
+                               valueName: "folder"))
+    var dataDirectory: String?
 
     struct RankReport: Codable {
         var rank: Int
@@ -79,13 +86,18 @@ struct Doctor: ParsableCommand {
         }
 
         for dataset in KnownDataset.allCases {
-            let missing = dataset.missingFiles()
+            let missing = dataset.missingFiles(in: dataDirectory)
             report.datasets.append(DatasetReport(
-                name: dataset.rawValue, directory: dataset.defaultDirectory, installed: missing.isEmpty,
+                name: dataset.rawValue, directory: dataDirectory ?? dataset.defaultDirectory, installed: missing.isEmpty,
                 missing: missing, debianPackage: dataset.debianPackage))
-            if !missing.isEmpty { report.missingPackages.append(dataset.debianPackage) }
+            // A folder of the user's holds what they put there: no package installs into it.
+            if !missing.isEmpty, dataDirectory == nil { report.missingPackages.append(dataset.debianPackage) }
         }
         report.advice = Self.advice(for: report)
+        if let dataDirectory, !report.datasets.contains(where: \.installed) {
+            report.advice.append("\(dataDirectory) holds no dataset fedbaechi reads: "
+                                 + KnownDataset.allCases.map { "\($0.rawValue) needs \($0.expectedContents)" }.joined(separator: "; "))
+        }
 
         if json {
             let encoder = JSONEncoder()
@@ -129,7 +141,8 @@ struct Doctor: ParsableCommand {
         lines.append("")
         lines.append("dataset         installed  location")
         for dataset in report.datasets {
-            let state = dataset.installed ? "yes" : "NO (apt-get install \(dataset.debianPackage))"
+            let state = dataset.installed ? "yes" : report.missingPackages.contains(dataset.debianPackage)
+                ? "NO (apt-get install \(dataset.debianPackage))" : "NO (missing: \(dataset.missing.joined(separator: ", ")))"
             lines.append(dataset.name.padding(15) + " " + state.padding(10) + " " + dataset.directory)
         }
         if !report.advice.isEmpty {

@@ -1,14 +1,19 @@
 import ArgumentParser
 import Foundation
 import MPI
+import Runtime
 
 @main
 struct Fedbaechi: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "fedbaechi",
         abstract: "Train neural networks on MPI ranks: Baechi model-parallel placement and private federated ADMM.",
-        subcommands: [Doctor.self, Place.self, Calibrate.self, Train.self, Profile.self, DesignCommand.self, AuditCommand.self]
+        version: Fedbaechi.version,
+        subcommands: [Doctor.self, Place.self, Calibrate.self, Train.self, ReportCommand.self, Profile.self, DesignCommand.self, AuditCommand.self]
     )
+
+    /// The release, with the checkpoint format it writes (a checkpoint names the format it was written in).
+    static let version = "fedbaechi 0.1.0 (checkpoint format \(CheckpointFile.formatVersion))"
 
     /// Runs the command line; failures become one line on stderr and a documented exit status.
     static func main() {

@@ -29,13 +29,17 @@ struct Place: ParsableCommand {
             Exit status: 0 with a plan, 2 for input that is rejected (graph, flags, devices file, a \
             plan file that names unknown ops, misses ops or splits a colocation group), 3 when no \
             plan fits (the message names what did not fit and the memory that would do) or the \
-            judged plan does not fit the devices' memory.
+            judged plan does not fit the devices' memory, 64 for a missing flag or a flag's value out \
+            of range.
 
             Examples:
-              fedbaechi place gnmt.json --devices 4 --memory 8GiB --output plan.json --gantt plan.svg
-              fedbaechi place gnmt.json --devices 4 --memory 8GiB --algorithm m-sct --search 100 --seed 7
+              fedbaechi place gnmt.json --devices 4 --memory 8GiB \\
+                  --output plan.json --gantt plan.svg
+              fedbaechi place gnmt.json --devices 4 --memory 8GiB \\
+                  --algorithm m-sct --search 100 --seed 7
               fedbaechi place gnmt.json --devices 4 --memory 8GiB --plan plan.json
-              fedbaechi place resnet50.onnx --batch 32 --training --optimizer adam --devices 4 --memory 4GiB
+              fedbaechi place resnet50.onnx --batch 32 --training --optimizer adam \\
+                  --devices 4 --memory 4GiB
             """
     )
 
@@ -45,16 +49,18 @@ struct Place: ParsableCommand {
     @Option(help: "Number of identical devices.")
     var devices: Int?
 
-    @Option(help: "Memory of each device (e.g. 8GiB, 500MB, 1073741824).")
+    // Unconditional: `--memory -1GB` reaches the check below, as `--memory=-1GB` does, instead of
+    // being taken for a flag.
+    @Option(parsing: .unconditional, help: "Memory of each device, with its unit (e.g. 8GiB, 500MB, 1073741824B).")
     var memory: String?
 
     @Option(help: ArgumentHelp("Devices that differ: a JSON file (see docs/formats.md).", valueName: "file"))
     var devicesFile: String?
 
-    @Option(help: "Link bandwidth between devices (default: Baechi's GPU fit, 5.7GB/s).")
+    @Option(parsing: .unconditional, help: "Link bandwidth between devices (default: Baechi's GPU fit, 5.7GB/s).")
     var bandwidth: String?
 
-    @Option(help: "Link latency per transfer (default: 134us).")
+    @Option(parsing: .unconditional, help: "Link latency per transfer (default: 134us).")
     var latency: String?
 
     @Option(help: "m-sct, m-etf, m-topo, single, expert, or auto (the fastest simulated plan that fits).")
@@ -107,6 +113,33 @@ struct Place: ParsableCommand {
 
     @Option(help: ArgumentHelp("ONNX: the cost model, the \"cost_model\" of a JSON file (as `fedbaechi calibrate` writes).", valueName: "file"))
     var costModel: String?
+
+    /// The flags alone, as usage errors (64) like every other command's flag values: a missing flag, an
+    /// unknown algorithm, a number out of range, an unreadable --memory, --bandwidth or --latency. Files
+    /// (the graph, a devices file, a cost model) are judged in `run` (2).
+    func validate() throws {
+        guard Algorithm(rawValue: algorithm.lowercased()) != nil else {
+            throw ValidationError("unknown algorithm \"\(algorithm)\": use one of " + Algorithm.allCases.map(\.rawValue).joined(separator: ", "))
+        }
+        guard sctThreshold > 0 && sctThreshold <= 1 else { throw ValidationError("--sct-threshold must be in (0, 1], not \(sctThreshold)") }
+        guard (1...1000).contains(self.repeat) else { throw ValidationError("--repeat must be between 1 and 1000, not \(self.repeat)") }
+        if devicesFile != nil {
+            guard devices == nil && memory == nil else { throw ValidationError("give either --devices-file or --devices with --memory, not both") }
+        } else {
+            guard let count = devices else { throw ValidationError("give --devices N and --memory SIZE, or --devices-file FILE") }
+            guard memory != nil else { throw ValidationError("give --memory SIZE for the \(count) device(s)") }
+            guard count >= 1 && count <= PlaceSetup.maximumDevices else {
+                throw ValidationError("--devices must be between 1 and \(PlaceSetup.maximumDevices), not \(count)")
+            }
+        }
+        for (text, parse) in [(memory, { (t: String) throws(Quantity.ParseError) in _ = try Quantity.bytes(t) }),
+                              (bandwidth, { (t: String) throws(Quantity.ParseError) in _ = try Quantity.bandwidth(t) }),
+                              (latency, { (t: String) throws(Quantity.ParseError) in _ = try Quantity.micros(t) })] {
+            guard let text else { continue }
+            do { try parse(text) } catch { throw ValidationError(error.description) }
+        }
+        if let memory, (try? Quantity.bytes(memory)) == 0 { throw ValidationError("--memory must be more than 0 bytes") }
+    }
 
     func run() throws {
         let setup = try PlaceSetup(self)
@@ -172,7 +205,7 @@ struct Place: ParsableCommand {
             return
         }
         do { try Data(text.utf8).write(to: URL(fileURLWithPath: path)) } catch {
-            throw CommandFailure("cannot write \(path): \(error.localizedDescription)", status: .badInput)
+            throw CommandFailure(FileProblem.writeFailure(error, path: path), status: .badInput)
         }
     }
 }
@@ -198,14 +231,8 @@ struct PlaceSetup {
     }
 
     init(_ command: Place) throws {
-        guard let algorithm = Algorithm(rawValue: command.algorithm.lowercased()) else {
-            throw CommandFailure("unknown algorithm \"\(command.algorithm)\": use one of " + Algorithm.allCases.map(\.rawValue).joined(separator: ", "))
-        }
-        self.algorithm = algorithm
-        guard command.sctThreshold > 0 && command.sctThreshold <= 1 else {
-            throw CommandFailure("--sct-threshold must be in (0, 1], not \(command.sctThreshold)")
-        }
-        guard (1...1000).contains(command.repeat) else { throw CommandFailure("--repeat must be between 1 and 1000, not \(command.repeat)") }
+        // The flags were checked by `Place.validate`.
+        algorithm = Algorithm(rawValue: command.algorithm.lowercased()) ?? .mSCT
         let budget = try PlaceSetup.searchBudget(command)
         if command.plan != nil && (command.search != nil || command.budget != nil || command.repeat != 1) {
             throw CommandFailure("--search, --budget and --repeat are for placing; --plan judges a plan as it is")
@@ -217,20 +244,10 @@ struct PlaceSetup {
         var fileBandwidth: String?, fileLatency: String?
         var fileCostModel: CostModel?
         if let path = command.devicesFile {
-            guard command.devices == nil && command.memory == nil else {
-                throw CommandFailure("give either --devices-file or --devices with --memory, not both")
-            }
             (devices, fileBandwidth, fileLatency) = try PlaceSetup.readDevicesFile(path)
             fileCostModel = try PlaceSetup.readCostModel(path, required: false)
         } else {
-            guard let count = command.devices else { throw CommandFailure("give --devices N and --memory SIZE, or --devices-file FILE") }
-            guard let memoryText = command.memory else { throw CommandFailure("give --memory SIZE for the \(count) device(s)") }
-            guard count >= 1 && count <= PlaceSetup.maximumDevices else {
-                throw CommandFailure("--devices must be between 1 and \(PlaceSetup.maximumDevices), not \(count)")
-            }
-            let memory = try PlaceSetup.parse { () throws(Quantity.ParseError) in try Quantity.bytes(memoryText) }
-            guard memory > 0 else { throw CommandFailure("--memory must be more than 0 bytes") }
-            devices = DeviceSpec.uniform(count: count, memoryBytes: memory)
+            devices = DeviceSpec.uniform(count: command.devices ?? 1, memoryBytes: (try? Quantity.bytes(command.memory ?? "")) ?? 1)
         }
         if let text = command.bandwidth ?? fileBandwidth {
             link.bytesPerMicrosecond = try PlaceSetup.parse { () throws(Quantity.ParseError) in try Quantity.bandwidth(text) } / 1e6
@@ -247,12 +264,15 @@ struct PlaceSetup {
         } else {
             let data: Data
             do { data = try GraphFile.read(path: command.graph) } catch {
-                throw CommandFailure("cannot read \(command.graph): \((error as NSError).localizedDescription)")
+                throw CommandFailure("cannot read \(command.graph): \(FileProblem.reason(error, path: command.graph)) "
+                                     + "(expected a graph: JSON, a TensorFlow profile or an ONNX model)")
             }
             let name = URL(fileURLWithPath: command.graph).deletingPathExtension().lastPathComponent
             let onnx = ONNXImporter(options: try PlaceSetup.onnxOptions(command, costModel: fileCostModel))
             do {
-                let importer = try GraphImporters.importer(for: data, among: GraphImporters.all + [onnx])
+                // A file named .onnx is read as ONNX, so that a damaged one is reported as a damaged model.
+                let importer: any GraphImporter = command.graph.lowercased().hasSuffix(".onnx")
+                    ? onnx : try GraphImporters.importer(for: data, among: GraphImporters.all + [onnx])
                 if importer is ONNXImporter {
                     let result = try onnx.importModel(from: data, name: name)
                     graph = result.graph
@@ -346,7 +366,7 @@ struct PlaceSetup {
     static func readCostModel(_ path: String, required: Bool) throws -> CostModel? {
         let data: Data
         do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
-            throw CommandFailure("cannot read \(path): \((error as NSError).localizedDescription)")
+            throw CommandFailure("cannot read \(path): \(FileProblem.reason(error, path: path)) (expected JSON with a \"cost_model\" object)")
         }
         let model: CostModel?
         do { model = try CostModel.read(fromJSON: data) } catch { throw CommandFailure("\(path): \(error)") }
@@ -384,7 +404,7 @@ struct PlaceSetup {
             var text: String
             init(from decoder: Decoder) throws {
                 let container = try decoder.singleValueContainer()
-                if let number = try? container.decode(Double.self) { text = String(format: "%.0f", number) } else {
+                if let number = try? container.decode(Double.self) { text = String(format: "%.0fB", number) } else {
                     text = try container.decode(String.self)
                 }
             }
@@ -398,7 +418,7 @@ struct PlaceSetup {
     static func readDevicesFile(_ path: String) throws -> ([DeviceSpec], String?, String?) {
         let data: Data
         do { data = try GraphFile.read(path: path) } catch {
-            throw CommandFailure("cannot read \(path): \((error as NSError).localizedDescription)")
+            throw CommandFailure("cannot read \(path): \(FileProblem.reason(error, path: path)) (expected a devices file, JSON)")
         }
         let file: DevicesFile
         do { file = try JSONDecoder().decode(DevicesFile.self, from: data) } catch {

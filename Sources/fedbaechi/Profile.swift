@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import enum Placement.FileProblem
 import Tensors
 
 /// Measures a zoo model's training graph node by node and writes it for the placement engine.
@@ -7,13 +8,17 @@ struct Profile: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Profile a model's training graph (forward, backward, update) for placement.",
         discussion: """
-            Runs a training step on seeded random inputs, times every node alone (median of --repeats
-            runs) and writes the graph in the placement format:
-              {"name", "nodes": [{"name", "compute_us", "persistent_bytes", "temporary_bytes",
-                                  "output_bytes", "colocation"}], "edges": [{"src", "dst", "output", "bytes"}]}
-            Example:  fedbaechi profile --model lenet --batch 64 --output lenet.json
-            With --time-steps N it also times N whole training steps and reports the share spent in
+            Runs a training step on seeded random inputs, times every node alone (median of --repeats \
+            runs) and writes the graph in the placement format (docs/formats.md):
+              {"name", "nodes": [{"name", "compute_us", "persistent_bytes",
+                 "temporary_bytes", "output_bytes", "colocation"}],
+               "edges": [{"src", "dst", "output", "bytes"}]}
+
+            With --time-steps N it also times N whole training steps and reports the share spent in \
             sgemm and the GFLOP/s reached, beside a plain 1024x1024x1024 sgemm.
+
+            Example:
+              fedbaechi profile --model lenet --batch 64 --output lenet.json
             """
     )
 
@@ -66,7 +71,7 @@ struct Profile: ParsableCommand {
             do {
                 try json.write(to: URL(fileURLWithPath: output))
             } catch {
-                throw CommandFailure("cannot write \(output): \(error.localizedDescription)", status: .badInput)
+                throw CommandFailure(FileProblem.writeFailure(error, path: output), status: .badInput)
             }
             print(summary(profiled, graph: graph))
         } else {
@@ -82,12 +87,13 @@ struct Profile: ParsableCommand {
     private func summary(_ profiled: PlacementGraph, graph: TrainingGraph) -> String {
         var lines = ["graph \(profiled.name), batch \(batch): \(profiled.nodes.count) nodes, \(profiled.edges.count) edges, "
                      + "\(graph.model.parameters.count) parameters -> \(output ?? "-")",
-                     "role           nodes   compute (ms)   persistent (MB)"]
+                     "role           nodes   compute (ms)  persistent (MiB)"]
         for role in [NodeRole.input, .variable, .forward, .backward, .gradientSum, .update] {
             let members = zip(graph.nodes, profiled.nodes).filter { $0.0.role == role }.map(\.1)
             guard !members.isEmpty else { continue }
             let compute = Double(members.reduce(0) { $0 + $1.computeMicroseconds }) / 1000
-            let persistent = Double(members.reduce(0) { $0 + $1.persistentBytes }) / 1e6
+            // MiB, as `place` and `train` print memory.
+            let persistent = Double(members.reduce(0) { $0 + $1.persistentBytes }) / 1_048_576
             lines.append(role.rawValue.padding(14) + String(members.count).leftPadding(6)
                          + String(format: "%15.2f", compute) + String(format: "%18.2f", persistent))
         }

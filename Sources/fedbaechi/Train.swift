@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import enum Placement.FileProblem
 import Runtime
 import Tensors
 
@@ -17,14 +18,20 @@ struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Train a model of the zoo on Fashion-MNIST or the fortunes corpus.",
         discussion: """
-            Reports the test accuracy (image models) or perplexity (language models) after each epoch.
-            Without arguments, `mpirun -np 8 fedbaechi train` trains inception-mini model-parallel on
-            8 ranks for one epoch of Fashion-MNIST.
-            Examples:
-              mpirun -np 4 fedbaechi train --mode model-parallel --model inception-mini --algorithm m-sct --steps 50
-              mpirun -np 9 fedbaechi train --mode federated --model lenet --rounds 10 --aggregation admm --masked --partition dirichlet:0.5
-              fedbaechi train --mode single --model lenet --dataset fashion-mnist --epochs 2 --seed 1 --metrics out.jsonl
+            Reports the test accuracy (image models) or perplexity (language models) after each epoch \
+            (round, federated). Without arguments, `mpirun -np 8 fedbaechi train` trains inception-mini \
+            model-parallel on 8 ranks for one epoch of Fashion-MNIST.
+
             Models: mlp, lenet, inception-mini (Fashion-MNIST); gru-lm, rnn-stack (fortunes).
+
+            Examples:
+              mpirun -np 4 fedbaechi train --mode model-parallel \\
+                  --model inception-mini --algorithm m-sct --steps 50
+              mpirun -np 9 fedbaechi train --mode federated --model lenet \\
+                  --rounds 10 --aggregation admm --masked --partition dirichlet:0.5
+              fedbaechi train --mode single --model lenet --epochs 2 \\
+                  --seed 1 --metrics out.jsonl --checkpoint-dir ckpt
+              fedbaechi report out.jsonl
             """
     )
 
@@ -72,7 +79,8 @@ struct Train: ParsableCommand {
     @Option(help: "Score on only the first N test examples.")
     var limitTest: Int?
 
-    @Option(help: "Write one JSON object per epoch to this file (JSON lines).")
+    @Option(help: ArgumentHelp("Write the run's records to this file, one JSON object per line with a \"kind\": one per epoch (single, model-parallel) or round (federated), and a summary (`fedbaechi report FILE` draws them).",
+                               valueName: "file"))
     var metrics: String?
 
     func validate() throws {
@@ -120,28 +128,29 @@ struct Train: ParsableCommand {
         // Checkpoints count steps; a resumed run restarts inside its epoch at the next batch.
         let stepsPerEpoch = Trainer.batchCount(examples: data.train.count, batchSize: batch)
         let totalSteps = epochs * stepsPerEpoch
-        let run = runIdentity()
-        let checkpoints = try checkpointOptions.directory(rank: 0)
+        let identity = runIdentity()
+        let checkpoints = try openCheckpoints(identity, unit: "step", world: nil)
         let checkpointLog = CheckpointLog()
-        var resumed: Checkpoint?
-        if checkpointOptions.resume, let checkpoints {
-            resumed = try newestCheckpoint(checkpoints, run: run, world: nil)
-            if let resumed {
-                do { try trainer.model.parameters.restore(resumed.parameters) } catch {
-                    throw CommandFailure("\(checkpoints.fileName(position: resumed.position)): \(error)", status: .badInput)
-                }
-                trainer.resume(atStep: UInt64(resumed.position))
-                print("resuming from step \(resumed.position) of \(totalSteps) (\(checkpoints.path))")
-            } else {
-                print("no checkpoint to resume from in \(checkpoints.path): starting at step 0")
+        let resumed = checkpoints?.resumed
+        if let resumed, let checkpoints {
+            do { try trainer.model.parameters.restore(resumed.parameters) } catch {
+                throw CommandFailure("\(checkpoints.directory.filePath(position: resumed.position)): \(error)", status: .badInput)
             }
+            trainer.resume(atStep: UInt64(resumed.position))
+            if alreadyComplete(checkpoints, target: totalSteps, unit: "step", speaks: true) { return }
+            print("resuming from step \(resumed.position) of \(totalSteps) (\(checkpoints.directory.path))")
         }
         let metricsFile = try metrics.map { try openMetrics($0, appending: resumed != nil) }
         let firstEpoch = (resumed?.position ?? 0) / stepsPerEpoch + 1
-        if firstEpoch > epochs { print("training was already complete at step \(totalSteps)") }
+        func checkpoint(_ position: Int, lossSum: Double) -> Checkpoint {
+            var checkpoint = Checkpoint(position: position, rank: 0, ranks: 1, run: identity.configuration)
+            checkpoint.parameters = trainer.model.parameters.state
+            checkpoint.scalars["epoch_loss_sum"] = lossSum.bitPattern
+            return checkpoint
+        }
 
         for epoch in firstEpoch...max(firstEpoch, epochs) where epoch <= epochs {
-            var progress = ProgressReporter(epoch: epoch)
+            var progress = ProgressReporter(epoch: epoch, examplesPerStep: batch, stepsAfterEpoch: (epochs - epoch) * stepsPerEpoch)
             let start = Date()
             let resumesHere = epoch == firstEpoch && resumed != nil
             let trainLoss = try trainer.trainEpoch(
@@ -151,11 +160,12 @@ struct Train: ParsableCommand {
                 progress: { step, total, loss in progress.update(step: step, of: total, loss: loss) },
                 afterStep: { _, lossSum in
                     let position = Int(trainer.steps)
-                    guard checkpointOptions.due(position, of: totalSteps, defaultEvery: 100) else { return }
-                    var checkpoint = Checkpoint(position: position, rank: 0, ranks: 1, run: run)
-                    checkpoint.parameters = trainer.model.parameters.state
-                    checkpoint.scalars["epoch_loss_sum"] = lossSum.bitPattern
-                    try save(checkpoint, to: checkpoints, log: checkpointLog)
+                    if checkpointOptions.due(position, of: totalSteps, defaultEvery: 100) {
+                        try save(checkpoint(position, lossSum: lossSum), to: checkpoints, log: checkpointLog)
+                    }
+                    try stopIfInterrupted(at: position, log: checkpointLog, world: nil) {
+                        try save(checkpoint(position, lossSum: lossSum), to: checkpoints, log: checkpointLog)
+                    }
                 })
             let trainSeconds = Date().timeIntervalSince(start)
             let score = trainer.evaluate(data.test)
@@ -181,14 +191,17 @@ struct Train: ParsableCommand {
     func openMetrics(_ path: String) throws -> FileHandle {
         guard FileManager.default.createFile(atPath: path, contents: nil),
               let handle = FileHandle(forWritingAtPath: path) else {
-            throw CommandFailure("cannot write the metrics file \(path)", status: .badInput)
+            throw CommandFailure("cannot write the metrics file \(path): \(FileProblem.unwritable(path) ?? "the file system refused")",
+                                 status: .badInput)
         }
         return handle
     }
 }
 
-/// One line of the metrics file.
+/// One line of the metrics file: an epoch's losses and test score.
 struct EpochRecord: Codable {
+    /// What kind of record a line is, so that a reader tells them apart: "epoch", "round" or "summary".
+    var kind = "epoch"
     var epoch: Int
     var model: String
     var dataset: String
@@ -206,7 +219,7 @@ struct EpochRecord: Codable {
     var steps: Int
 
     enum CodingKeys: String, CodingKey {
-        case epoch, model, dataset, seed, optimizer, steps
+        case kind, epoch, model, dataset, seed, optimizer, steps
         case learningRate = "learning_rate", batchSize = "batch_size", trainExamples = "train_examples"
         case trainLoss = "train_loss", testLoss = "test_loss", testAccuracy = "test_accuracy"
         case testPerplexity = "test_perplexity", trainSeconds = "train_seconds"

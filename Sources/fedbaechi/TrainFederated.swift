@@ -78,6 +78,7 @@ struct FederatedOptions: ParsableArguments {
 
 /// One line of the metrics file per round.
 struct FederatedRoundRecord: Codable {
+    var kind = "round"
     var mode = "federated"
     var round: Int
     var rounds: Int
@@ -105,7 +106,7 @@ struct FederatedRoundRecord: Codable {
     var perSite: [SiteRoundStats]
 
     enum CodingKeys: String, CodingKey {
-        case mode, round, rounds, model, dataset, aggregation, masked, iterations, sites, partition, seed, seconds
+        case kind, mode, round, rounds, model, dataset, aggregation, masked, iterations, sites, partition, seed, seconds
         case globalLoss = "global_loss", globalAccuracy = "global_accuracy", globalPerplexity = "global_perplexity"
         case aggregationError = "aggregation_error", exactAggregationError = "exact_aggregation_error"
         case predictedAggregationError = "predicted_aggregation_error", collusion, dualRange = "dual_range", secrets
@@ -213,31 +214,37 @@ extension Train {
         }
 
         // Checkpoints at round boundaries: each site saves its model, optimizer and step counter (no secrets).
-        let checkpoints = try checkpointOptions.directory(rank: world.rank)
-        let checkpointLog = CheckpointLog()
-        let run = runIdentity(extra: [
+        let identity = runIdentity(extra: [
             "ranks": "\(world.size)", "aggregation": options.aggregation.rawValue,
             "masked": "\(choice?.schedule.masked ?? false)", "partition": scheme.description,
             "iterations": choice.map { "\($0.schedule.iterations)" } ?? "-", "rho": options.rho, "rho_after": options.rhoAfter,
             "dual_range": choice.map { "\($0.schedule.dualRange)" } ?? "-", "local_epochs": "\(options.localEpochs)",
         ])
-        if checkpointOptions.resume, let checkpoints {
-            if let resumed = try newestCheckpoint(checkpoints, run: run, world: world) {
-                do { try site.restore(resumed) } catch { throw CommandFailure("\(error)", status: .badInput) }
-                say("resuming after round \(site.round) of \(options.rounds) (\(checkpoints.path))")
-            } else {
-                say("no checkpoint to resume from in \(checkpoints.path): starting at round 1")
+        let checkpoints = try openCheckpoints(identity, unit: "round", world: world)
+        let checkpointLog = CheckpointLog()
+        if let checkpoints, let resumed = checkpoints.resumed {
+            do { try site.restore(resumed) } catch { throw CommandFailure("\(error)", status: .badInput) }
+            if alreadyComplete(checkpoints, target: options.rounds, unit: "round", speaks: isRoot) {
+                try site.free()
+                try world.barrier()
+                return
             }
+            say("resuming after round \(site.round) of \(options.rounds) (\(checkpoints.directory.path))")
         }
         let metricsFile = try isRoot ? metrics.map { try openMetrics($0, appending: site.round > 0) } : nil
         // Rounds whose z is not the sites' average to 1e-6 (the same figure on every site).
         var worstError: Double?
         for round in (site.round + 1)..<max(site.round + 1, options.rounds + 1) {
+            // Every site reports its own local training (at most every 10 s, and when it is done).
             var lastShown = Date()
+            let roundStarted = Date()
             let report = try site.runRound { step, total, loss in
-                guard isRoot, step == total || Date().timeIntervalSince(lastShown) > 10 else { return }
+                guard step == total || Date().timeIntervalSince(lastShown) > 10 else { return }
                 lastShown = Date()
-                print("round \(round)/\(options.rounds): site 0 local step \(step)/\(total) loss \(String(format: "%.4f", loss))")
+                let rate = Double(step * configuration.batchSize) / max(Date().timeIntervalSince(roundStarted), 1e-9)
+                print("round \(round)/\(options.rounds): site \(world.rank) local step \(step)/\(total) loss \(String(format: "%.4f", loss)), "
+                      + String(format: "%.0f examples/s", rate)
+                      + (step < total ? ", " + ProgressReporter.duration(Double((total - step) * configuration.batchSize) / rate) + " left" : ""))
             }
             guard report.global.loss.isFinite else {
                 throw CommandFailure("training diverged in round \(round) (loss is not a number): lower --learning-rate",
@@ -259,7 +266,10 @@ extension Train {
                 bytesSentMax: report.sites.map(\.bytesSent).max() ?? 0, perSite: report.sites)
             try writeLine(record, to: metricsFile)
             if checkpointOptions.due(round, of: options.rounds, defaultEvery: 1) {
-                try save(site.checkpoint(run: run), to: checkpoints, log: checkpointLog)
+                try save(site.checkpoint(run: identity.configuration), to: checkpoints, log: checkpointLog)
+            }
+            try stopIfInterrupted(at: round, log: checkpointLog, world: world) {
+                try save(site.checkpoint(run: identity.configuration), to: checkpoints, log: checkpointLog)
             }
             if round == options.rounds, isRoot { print(siteTable(report)) }
             if let error = report.aggregationError, error > AggregationSchedule.errorTarget {

@@ -10,7 +10,7 @@ struct ModelParallelOptions: ParsableArguments {
     @Option(help: "Model-parallel: placer m-sct, m-etf, m-topo, expert, single or auto.")
     var algorithm: String = "m-sct"
 
-    @Option(help: "Model-parallel: memory of each rank the plan must fit (e.g. 512MiB).")
+    @Option(parsing: .unconditional, help: "Model-parallel: memory of each rank the plan must fit (e.g. 512MiB).")
     var deviceMemory: String = "512MiB"
 
     @Option(help: "Model-parallel: stop after this many training steps (instead of whole epochs).")
@@ -50,6 +50,7 @@ struct ModelParallelRecord: Codable {
             case peakBytes = "peak_bytes", predictedPeakBytes = "predicted_peak_bytes"
         }
     }
+    var kind = "summary"
     var mode = "model-parallel"
     var model: String
     var algorithm: String
@@ -63,7 +64,7 @@ struct ModelParallelRecord: Codable {
     var perRank: [Rank]
 
     enum CodingKeys: String, CodingKey {
-        case mode, model, algorithm, ranks, steps
+        case kind, mode, model, algorithm, ranks, steps
         case medianStepMs = "median_step_ms", predictedStepMs = "predicted_step_ms", memoryLimitBytes = "memory_limit_bytes"
         case withinMemory = "within_memory", placementSeconds = "placement_seconds", perRank = "per_rank"
     }
@@ -98,11 +99,25 @@ extension Train {
         var configuration = ModelParallelConfiguration(
             spec: spec, optimizer: optimizer.make(learningRate: rate), seed: seed, algorithm: algorithm, memoryBytes: memory,
             profilePath: modelParallelOptions.profile)
-        let checkpoints = try checkpointOptions.directory(rank: world.rank)
+        // The directory is this run's before anything is placed: a fresh run into another run's directory is
+        // refused before its plan.json is touched. Each rank saves what it owns; the plan beside the
+        // checkpoints keeps ownership fixed when the run resumes.
+        let identity = runIdentity(extra: [
+            "ranks": "\(world.size)", "algorithm": algorithm.rawValue, "device_memory": "\(memory)",
+            "profile": modelParallelOptions.profile ?? "-",
+        ])
+        let checkpoints = try openCheckpoints(identity, unit: "step", world: world)
         let checkpointLog = CheckpointLog()
-        configuration.planFile = checkpoints.map { $0.path + "/plan.json" }
-        if !checkpointOptions.resume, let planFile = configuration.planFile, isRoot {
-            try? FileManager.default.removeItem(atPath: planFile)  // a fresh run places anew
+        configuration.planFile = checkpoints.map { $0.directory.path + "/" + CheckpointRun.planFileName }
+        if alreadyComplete(checkpoints, target: totalSteps, unit: "step", speaks: isRoot) {
+            try world.barrier()
+            return
+        }
+        if let checkpoints, let resumed = checkpoints.resumed, let planFile = configuration.planFile,
+           !FileManager.default.fileExists(atPath: planFile) {
+            CommandFailure("cannot resume from \(checkpoints.directory.path): the checkpoints of step \(resumed.position) are there "
+                           + "but the plan they were saved under (\(planFile)) is missing; restore it, or start again with --overwrite")
+                .exitEveryRank(world)
         }
 
         let graph = TrainingGraph(model: spec.build(seed: seed), optimizer: configuration.optimizer, seed: seed)
@@ -129,25 +144,20 @@ extension Train {
         }
         var stepTimes: [RankStepTimes] = []
         var step: UInt64 = 0
-        // Each rank saves what it owns; the plan in the checkpoint directory keeps ownership fixed.
-        let run = runIdentity(extra: ["ranks": "\(world.size)"])
         var resumedLossSum = 0.0
-        if checkpointOptions.resume, let checkpoints {
-            if let resumed = try newestCheckpoint(checkpoints, run: run, world: world) {
-                do { try graph.model.parameters.restore(resumed.parameters) } catch {
-                    throw CommandFailure("\(checkpoints.fileName(position: resumed.position)): \(error)", status: .badInput)
-                }
-                step = UInt64(resumed.position)
-                resumedLossSum = Double(checkpointBits: resumed.scalars["epoch_loss_sum"])
-                say("resuming from step \(step) of \(totalSteps) (\(checkpoints.path))")
-            } else {
-                say("no checkpoint to resume from in \(checkpoints.path): starting at step 0")
+        if let checkpoints, let resumed = checkpoints.resumed {
+            do { try graph.model.parameters.restore(resumed.parameters) } catch {
+                throw CommandFailure("\(checkpoints.directory.filePath(position: resumed.position)): \(error)", status: .badInput)
             }
+            step = UInt64(resumed.position)
+            resumedLossSum = Double(checkpointBits: resumed.scalars["epoch_loss_sum"])
+            say("resuming from step \(step) of \(totalSteps) (\(checkpoints.directory.path))")
         }
         let metricsFile = try isRoot ? metrics.map { try openMetrics($0, appending: step > 0) } : nil
         let firstEpoch = Int(step) / stepsPerEpoch + 1
         epochs: for epoch in firstEpoch...max(firstEpoch, epochCount) where Int(step) < totalSteps {
-            var progress = ProgressReporter(epoch: epoch)
+            var progress = ProgressReporter(epoch: epoch, examplesPerStep: batch,
+                                            stepsAfterEpoch: max(0, totalSteps - (epoch - 1) * stepsPerEpoch - stepsPerEpoch))
             var random = SplitMix64(seed: seed, stream: "shuffle", index: UInt64(epoch))
             let order = random.permutation(data.train.count)
             let firstIndex = Int(step) - (epoch - 1) * stepsPerEpoch
@@ -164,11 +174,17 @@ extension Train {
                     lossSum += Double(loss)
                     progress.update(step: index + 1, of: stepsThisEpoch, loss: loss)
                 }
-                if checkpointOptions.due(Int(step), of: totalSteps, defaultEvery: 100) {
-                    var checkpoint = Checkpoint(position: Int(step), rank: world.rank, ranks: world.size, run: run)
+                func checkpoint() -> Checkpoint {
+                    var checkpoint = Checkpoint(position: Int(step), rank: world.rank, ranks: world.size, run: identity.configuration)
                     checkpoint.parameters = graph.model.parameters.state
                     checkpoint.scalars["epoch_loss_sum"] = lossSum.bitPattern
-                    try save(checkpoint, to: checkpoints, log: checkpointLog)
+                    return checkpoint
+                }
+                if checkpointOptions.due(Int(step), of: totalSteps, defaultEvery: 100) {
+                    try save(checkpoint(), to: checkpoints, log: checkpointLog)
+                }
+                try stopIfInterrupted(at: Int(step), log: checkpointLog, world: world) {
+                    try save(checkpoint(), to: checkpoints, log: checkpointLog)
                 }
             }
             let trainSeconds = Date().timeIntervalSince(started)

@@ -61,30 +61,68 @@ func loadExamples(_ dataset: KnownDataset, directory: String?, spec: inout Model
             return (train, test, "fortunes (\(corpus.categories.count) categories, vocabulary \(corpus.vocabulary.count))")
         }
     } catch let error as DatasetError {
-        if case .missing = error { throw CommandFailure(error.description, status: .runtime) }
+        // Not installed where the package puts it: the machine lacks it (1); not in a folder the user
+        // named: the flag is wrong (2).
+        if case .missing = error { throw CommandFailure(error.description, status: directory == nil ? .runtime : .badInput) }
         throw CommandFailure(error.description, status: .badInput)
     }
 }
 
-/// Progress of an epoch: a redrawn bar when stderr is a terminal, otherwise about ten plain lines.
+/// Progress of an epoch: a redrawn bar when stderr is a terminal, otherwise about ten plain lines; each
+/// with the throughput so far and the time left (of the epoch, and of the run when more epochs follow).
 struct ProgressReporter {
     let epoch: Int
+    let examplesPerStep: Int
+    /// Steps of the run after this epoch, for the time left of the whole run.
+    let stepsAfterEpoch: Int
     let interactive = isatty(STDERR_FILENO) == 1
     private var lastDraw = Date.distantPast
+    private var started: Date?
+    private var firstStep = 0
 
-    init(epoch: Int) { self.epoch = epoch }
+    init(epoch: Int, examplesPerStep: Int, stepsAfterEpoch: Int = 0) {
+        self.epoch = epoch
+        self.examplesPerStep = examplesPerStep
+        self.stepsAfterEpoch = stepsAfterEpoch
+    }
 
     mutating func update(step: Int, of total: Int, loss: Float) {
+        // Timed from the first step seen (a resumed epoch starts in the middle).
+        guard let started else {
+            started = Date()
+            firstStep = step
+            return show(step: step, of: total, loss: loss, speed: "")
+        }
+        let seconds = Date().timeIntervalSince(started)
+        let stepsPerSecond = Double(step - firstStep) / max(seconds, 1e-9)
+        var speed = String(format: ", %.0f examples/s", stepsPerSecond * Double(examplesPerStep))
+        if step < total || stepsAfterEpoch > 0 {
+            speed += ", " + Self.duration(Double(total - step) / stepsPerSecond) + " left in the epoch"
+            if stepsAfterEpoch > 0 { speed += ", " + Self.duration(Double(total - step + stepsAfterEpoch) / stepsPerSecond) + " in the run" }
+        }
+        show(step: step, of: total, loss: loss, speed: speed)
+    }
+
+    private mutating func show(step: Int, of total: Int, loss: Float, speed: String) {
         if interactive {
             guard step == total || Date().timeIntervalSince(lastDraw) > 0.1 else { return }
             lastDraw = Date()
             let width = 30
             let filled = width * step / max(1, total)
             let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
-            let line = "\repoch \(epoch) [\(bar)] \(step)/\(total) loss \(String(format: "%.4f", loss))"
+            let line = "\repoch \(epoch) [\(bar)] \(step)/\(total) loss \(String(format: "%.4f", loss))\(speed)\u{1B}[K"
             FileHandle.standardError.write(Data((line + (step == total ? "\n" : "")).utf8))
         } else if step == total || step % max(1, total / 10) == 0 {
-            print("epoch \(epoch) step \(step)/\(total) loss \(String(format: "%.4f", loss))")
+            print("epoch \(epoch) step \(step)/\(total) loss \(String(format: "%.4f", loss))\(speed)")
         }
+    }
+
+    /// "42 s", "3 min 5 s", "2 h 10 min".
+    static func duration(_ seconds: Double) -> String {
+        guard seconds.isFinite else { return "? s" }
+        let s = Int(seconds.rounded())
+        if s < 60 { return "\(s) s" }
+        if s < 3600 { return "\(s / 60) min \(s % 60) s" }
+        return "\(s / 3600) h \(s % 3600 / 60) min"
     }
 }

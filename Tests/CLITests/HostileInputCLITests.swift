@@ -60,7 +60,7 @@ private func expectOneLineRejection(_ result: CommandResult, _ expected: String,
         try handle.close()
         expectOneLineRejection(try fedbaechi(["place", huge.path, "--devices", "2", "--memory", "1GiB"]), "more than the 1 GiB fedbaechi reads")
         expectOneLineRejection(try fedbaechi(["place", "/dev/zero", "--devices", "2", "--memory", "1GiB"]), "not a regular file")
-        expectOneLineRejection(try fedbaechi(["place", folder.path, "--devices", "2", "--memory", "1GiB"]), "not a regular file")
+        expectOneLineRejection(try fedbaechi(["place", folder.path, "--devices", "2", "--memory", "1GiB"]), "it is a directory, not a file")
         expectOneLineRejection(try fedbaechi(["place", fig1Path, "--devices-file", "/dev/zero"]), "not a regular file")
     }
 }

@@ -16,29 +16,37 @@ private func place(_ extra: [String], devices: String? = "2", memory: String? = 
     ["place", fig1Path] + (devices.map { ["--devices", $0] } ?? []) + (memory.map { ["--memory", $0] } ?? []) + extra
 }
 
-/// Checks made by fedbaechi itself print one line and exit 2 (3 when the memory is too small for any
-/// plan); checks made while parsing (`train`, `profile`, and values that are not numbers) are
-/// argument-parser's usage errors: exit 64, the message on the first line, then the usage.
+/// A flag's value that is wrong on its face (out of range, not a number, a size without its unit) is a
+/// usage error: exit 64, the message on the first line, then the usage. What only the run can judge (a
+/// graph, a generated graph's size) prints one line and exits 2; 3 when the memory is too small for any
+/// plan.
 let resourceCases: [ResourceCase] = [
-    .init(arguments: place([], devices: "0"), status: 2, message: "--devices must be between 1 and 256, not 0"),
-    .init(arguments: place([], devices: "257"), status: 2, message: "--devices must be between 1 and 256, not 257"),
+    .init(arguments: place([], devices: "0"), status: 64, message: "--devices must be between 1 and 256, not 0"),
+    .init(arguments: place([], devices: "257"), status: 64, message: "--devices must be between 1 and 256, not 257"),
     .init(arguments: place([], devices: "many"), status: 64, message: "The value 'many' is invalid for '--devices <devices>'"),
     .init(arguments: place([], devices: "99999999999999999999"), status: 64, message: "is invalid for '--devices <devices>'"),
-    .init(arguments: place([], memory: "0"), status: 2, message: "--memory must be more than 0 bytes"),
-    .init(arguments: place([], memory: "lots"), status: 2, message: #"cannot read "lots" as a memory size"#),
-    .init(arguments: place(["--memory=-1GB"], memory: nil), status: 2, message: #"cannot read "-1GB" as a memory size"#),
-    .init(arguments: place([], memory: "2000000TB"), status: 2, message: "is out of range: at most 1 EiB"),
-    .init(arguments: place([], memory: String(repeating: "9", count: 5000)), status: 2, message: "as a memory size"),
+    .init(arguments: place([], memory: "0B"), status: 64, message: "--memory must be more than 0 bytes"),
+    .init(arguments: place([], memory: "lots"), status: 64, message: #"cannot read "lots" as a memory size"#),
+    .init(arguments: place(["--memory=-1GB"], memory: nil), status: 64, message: #"cannot read "-1GB" as a memory size"#),
+    // Written with a space the value is still the value, not a flag: the same message and status.
+    .init(arguments: place(["--memory", "-1GB"], memory: nil), status: 64, message: #"cannot read "-1GB" as a memory size"#),
+    // A number without a unit is refused, not read as bytes (1.5 would have been 2 bytes).
+    .init(arguments: place([], memory: "1.5"), status: 64, message: #"cannot read "1.5" as a memory size with its unit"#),
+    .init(arguments: place([], memory: nil), status: 64, message: "give --memory SIZE for the 2 device(s)"),
+    .init(arguments: ["train", "--model", "mlp", "--device-memory", "-1GB"], status: 64, message: #"cannot read "-1GB" as a memory size"#),
+    .init(arguments: ["train", "--model", "mlp", "--device-memory", "512"], status: 64, message: "as a memory size with its unit"),
+    .init(arguments: place([], memory: "2000000TB"), status: 64, message: "is out of range: at most 1 EiB"),
+    .init(arguments: place([], memory: String(repeating: "9", count: 5000)), status: 64, message: "as a memory size"),
     .init(arguments: place([], memory: "2B"), status: 3, message: "finds a plan with 2 devices of"),
-    .init(arguments: place(["--bandwidth", "0GB/s"]), status: 2, message: #"cannot read "0GB/s" as a bandwidth"#),
-    .init(arguments: place(["--bandwidth", "0.1B/s"]), status: 2, message: "a bandwidth from 1B/s to 1PB/s"),
-    .init(arguments: place(["--bandwidth", "1e300TB/s"]), status: 2, message: "a bandwidth from 1B/s to 1PB/s"),
-    .init(arguments: place(["--latency=-1us"]), status: 2, message: #"cannot read "-1us" as a duration"#),
-    .init(arguments: place(["--latency", "1e300s"]), status: 2, message: "at most 1e12us"),
-    .init(arguments: place(["--sct-threshold", "0"]), status: 2, message: "--sct-threshold must be in (0, 1]"),
-    .init(arguments: place(["--sct-threshold", "nan"]), status: 2, message: "--sct-threshold must be in (0, 1], not nan"),
-    .init(arguments: place(["--repeat", "0"]), status: 2, message: "--repeat must be between 1 and 1000, not 0"),
-    .init(arguments: place(["--repeat", "1000000000"]), status: 2, message: "--repeat must be between 1 and 1000"),
+    .init(arguments: place(["--bandwidth", "0GB/s"]), status: 64, message: #"cannot read "0GB/s" as a bandwidth"#),
+    .init(arguments: place(["--bandwidth", "0.1B/s"]), status: 64, message: "a bandwidth from 1B/s to 1PB/s"),
+    .init(arguments: place(["--bandwidth", "1e300TB/s"]), status: 64, message: "a bandwidth from 1B/s to 1PB/s"),
+    .init(arguments: place(["--latency=-1us"]), status: 64, message: #"cannot read "-1us" as a duration"#),
+    .init(arguments: place(["--latency", "1e300s"]), status: 64, message: "at most 1e12us"),
+    .init(arguments: place(["--sct-threshold", "0"]), status: 64, message: "--sct-threshold must be in (0, 1]"),
+    .init(arguments: place(["--sct-threshold", "nan"]), status: 64, message: "--sct-threshold must be in (0, 1], not nan"),
+    .init(arguments: place(["--repeat", "0"]), status: 64, message: "--repeat must be between 1 and 1000, not 0"),
+    .init(arguments: place(["--repeat", "1000000000"]), status: 64, message: "--repeat must be between 1 and 1000"),
     .init(arguments: place(["--search=-1"]), status: 2, message: "--search must be between 0 and 100000, not -1"),
     .init(arguments: place(["--search", "200000"]), status: 2, message: "--search must be between 0 and 100000, not 200000"),
     .init(arguments: place(["--budget", "0s"]), status: 2, message: "--budget must be more than 0 and at most 1 hour"),
@@ -65,7 +73,7 @@ let resourceCases: [ResourceCase] = [
     .init(arguments: ["train", "--model", "mlp", "--steps", "0"], status: 64, message: "--steps must be between 1 and 1000000000"),
     .init(arguments: ["train", "--model", "mlp", "--steps", "9223372036854775807"], status: 64,
           message: "--steps must be between 1 and 1000000000"),
-    .init(arguments: ["train", "--model", "mlp", "--device-memory", "0"], status: 64, message: "--device-memory must be more than 0 bytes"),
+    .init(arguments: ["train", "--model", "mlp", "--device-memory", "0B"], status: 64, message: "--device-memory must be more than 0 bytes"),
     .init(arguments: ["train", "--model", "mlp", "--device-memory", "2000000TB"], status: 64, message: "at most 1 EiB"),
     .init(arguments: ["train", "--mode", "federated", "--rounds", "0"], status: 64, message: "--rounds must be between 1 and 100000"),
     .init(arguments: ["train", "--mode", "federated", "--local-epochs", "0"], status: 64, message: "--local-epochs must be between 1 and 10000"),

@@ -58,10 +58,13 @@ struct CheckpointFileTests {
         try bytes.prefix(bytes.count / 2).write(to: URL(fileURLWithPath: newest))
         let (positions, notes) = directory.intact(run: sample(position: 0).run)
         #expect(positions == [4])
-        #expect(notes.count == 1 && notes[0].contains("falling back"))
+        #expect(notes.count == 1 && notes[0].contains(directory.fileName(position: 6)) && notes[0].contains("truncated"), "\(notes)")
         // Another run's checkpoints are not resumed.
         let foreign = directory.intact(run: ["mode": "single", "seed": "2"])
         #expect(foreign.positions.isEmpty && foreign.notes.contains { $0.contains("another run") })
+        // Resumed from 4 and saved 5: the file of 6 is of the course abandoned, and goes.
+        try directory.save(sample(position: 5, rank: 1))
+        #expect(directory.positions() == [4, 5])
         // No temporary files are left behind.
         #expect(try FileManager.default.contentsOfDirectory(atPath: path).allSatisfy { !$0.hasSuffix(".tmp") })
     }

@@ -50,7 +50,10 @@ import Testing
     @Test func quantities() throws {
         #expect(try Quantity.bytes("2GiB") == 2 << 30)
         #expect(try Quantity.bytes("8 GB") == 8_000_000_000)
-        #expect(try Quantity.bytes("1073741824") == 1 << 30)
+        #expect(try Quantity.bytes("1073741824B") == 1 << 30)
+        // A number without a unit is refused: `1.5` would otherwise be 2 bytes.
+        #expect(throws: Quantity.ParseError.self) { try Quantity.bytes("1073741824") }
+        #expect(throws: Quantity.ParseError.self) { try Quantity.bytes("1.5") }
         #expect(try Quantity.bytes("1.5MiB") == 1_572_864)
         #expect(throws: Quantity.ParseError.self) { try Quantity.bytes("lots") }
         #expect(throws: Quantity.ParseError.self) { try Quantity.bytes("-1GB") }

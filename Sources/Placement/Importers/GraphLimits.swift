@@ -49,7 +49,7 @@ public enum GraphFile {
         // One byte more than allowed: a file that grew since it was measured is still caught.
         let data: Data
         do { data = try handle.read(upToCount: limit + 1) ?? Data() } catch {
-            throw ReadError(description: (error as NSError).localizedDescription)
+            throw ReadError(description: FileProblem.reason(error, path: path))
         }
         guard data.count <= limit else {
             throw ReadError(description: "the file is more than the \(Quantity.formatBytes(limit)) fedbaechi reads")

@@ -24,10 +24,18 @@ public struct Checkpoint: Sendable, Equatable {
     }
 }
 
-/// A checkpoint that cannot be used, with the reason.
+/// A checkpoint that cannot be used, or a checkpoint directory that cannot be, with the reason.
 public struct CheckpointError: Error, CustomStringConvertible {
+    /// `rejected`: the directory or flags do not fit this run (the user must choose); `failed`: reading
+    /// or writing went wrong while running.
+    public enum Kind: Sendable { case rejected, failed }
+
     public let description: String
-    public init(_ description: String) { self.description = description }
+    public let kind: Kind
+    public init(_ description: String, kind: Kind = .failed) {
+        self.description = description
+        self.kind = kind
+    }
 }
 
 /// The file format: "FBCKPT" + format version (UInt16) + payload length (UInt64) + CRC-32 of the
@@ -172,7 +180,8 @@ public enum CheckpointFile {
 /// One rank's checkpoints in a directory shared by all ranks: `ckpt-<position>-rank<rank>.fbck`.
 /// Writes are atomic (temporary file, fsync, rename, fsync of the directory), so a crash leaves
 /// either the old file set or the new one; the newest `keep` are kept, so a damaged newest one
-/// still leaves one to fall back to.
+/// still leaves one to fall back to. The directory holds one run's files only (`CheckpointRun`
+/// sees to that), so pruning never touches another run's.
 public struct CheckpointDirectory: Sendable {
     public let path: String
     public let rank: Int
@@ -181,20 +190,33 @@ public struct CheckpointDirectory: Sendable {
     public init(path: String, rank: Int, keep: Int = 2) throws(CheckpointError) {
         var isDirectory: ObjCBool = false
         if !FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) {
-            do { try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true) } catch {
-                throw CheckpointError("cannot create the checkpoint directory \(path): \(error.localizedDescription)")
+            guard (try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)) != nil else {
+                throw CheckpointError("cannot create the checkpoint directory \(path): \(Self.creationProblem(path))", kind: .rejected)
             }
         } else if !isDirectory.boolValue {
-            throw CheckpointError("\(path) is not a directory")
+            throw CheckpointError("\(path) is a file; --checkpoint-dir needs a directory", kind: .rejected)
         }
         self.path = path
         self.rank = rank
         self.keep = max(1, keep)
     }
 
+    /// Why `path` could not be made: the first ancestor that exists and is not a writable directory.
+    static func creationProblem(_ path: String) -> String {
+        var ancestor = (path as NSString).deletingLastPathComponent
+        while !ancestor.isEmpty, !FileManager.default.fileExists(atPath: ancestor) { ancestor = (ancestor as NSString).deletingLastPathComponent }
+        var isDirectory: ObjCBool = false
+        if ancestor.isEmpty { ancestor = "." }
+        if FileManager.default.fileExists(atPath: ancestor, isDirectory: &isDirectory), !isDirectory.boolValue {
+            return "\(ancestor) is a file, not a directory"
+        }
+        return access(ancestor, W_OK) == 0 ? "the file system refused" : "\(ancestor) is not writable"
+    }
+
     public func fileName(position: Int) -> String { String(format: "ckpt-%010d-rank%05d.fbck", position, rank) }
 
-    /// Writes atomically, then removes this rank's checkpoints older than the newest `keep`.
+    /// Writes atomically, then removes this rank's checkpoints older than the newest `keep`, and those
+    /// after this one: they are of a course the run abandoned when it resumed from an earlier step.
     public func save(_ checkpoint: Checkpoint) throws(CheckpointError) {
         let data: Data
         do { data = try CheckpointFile.encode(checkpoint) } catch { throw CheckpointError("cannot encode the checkpoint: \(error)") }
@@ -231,7 +253,9 @@ public struct CheckpointDirectory: Sendable {
             fsync(directory)
             close(directory)
         }
-        for old in positions().dropLast(keep) { unlink(path + "/" + fileName(position: old)) }
+        let existing = positions()
+        for later in existing where later > checkpoint.position { unlink(path + "/" + fileName(position: later)) }
+        for old in existing.filter({ $0 <= checkpoint.position }).dropLast(keep) { unlink(path + "/" + fileName(position: old)) }
     }
 
     /// Positions this rank has files for, ascending (whether intact or not).
@@ -258,6 +282,9 @@ public struct CheckpointDirectory: Sendable {
         }
     }
 
+    /// The path of this rank's checkpoint at `position`.
+    public func filePath(position: Int) -> String { path + "/" + fileName(position: position) }
+
     /// The intact checkpoints, newest first, with a note for each damaged one passed over.
     public func intact(run: [String: String]) -> (positions: [Int], notes: [String]) {
         var good: [Int] = []
@@ -272,7 +299,7 @@ public struct CheckpointDirectory: Sendable {
                 }
                 good.append(position)
             } catch {
-                notes.append("\(error.description): falling back to an older checkpoint")
+                notes.append("\(error.description)")
             }
         }
         return (good, notes)
@@ -282,16 +309,4 @@ public struct CheckpointDirectory: Sendable {
 extension Double {
     /// A Double stored in a checkpoint scalar by its bits, so it comes back exactly.
     public init(checkpointBits: UInt64?) { self = Double(bitPattern: checkpointBits ?? 0) }
-}
-
-extension CheckpointDirectory {
-    /// Collective over `world`: the newest position that every rank has intact (nil when there is
-    /// none), with this rank's notes on files it passed over.
-    public func newestCommon(run: [String: String], world: Communicator) throws -> (position: Int?, notes: [String]) {
-        let (mine, notes) = intact(run: run)
-        let all = try world.allgatherv(mine)
-        var common = Set(all.first ?? [])
-        for positions in all.dropFirst() { common.formIntersection(positions) }
-        return (common.max(), notes)
-    }
 }

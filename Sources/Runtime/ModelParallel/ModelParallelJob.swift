@@ -54,7 +54,7 @@ public enum ModelParallelJob {
                     do {
                         message.plan = try JSONDecoder().decode(ModelParallelPlan.self, from: Data(contentsOf: URL(fileURLWithPath: path)))
                     } catch {
-                        throw ModelParallelError(.badInput, "cannot read the saved plan \(path): \(error.localizedDescription)")
+                        throw ModelParallelError(.badInput, "\(path) is not a placement plan saved by fedbaechi (expected the JSON a checkpointed model-parallel run writes)")
                     }
                     if message.plan?.rankCount != world.size {
                         throw ModelParallelError(.badInput, "the saved plan \(path) is for \(message.plan?.rankCount ?? 0) ranks, the job has \(world.size)")
@@ -94,7 +94,7 @@ public enum ModelParallelJob {
             do {
                 profile = try JSONDecoder().decode(Tensors.PlacementGraph.self, from: Data(contentsOf: URL(fileURLWithPath: path)))
             } catch {
-                throw ModelParallelError(.badInput, "cannot read the profile \(path): \(error.localizedDescription)")
+                throw ModelParallelError(.badInput, FileProblem.describe(error, path: path, expected: "a profile written by `fedbaechi profile`, in JSON"))
             }
         } else {
             profile = graph.profile(feeds: feeds, repeats: c.profileRepeats)

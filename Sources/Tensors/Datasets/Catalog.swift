@@ -21,14 +21,27 @@ public enum KnownDataset: String, CaseIterable, Sendable {
         }
     }
 
-    /// Files that must be present for the dataset to be usable.
+    /// Files that must be present for the dataset to be usable, by name without `.gz`: each may be
+    /// gzip'd (as Debian ships them, `NAME.gz`) or not (`NAME`, as some mirrors unpack them).
     public var requiredFiles: [String] {
         switch self {
         case .fashionMNIST:
-            ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
-             "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"]
+            ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
         case .fortunes: []
         }
+    }
+
+    /// What a folder of this dataset holds, for messages.
+    public var expectedContents: String {
+        switch self {
+        case .fashionMNIST: "the four IDX files " + requiredFiles.joined(separator: ", ") + " (each may end in .gz)"
+        case .fortunes: "fortune files: text, one fortune after another, separated by lines holding only %"
+        }
+    }
+
+    /// The path of required file `name` in `directory`: gzip'd if that is there, else plain; nil if neither.
+    public func file(_ name: String, in directory: String) -> String? {
+        [directory + "/" + name + ".gz", directory + "/" + name].first { FileManager.default.fileExists(atPath: $0) }
     }
 
     /// The required files that are missing from `directory` (the whole folder, if it is missing).
@@ -38,6 +51,17 @@ public enum KnownDataset: String, CaseIterable, Sendable {
         guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDirectory), isDirectory.boolValue else {
             return [folder]
         }
-        return requiredFiles.filter { !FileManager.default.fileExists(atPath: folder + "/" + $0) }
+        if self == .fortunes, Self.fortuneFiles(in: folder).isEmpty { return [folder + "/*"] }
+        return requiredFiles.filter { file($0, in: folder) == nil }
+    }
+
+    /// The category files of a fortunes folder (index files *.dat and the *.u8 links left out).
+    public static func fortuneFiles(in directory: String) -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter { name in
+            var isDirectory: ObjCBool = false
+            return !name.hasPrefix(".") && !name.hasSuffix(".dat") && !name.hasSuffix(".u8")
+                && FileManager.default.fileExists(atPath: directory + "/" + name, isDirectory: &isDirectory)
+                && !isDirectory.boolValue
+        }.sorted()
     }
 }

@@ -8,7 +8,13 @@ public enum DatasetError: Error, CustomStringConvertible, Equatable {
     public var description: String {
         switch self {
         case .missing(let dataset, let path, let package):
-            "dataset \(dataset) is not installed (\(path) is missing): install it with `apt-get install \(package)`"
+            if let kind = KnownDataset(rawValue: dataset), !path.hasPrefix(kind.defaultDirectory) {
+                // A folder the user chose: the package would not put the data there.
+                "dataset \(dataset) is not in the folder given (\(path) is missing): it needs \(kind.expectedContents); "
+                    + "or leave out --data-directory to read the copy `apt-get install \(package)` puts in \(kind.defaultDirectory)"
+            } else {
+                "dataset \(dataset) is not installed (\(path) is missing): install it with `apt-get install \(package)`"
+            }
         case .corrupt(let file, let reason):
             "\(file) is damaged: \(reason)"
         }

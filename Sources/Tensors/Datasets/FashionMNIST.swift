@@ -42,11 +42,12 @@ public enum FashionMNIST {
                             trainLimit: Int? = nil, testLimit: Int? = nil) throws -> (train: LabeledImages, test: LabeledImages) {
         let dataset = KnownDataset.fashionMNIST
         if let missing = dataset.missingFiles(in: directory).first {
-            let path = missing.hasPrefix("/") ? missing : directory + "/" + missing
+            let path = missing.hasPrefix("/") ? missing : directory + "/" + missing + "[.gz]"
             throw DatasetError.missing(dataset: dataset.rawValue, path: path, debianPackage: dataset.debianPackage)
         }
-        let train = try split(directory + "/train-images-idx3-ubyte.gz", directory + "/train-labels-idx1-ubyte.gz", limit: trainLimit)
-        let test = try split(directory + "/t10k-images-idx3-ubyte.gz", directory + "/t10k-labels-idx1-ubyte.gz", limit: testLimit)
+        func path(_ name: String) -> String { dataset.file(name, in: directory)! }  // present: checked above
+        let train = try split(path("train-images-idx3-ubyte"), path("train-labels-idx1-ubyte"), limit: trainLimit)
+        let test = try split(path("t10k-images-idx3-ubyte"), path("t10k-labels-idx1-ubyte"), limit: testLimit)
         return (train, test)
     }
 

@@ -139,12 +139,7 @@ public struct FortunesCorpus: Sendable {
         guard dataset.missingFiles(in: directory).isEmpty else {
             throw DatasetError.missing(dataset: dataset.rawValue, path: directory, debianPackage: dataset.debianPackage)
         }
-        let names = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter { name in
-            var isDirectory: ObjCBool = false
-            return !name.hasPrefix(".") && !name.hasSuffix(".dat") && !name.hasSuffix(".u8")
-                && FileManager.default.fileExists(atPath: directory + "/" + name, isDirectory: &isDirectory)
-                && !isDirectory.boolValue
-        }.sorted()
+        let names = KnownDataset.fortuneFiles(in: directory)
         guard !names.isEmpty else {
             throw DatasetError.missing(dataset: dataset.rawValue, path: directory + "/*", debianPackage: dataset.debianPackage)
         }
