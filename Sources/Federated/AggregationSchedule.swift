@@ -28,7 +28,14 @@ public struct AggregationSchedule: Sendable {
     /// closed form), so a small `rhoAfter` reaches the exact average in three or four iterations.
     public init(sites: Int, iterations: Int, masked: Bool, rho: String, rhoAfter: String,
                 dualRange: Double = defaultDualRange) throws(Failure) {
-        self.design = try Self.design(sites: sites)
+        try self.init(design: try Self.design(sites: sites), iterations: iterations, masked: masked, rho: rho,
+                      rhoAfter: rhoAfter, dualRange: dualRange)
+    }
+
+    /// The same on a design already built and verified (the chooser tries many schedules on one).
+    init(design: ResolvableDesign, iterations: Int, masked: Bool, rho: String, rhoAfter: String,
+         dualRange: Double) throws(Failure) {
+        self.design = design
         guard iterations >= 1, iterations <= 400 else {
             throw Failure(description: "--iterations must be between 1 and 400, got \(iterations)")
         }
@@ -155,12 +162,14 @@ extension AggregationSchedule {
 
     /// `advise`: on refusal, search nearby site counts for one that works (not when already searching).
     static func choose(_ request: ScheduleRequest, advise: Bool) throws(Failure) -> ScheduleChoice {
+        // Too few sites, or none that a design serves: said first.
+        let design = try Self.design(sites: request.sites)
         guard request.collusion >= 1, request.collusion < request.sites else {
             throw Failure(description: "--collusion must be between 1 and the number of sites less one (\(request.sites - 1)), got \(request.collusion)")
         }
         let target = errorTarget
         func make(_ k: Int, masked: Bool) throws(Failure) -> AggregationSchedule {
-            try AggregationSchedule(sites: request.sites, iterations: k, masked: masked, rho: request.rho,
+            try AggregationSchedule(design: design, iterations: k, masked: masked, rho: request.rho,
                                     rhoAfter: request.rhoAfter, dualRange: request.dualRange)
         }
         let iterations: Int

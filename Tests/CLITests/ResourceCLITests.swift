@@ -95,7 +95,7 @@ let resourceCases: [ResourceCase] = [
     .init(arguments: ["audit", "--sites", "9", "--iterations", "0"], status: 2, message: "--iterations must be at least 1, got 0"),
     .init(arguments: ["audit", "--sites", "9", "--iterations", "401"], status: 2, message: "--iterations must be at most 400, got 401"),
     .init(arguments: ["audit", "--sites", "9", "--iterations", "4", "--coalition", "9"], status: 2,
-          message: "--coalition must be smaller than --sites (9), got 9"),
+          message: "--collusion must be between 1 and the number of sites less one (8), got 9"),
     .init(arguments: ["audit", "--sites", "45", "--iterations", "4", "--coalition", "6"], status: 2,
           message: "8145060 coalitions to check exceed the limit of 20000"),
 ]

@@ -166,7 +166,14 @@ extension FailureTests {
                                    "stderr: \(err)")
         let round = Int(stopped.1)!
         #expect(round >= 1 && round < 50 && Int(stopped.3) == round)
-        #expect(checkpointNames(directory) == (0..<3).map { String(format: "ckpt-%010d-rank%05d.fbck", round, $0) })
+        // Every site wrote the stopping round; a periodic checkpoint before it (round 10, on a slow
+        // machine) may stay beside it, nothing after it.
+        let names = checkpointNames(directory)
+        let newest = (0..<3).map { String(format: "ckpt-%010d-rank%05d.fbck", round, $0) }
+        #expect(Set(newest).isSubset(of: Set(names)), "\(names)")
+        #expect(names.filter { !newest.contains($0) }.allSatisfy { name in
+            Int(name.dropFirst(5).prefix(10)).map { $0 < round && $0 % 10 == 0 } ?? false
+        }, "\(names)")
     }
 
     /// SIGINT to mpirun with a short grace (by default one second, here three for a loaded machine): rank
