@@ -221,8 +221,10 @@ struct FederatedRankTests {
             try aggregator.free()
             let actual = relativeError(result.z, mean)
             let estimate = try #require(result.errorEstimate)
-            // Fixed point rounds every contribution to 2^-33: that floor is what the estimate cannot see.
-            #expect(abs(estimate - actual) <= 1e-3 * actual + 1e-8, "\(iterations) iterations: estimate \(estimate), actual \(actual)")
+            // Fixed point rounds z_1 to about 2^-33 per contribution, which leaves sum_i w_i lambda_i at
+            // rho_1 times that instead of 0, and z_2 carries it divided by rho_2: rounding times
+            // rho_1 / rho_2 = 3000 (about 1e-6 per coordinate) is what the estimate cannot see.
+            #expect(abs(estimate - actual) <= 1e-3 * actual + 1e-5, "\(iterations) iterations: estimate \(estimate), actual \(actual)")
             if iterations == 3 { #expect(actual < 1e-6) }
         }
     }
