@@ -10,6 +10,7 @@ let package = Package(
         .library(name: "Placement", targets: ["Placement"]),
         .library(name: "Federated", targets: ["Federated"]),
         .library(name: "Tensors", targets: ["Tensors"]),
+        .library(name: "Runtime", targets: ["Runtime"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -42,9 +43,12 @@ let package = Package(
             pkgConfig: "zlib",
             providers: [.apt(["zlib1g-dev"])]
         ),
+        // What several modules need, defined once: exit statuses and the user-facing error protocol,
+        // ordered statistics, byte sizes, union-find, heaps, JSON lines.
+        .target(name: "Basics"),
         .target(name: "MPI", dependencies: ["CMPI"]),
-        .target(name: "Tensors", dependencies: ["COpenBLAS", "CZlib"]),
-        .target(name: "Placement", dependencies: ["CClp"]),
+        .target(name: "Tensors", dependencies: ["Basics", "COpenBLAS", "CZlib"]),
+        .target(name: "Placement", dependencies: ["Basics", "CClp"]),
         // ONNX import apart from Placement, so that only what reads ONNX links SwiftProtobuf.
         .target(
             name: "ONNXImport",
@@ -54,15 +58,16 @@ let package = Package(
         .target(
             name: "Federated",
             dependencies: [
+                "Basics",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "CryptoExtras", package: "swift-crypto"),
             ]
         ),
-        .target(name: "Runtime", dependencies: ["MPI", "Tensors", "Placement", "Federated", "CZlib"]),
+        .target(name: "Runtime", dependencies: ["Basics", "MPI", "Tensors", "Placement", "Federated", "CZlib"]),
         .executableTarget(
             name: "fedbaechi",
             dependencies: [
-                "MPI", "Tensors", "Placement", "ONNXImport", "Federated", "Runtime",
+                "Basics", "MPI", "Tensors", "Placement", "ONNXImport", "Federated", "Runtime",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 // TensorBoard event files (`report --tensorboard`).
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
