@@ -147,6 +147,14 @@ public struct RMSprop: Optimizer {
 public enum OptimizerKind: String, CaseIterable, Sendable {
     case sgd, adam, rmsprop
 
+    /// A learning rate that trains every zoo model with this optimizer.
+    public var defaultLearningRate: Float {
+        switch self {
+        case .sgd: 0.01
+        case .adam, .rmsprop: 0.001
+        }
+    }
+
     public func make(learningRate: Float) -> any Optimizer {
         switch self {
         case .sgd: SGD(learningRate: learningRate)

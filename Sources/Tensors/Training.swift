@@ -107,22 +107,40 @@ public final class Trainer: @unchecked Sendable {
     public func trainEpoch(_ examples: Examples, batchSize: Int, epoch: Int, start: Int, lossSum: Double,
                            progress: (Int, Int, Float) -> Void,
                            afterStep: (Int, Double) throws -> Void) rethrows -> Double {
-        var random = SplitMix64(seed: seed, stream: "shuffle", index: UInt64(epoch))
-        let order = random.permutation(examples.count)
-        let batches = stride(from: 0, to: order.count, by: batchSize).map { order[$0..<min($0 + batchSize, order.count)] }
+        let batching = Batching(examples: examples.count, batchSize: batchSize)
+        let order = batching.order(epoch: epoch, seed: seed)
         var total = lossSum
-        for (index, batch) in batches.enumerated() where index >= start {
-            let loss = graph.step(model.feeds(examples, batch), step: steps)
+        for index in start..<batching.stepsPerEpoch {
+            let loss = graph.step(model.feeds(examples, batching.batch(index, of: order)), step: steps)
             steps += 1
             total += Double(loss)
-            progress(index + 1, batches.count, loss)
+            progress(index + 1, batching.stepsPerEpoch, loss)
             try afterStep(index + 1, total)
         }
-        return total / Double(max(1, batches.count))
+        return total / Double(max(1, batching.stepsPerEpoch))
     }
 
-    /// Batches in one epoch of `count` examples (the last may be partial).
-    public static func batchCount(examples count: Int, batchSize: Int) -> Int { (count + batchSize - 1) / batchSize }
+    /// `count` steps from where the step counter stands (`steps` of `batching` so far), continuing
+    /// through the seeded epochs: a federated round of a fixed number of local steps. Returns the mean loss.
+    public func train(_ examples: Examples, batching: Batching, count: Int,
+                      progress: (Int, Int, Float) -> Void = { _, _, _ in }) -> Double {
+        guard batching.stepsPerEpoch > 0, count > 0 else { return 0 }
+        var total = 0.0
+        var epoch = 0
+        var order: [Int] = []
+        for done in 0..<count {
+            let position = batching.position(ofStep: Int(steps))
+            if position.epoch != epoch {
+                epoch = position.epoch
+                order = batching.order(epoch: epoch, seed: seed)
+            }
+            let loss = graph.step(model.feeds(examples, batching.batch(position.index, of: order)), step: steps)
+            steps += 1
+            total += Double(loss)
+            progress(done + 1, count, loss)
+        }
+        return total / Double(count)
+    }
 
     /// Sets the step counter of a resumed run (it names dropout masks).
     public func resume(atStep step: UInt64) { steps = step }
@@ -154,5 +172,42 @@ public final class Trainer: @unchecked Sendable {
         case .classification: return Evaluation(loss: loss, accuracy: Double(correct) / Double(max(1, labelled)))
         case .languageModel: return Evaluation(loss: loss, perplexity: exp(loss))
         }
+    }
+}
+
+/// How a pass over a training set is cut into steps: the one rule of every training mode.
+///
+/// Every step has the same number of examples, `batchSize` (the requested size, or the whole set when it
+/// is smaller), and the last partial batch of an epoch is left out, as `drop_last=True` in PyTorch: a
+/// model-parallel step's receive buffers have the shapes of the plan, and equal steps make single-process,
+/// model-parallel and federated runs of one seed take the same batches.
+public struct Batching: Sendable, Equatable {
+    public let examples: Int
+    public let batchSize: Int
+
+    public init(examples: Int, batchSize: Int) {
+        precondition(batchSize >= 1, "a batch has at least one example")
+        self.examples = max(0, examples)
+        self.batchSize = min(batchSize, max(1, examples))
+    }
+
+    /// Whole batches in one pass over the examples.
+    public var stepsPerEpoch: Int { examples / batchSize }
+
+    /// The seeded order of the examples in `epoch` (1-based): the same on every rank and in every mode.
+    public func order(epoch: Int, seed: UInt64) -> [Int] {
+        var random = SplitMix64(seed: seed, stream: "shuffle", index: UInt64(epoch))
+        return random.permutation(examples)
+    }
+
+    /// The examples of step `index` (0-based) of an epoch whose order is `order`.
+    public func batch(_ index: Int, of order: [Int]) -> ArraySlice<Int> {
+        order[(index * batchSize)..<((index + 1) * batchSize)]
+    }
+
+    /// The epoch (1-based) and the step within it (0-based) of the run's step `step` (0-based).
+    public func position(ofStep step: Int) -> (epoch: Int, index: Int) {
+        let perEpoch = max(1, stepsPerEpoch)
+        return (step / perEpoch + 1, step % perEpoch)
     }
 }

@@ -6,6 +6,15 @@ public enum ModelKind: String, CaseIterable, Sendable {
     case gruLM = "gru-lm"
     case rnnStack = "rnn-stack"
 
+    /// Examples per step when none is asked for: sizes that train every zoo model well on a CPU core.
+    public var defaultBatchSize: Int {
+        switch self {
+        case .mlp: 128
+        case .lenet, .inceptionMini: 64
+        case .gruLM, .rnnStack: 32
+        }
+    }
+
     /// The dataset each model is made for.
     public var dataset: KnownDataset {
         switch self {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import enum Placement.FileProblem
+import Runtime
 import Tensors
 
 /// Measures a zoo model's training graph node by node and writes it for the placement engine.

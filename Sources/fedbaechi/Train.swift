@@ -1,22 +1,41 @@
 import ArgumentParser
+import Basics
+import Federated
 import Foundation
-import enum Placement.FileProblem
+import Placement
 import Runtime
 import Tensors
 
-/// How `train` spreads the work.
-enum TrainMode: String, ExpressibleByArgument, CaseIterable {
-    case single
-    /// The ranks of the MPI job each run a Baechi-placed part of the training graph.
-    case modelParallel = "model-parallel"
-    /// Every rank is a site with private data; sites aggregate by private ADMM (or a baseline).
-    case federated
+extension ModelKind: ExpressibleByArgument {}
+extension OptimizerKind: ExpressibleByArgument {}
+extension KnownDataset: ExpressibleByArgument {}
+extension AggregationKind: ExpressibleByArgument {}
+
+extension Algorithm: ExpressibleByArgument {
+    public init?(argument: String) { self.init(rawValue: argument.lowercased()) }
 }
 
-/// Trains a zoo model on its dataset in one process and reports test quality each epoch.
+extension PartitionScheme: ExpressibleByArgument {
+    public init?(argument: String) { self.init(parsing: argument) }
+}
+
+/// A memory size as people write it ("512MiB", "2GB", "1048576"), parsed once by the argument parser.
+struct ByteCount: ExpressibleByArgument, Sendable {
+    let bytes: Int
+
+    init?(argument: String) {
+        guard let bytes = try? Quantity.bytes(argument), bytes > 0 else { return nil }
+        self.bytes = bytes
+    }
+
+    var defaultValueDescription: String { Quantity.formatBytes(bytes) }
+}
+
+/// `fedbaechi train [model-parallel|federated|single]`: parses the mode's flags into a driver's settings
+/// and runs the driver. The training itself is Runtime's.
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Train a model of the zoo on Fashion-MNIST or the fortunes corpus.",
+        abstract: "Train a model of the zoo on Fashion-MNIST or the fortunes corpus: model-parallel (the default), federated or in one process.",
         discussion: """
             Reports the test accuracy (image models) or perplexity (language models) after each epoch \
             (round, federated). Without arguments, `mpirun -np 8 fedbaechi train` trains inception-mini \
@@ -25,32 +44,43 @@ struct Train: ParsableCommand {
             Models: mlp, lenet, inception-mini (Fashion-MNIST); gru-lm, rnn-stack (fortunes).
 
             Examples:
-              mpirun -np 4 fedbaechi train --mode model-parallel \\
-                  --model inception-mini --algorithm m-sct --steps 50
-              mpirun -np 9 fedbaechi train --mode federated --model lenet \\
-                  --rounds 10 --aggregation admm --masked --partition dirichlet:0.5
-              fedbaechi train --mode single --model lenet --epochs 2 \\
-                  --seed 1 --metrics out.jsonl --checkpoint-dir ckpt
+              mpirun -np 4 fedbaechi train model-parallel --model inception-mini --algorithm m-sct --steps 50
+              mpirun -np 9 fedbaechi train federated --model lenet --rounds 10 --partition dirichlet:0.5
+              fedbaechi train single --model lenet --epochs 2 --seed 1 --metrics out.jsonl --checkpoint-dir ckpt
               fedbaechi report out.jsonl
-            """
+
+            `--mode MODE` before or after the other flags is accepted for `train MODE`.
+            """,
+        subcommands: [TrainModelParallel.self, TrainFederated.self, TrainSingle.self],
+        defaultSubcommand: TrainModelParallel.self
     )
 
-    @Option(help: "How to run: model-parallel (the ranks of the MPI job share the placed graph), federated (every rank is a site with private data) or single (one process).")
-    var mode: TrainMode = .modelParallel
-
-    @Option(help: "Model: \(ModelKind.allCases.map(\.rawValue).joined(separator: ", ")) (default: inception-mini).")
-    var model: ModelKind?
-
-    @OptionGroup var modelParallelOptions: ModelParallelOptions
-
-    @OptionGroup var federatedOptions: FederatedOptions
-
-    @OptionGroup var checkpointOptions: CheckpointOptions
-
-    /// The model to train: `--model`, or the built-in default (lenet for federated runs, the CNN of
-    /// the federated paper).
-    var chosenModel: ModelKind { model ?? (mode == .federated ? .lenet : Self.defaultModel) }
+    /// The model-parallel job's built-in model.
     static let defaultModel = ModelKind.inceptionMini
+
+    /// `train --mode M ...` as `train M ...`: the flag of earlier releases, kept as an alias.
+    static func rewritingModeAlias(_ arguments: [String]) -> [String] {
+        guard let train = arguments.firstIndex(of: "train"), !arguments[..<train].contains(where: { !$0.hasPrefix("-") }) else {
+            return arguments
+        }
+        var rest = Array(arguments[(train + 1)...])
+        var mode: String?
+        if let flag = rest.firstIndex(of: "--mode"), flag + 1 < rest.count {
+            mode = rest[flag + 1]
+            rest.removeSubrange(flag...(flag + 1))
+        } else if let flag = rest.firstIndex(where: { $0.hasPrefix("--mode=") }) {
+            mode = String(rest[flag].dropFirst("--mode=".count))
+            rest.remove(at: flag)
+        }
+        guard let mode else { return arguments }
+        return Array(arguments[...train]) + [mode] + rest
+    }
+}
+
+/// What every mode reads: the model and its data, the optimizer, the seed, the outputs.
+struct TrainingOptions: ParsableArguments {
+    @Option(help: "Model: \(ModelKind.allCases.map(\.rawValue).joined(separator: ", ")) (default: inception-mini; lenet for federated runs).")
+    var model: ModelKind?
 
     @Option(help: "Dataset: fashion-mnist or fortunes (default: the model's own).")
     var dataset: KnownDataset?
@@ -58,19 +88,16 @@ struct Train: ParsableCommand {
     @Option(help: "Folder holding the dataset (default: where its Debian package installs it).")
     var dataDirectory: String?
 
-    @Option(help: "Passes over the training set.")
-    var epochs = 1
-
     @Option(help: "Seed of initialisation, shuffling and dropout.")
     var seed: UInt64 = 1
 
-    @Option(help: "Examples per step (default: 128 mlp, 64 lenet and inception-mini, 32 language models).")
+    @Option(help: "Examples per step (default: 128 mlp, 64 lenet and inception-mini, 32 language models). Every step has this many; an epoch's last partial batch is left out.")
     var batchSize: Int?
 
-    @Option(help: "Optimizer: sgd (momentum 0.9), adam or rmsprop.")
+    @Option(help: "Optimizer: \(OptimizerKind.allCases.map(\.rawValue).joined(separator: ", ")).")
     var optimizer: OptimizerKind = .adam
 
-    @Option(help: "Step size (default: 0.001 for adam and rmsprop, 0.01 for sgd).")
+    @Option(help: "Step size (default: the optimizer's, 0.001 for adam and rmsprop, 0.01 otherwise).")
     var learningRate: Float?
 
     @Option(help: "Train on only the first N training examples (quick runs).")
@@ -83,145 +110,207 @@ struct Train: ParsableCommand {
                                valueName: "file"))
     var metrics: String?
 
+    @OptionGroup var checkpoint: CheckpointOptions
+
     func validate() throws {
-        guard (1...1_000_000).contains(epochs) else { throw ValidationError("--epochs must be between 1 and 1000000") }
         if let batchSize, batchSize < 1 { throw ValidationError("--batch-size must be at least 1") }
         if let learningRate, !(learningRate > 0 && learningRate.isFinite) {
             throw ValidationError("--learning-rate must be a positive number")
         }
         if let limitTrain, limitTrain < 1 { throw ValidationError("--limit-train must be at least 1") }
         if let limitTest, limitTest < 1 { throw ValidationError("--limit-test must be at least 1") }
-        if let dataset, dataset != chosenModel.dataset {
-            throw ValidationError("model \(chosenModel.rawValue) trains on \(chosenModel.dataset.rawValue), not \(dataset.rawValue)")
-        }
-        try modelParallelOptions.validate()
-        try federatedOptions.validate()
-        if mode != .modelParallel, modelParallelOptions.steps != nil || modelParallelOptions.profile != nil {
-            throw ValidationError("--steps and --profile apply to --mode model-parallel only")
-        }
-        let f = federatedOptions
-        if mode != .federated, f.partition != nil || f.admmOnlyFlagsGiven {
-            throw ValidationError("--partition, --iterations, --masked, --dual-range, --collusion, --allow-leaky-schedule, --allow-inexact, "
-                                  + "--check-exact-mean and --insecure-reproducible-secrets apply to --mode federated only")
-        }
-        try checkpointOptions.validate()
     }
 
-    func run() throws {
-        if mode == .modelParallel { return try runModelParallel() }
-        if mode == .federated { return try runFederated() }
-        let model = chosenModel
-        var spec = ModelSpec(kind: model)
-        let data = try loadExamples(dataset ?? model.dataset, directory: dataDirectory, spec: &spec,
-                                    trainLimit: limitTrain, testLimit: limitTest)
-        guard data.train.count > 0, data.test.count > 0 else {
-            throw CommandFailure("\(data.summary) gives \(data.train.count) training and \(data.test.count) test examples: "
-                                 + "too little text for sequences of \(spec.steps) tokens", status: .badInput)
+    /// The driver's settings for `model` (the flag, or the mode's default).
+    func settings(defaultModel: ModelKind) throws -> TrainingSettings {
+        let model = self.model ?? defaultModel
+        if let dataset, dataset != model.dataset {
+            throw ValidationError("model \(model.rawValue) trains on \(model.dataset.rawValue), not \(dataset.rawValue)")
         }
-        let batch = batchSize ?? model.defaultBatchSize
-        let rate = learningRate ?? optimizer.defaultLearningRate
-        let trainer = Trainer(model: spec.build(seed: seed), optimizer: optimizer.make(learningRate: rate), seed: seed)
-        print("model \(model.rawValue): \(trainer.model.parameters.count) parameters; \(data.summary): "
-              + "\(data.train.count) training, \(data.test.count) test examples; "
-              + "\(optimizer.rawValue) learning rate \(rate), batch \(batch), seed \(seed), BLAS threads \(BLAS.threadCount)")
-
-        // Checkpoints count steps; a resumed run restarts inside its epoch at the next batch.
-        let stepsPerEpoch = Trainer.batchCount(examples: data.train.count, batchSize: batch)
-        let totalSteps = epochs * stepsPerEpoch
-        let identity = runIdentity()
-        let checkpoints = try openCheckpoints(identity, unit: "step", world: nil)
-        let checkpointLog = CheckpointLog()
-        let resumed = checkpoints?.resumed
-        if let resumed, let checkpoints {
-            do { try trainer.model.parameters.restore(resumed.parameters) } catch {
-                throw CommandFailure("\(checkpoints.directory.filePath(position: resumed.position)): \(error)", status: .badInput)
-            }
-            trainer.resume(atStep: UInt64(resumed.position))
-            if alreadyComplete(checkpoints, target: totalSteps, unit: "step", speaks: true) { return }
-            print("resuming from step \(resumed.position) of \(totalSteps) (\(checkpoints.directory.path))")
-        }
-        let metricsFile = try metrics.map { try openMetrics($0, appending: resumed != nil) }
-        let firstEpoch = (resumed?.position ?? 0) / stepsPerEpoch + 1
-        func checkpoint(_ position: Int, lossSum: Double) -> Checkpoint {
-            var checkpoint = Checkpoint(position: position, rank: 0, ranks: 1, run: identity.configuration)
-            checkpoint.parameters = trainer.model.parameters.state
-            checkpoint.scalars["epoch_loss_sum"] = lossSum.bitPattern
-            return checkpoint
-        }
-
-        for epoch in firstEpoch...max(firstEpoch, epochs) where epoch <= epochs {
-            var progress = ProgressReporter(epoch: epoch, examplesPerStep: batch, stepsAfterEpoch: (epochs - epoch) * stepsPerEpoch)
-            let start = Date()
-            let resumesHere = epoch == firstEpoch && resumed != nil
-            let trainLoss = try trainer.trainEpoch(
-                data.train, batchSize: batch, epoch: epoch,
-                start: resumesHere ? resumed!.position % stepsPerEpoch : 0,
-                lossSum: resumesHere ? Double(checkpointBits: resumed!.scalars["epoch_loss_sum"]) : 0,
-                progress: { step, total, loss in progress.update(step: step, of: total, loss: loss) },
-                afterStep: { _, lossSum in
-                    let position = Int(trainer.steps)
-                    if checkpointOptions.due(position, of: totalSteps, defaultEvery: 100) {
-                        try save(checkpoint(position, lossSum: lossSum), to: checkpoints, log: checkpointLog)
-                    }
-                    try stopIfInterrupted(at: position, log: checkpointLog, world: nil) {
-                        try save(checkpoint(position, lossSum: lossSum), to: checkpoints, log: checkpointLog)
-                    }
-                })
-            let trainSeconds = Date().timeIntervalSince(start)
-            let score = trainer.evaluate(data.test)
-            guard trainLoss.isFinite else {
-                throw CommandFailure("training diverged in epoch \(epoch) (loss is not a number): lower --learning-rate",
-                                     status: .runtime)
-            }
-            let quality = score.accuracy.map { "test accuracy \(String(format: "%.4f", $0))" }
-                ?? "test perplexity \(String(format: "%.2f", score.perplexity ?? .nan))"
-            print("epoch \(epoch)/\(epochs): train loss \(String(format: "%.4f", trainLoss)), test loss "
-                  + "\(String(format: "%.4f", score.loss)), \(quality) (\(String(format: "%.1f", trainSeconds)) s)")
-            let record = EpochRecord(
-                epoch: epoch, model: model.rawValue, dataset: (dataset ?? model.dataset).rawValue, seed: seed,
-                optimizer: optimizer.rawValue, learningRate: rate, batchSize: batch, trainExamples: data.train.count,
-                trainLoss: trainLoss, testLoss: score.loss, testAccuracy: score.accuracy,
-                testPerplexity: score.perplexity, trainSeconds: trainSeconds, steps: Int(trainer.steps))
-            try writeLine(record, to: metricsFile)
-        }
-        try metricsFile?.close()
-        if let summary = checkpointLog.summary(rank: 0) { print(summary) }
-    }
-
-    func openMetrics(_ path: String) throws -> FileHandle {
-        guard FileManager.default.createFile(atPath: path, contents: nil),
-              let handle = FileHandle(forWritingAtPath: path) else {
-            throw CommandFailure("cannot write the metrics file \(path): \(FileProblem.unwritable(path) ?? "the file system refused")",
-                                 status: .badInput)
-        }
-        return handle
+        return TrainingSettings(
+            model: model, dataDirectory: dataDirectory, seed: seed, batchSize: batchSize, optimizer: optimizer,
+            learningRate: learningRate, limitTrain: limitTrain, limitTest: limitTest, metricsPath: metrics,
+            checkpoints: checkpoint.settings)
     }
 }
 
-/// One line of the metrics file: an epoch's losses and test score.
-struct EpochRecord: Codable {
-    /// What kind of record a line is, so that a reader tells them apart: "epoch", "round" or "summary".
-    var kind = "epoch"
-    var epoch: Int
-    var model: String
-    var dataset: String
-    var seed: UInt64
-    var optimizer: String
-    var learningRate: Float
-    var batchSize: Int
-    var trainExamples: Int
-    var trainLoss: Double
-    var testLoss: Double
-    var testAccuracy: Double?
-    var testPerplexity: Double?
-    var trainSeconds: Double
-    /// Training steps since the start.
-    var steps: Int
+/// `--epochs` or `--steps`: how long single-process and model-parallel runs train.
+struct LengthOptions: ParsableArguments {
+    @Option(help: "Passes over the training set.")
+    var epochs: Int?
 
-    enum CodingKeys: String, CodingKey {
-        case kind, epoch, model, dataset, seed, optimizer, steps
-        case learningRate = "learning_rate", batchSize = "batch_size", trainExamples = "train_examples"
-        case trainLoss = "train_loss", testLoss = "test_loss", testAccuracy = "test_accuracy"
-        case testPerplexity = "test_perplexity", trainSeconds = "train_seconds"
+    @Option(help: "Stop after this many training steps (instead of whole epochs).")
+    var steps: Int?
+
+    func validate() throws {
+        if let epochs, !(1...1_000_000).contains(epochs) { throw ValidationError("--epochs must be between 1 and 1000000") }
+        if let steps, !(1...1_000_000_000).contains(steps) { throw ValidationError("--steps must be between 1 and 1000000000") }
+        if epochs != nil, steps != nil { throw ValidationError("--epochs and --steps both say how long to train: choose one") }
+    }
+
+    var length: TrainingLength { steps.map { .steps($0) } ?? .epochs(epochs ?? 1) }
+}
+
+/// `--checkpoint-dir`, `--checkpoint-every`, `--resume`, `--overwrite`: the same for every training mode.
+struct CheckpointOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("Write checkpoints to this directory (one file per rank and checkpoint; the newest two are kept). The directory belongs to one run: it is locked while the run lasts, and a run with checkpoints there is continued with --resume or replaced with --overwrite.",
+                               valueName: "directory"))
+    var checkpointDir: String?
+
+    @Option(help: "Checkpoint every N training steps (single, model-parallel; default 100) or rounds (federated; default 1), at the end, and when the run is stopped by SIGINT or SIGTERM.")
+    var checkpointEvery: Int?
+
+    @Flag(help: "Continue the run whose checkpoints are in --checkpoint-dir, from the newest position every rank has intact (a fresh start when the directory has none). Refused when the flags describe another run.")
+    var resume = false
+
+    @Flag(help: "Start a fresh run in --checkpoint-dir even though it holds another run's checkpoints: they are deleted first.")
+    var overwrite = false
+
+    func validate() throws {
+        if let checkpointEvery, checkpointEvery < 1 { throw ValidationError("--checkpoint-every must be at least 1") }
+        if checkpointDir == nil, resume || checkpointEvery != nil || overwrite {
+            throw ValidationError("--resume, --overwrite and --checkpoint-every need --checkpoint-dir")
+        }
+        if resume && overwrite { throw ValidationError("--resume continues a run and --overwrite replaces it: choose one") }
+    }
+
+    var settings: CheckpointSettings? {
+        checkpointDir.map { CheckpointSettings(directory: $0, every: checkpointEvery, resume: resume, overwrite: overwrite) }
+    }
+}
+
+extension Train {
+    /// `train model-parallel`: the ranks of the MPI job each run a Baechi-placed part of the training graph.
+    struct TrainModelParallel: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "model-parallel",
+            abstract: "Rank 0 profiles the model's training graph and places it on the job's ranks; each rank runs its part (the default mode).")
+
+        @OptionGroup var training: TrainingOptions
+        @OptionGroup var length: LengthOptions
+
+        @Option(help: "Placer: \(Algorithm.allCases.map(\.rawValue).joined(separator: ", ")).")
+        var algorithm: Algorithm = .mSCT
+
+        @Option(parsing: .unconditional, help: "Memory of each rank the plan must fit (e.g. 512MiB).")
+        var deviceMemory = ByteCount(argument: "512MiB")!
+
+        @Option(help: ArgumentHelp("Place this saved profile (from `fedbaechi profile`) instead of profiling now.", valueName: "file"))
+        var profile: String?
+
+        func run() throws {
+            let driver = ModelParallelDriver(
+                settings: try training.settings(defaultModel: Train.defaultModel),
+                placement: ModelParallelSettings(algorithm: algorithm, memoryBytes: deviceMemory.bytes, profilePath: profile),
+                length: length.length, reporter: ConsoleReporter())
+            try driver.run()
+        }
+    }
+
+    /// `train federated`: every rank is a site with private data; sites aggregate by private ADMM (or a baseline).
+    struct TrainFederated: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "federated",
+            abstract: "Every rank is a site with its own share of the data; after local training the sites average their models by private ADMM over the groups of a block design (no server), by FedAvg, or not at all.")
+
+        @OptionGroup var training: TrainingOptions
+
+        @Option(help: "Global rounds (local training, then aggregation).")
+        var rounds = 5
+
+        @Option(help: "Passes over its own data each site makes per round.")
+        var localEpochs: Int?
+
+        @Option(help: "Local training steps per round instead of --local-epochs: each site trains on its next N batches, continuing through its shuffled data from round to round.")
+        var steps: Int?
+
+        @Option(help: "admm (private, over block-design groups), fedavg (exact mean by allreduce) or local (none).")
+        var aggregation: AggregationKind = .admm
+
+        @Flag(help: "ADMM: group members add pairwise masks, so each sees only its group's sum (default: on where plain messages would leak).")
+        var masked = false
+
+        @Option(help: ArgumentHelp("How the training data is split among sites: iid, dirichlet:ALPHA (0.001 <= ALPHA <= 1e6), shards:N (1 <= N <= 10000) or natural (default: dirichlet:0.5 for images, natural for fortunes).",
+                                   valueName: "scheme"))
+        var partition: PartitionScheme?
+
+        @Option(help: "ADMM: iterations per round (default: the fewest whose predicted aggregation error is at most 1e-6).")
+        var iterations: Int?
+
+        @Option(help: "ADMM: rho of the first iteration, an exact decimal.")
+        var rho = "3"
+
+        @Option(help: "ADMM: rho of every later iteration, an exact decimal (the error shrinks by rho/(2+rho) per iteration).")
+        var rhoAfter = "0.001"
+
+        @Option(help: ArgumentHelp("ADMM: width W of the secret duals' range, U[-W/2, W/2): the first message hides a model coordinate in a band of width W/rho; a wider range needs more iterations (docs/privacy.md).",
+                                   valueName: "W"))
+        var dualRange: Double?
+
+        @Option(help: "ADMM: no coalition of up to C sites may learn another site's model (default 1: single curious sites).")
+        var collusion: Int?
+
+        @Flag(help: "ADMM: run a schedule that the privacy audit flags (otherwise it is refused).")
+        var allowLeakySchedule = false
+
+        @Flag(help: "ADMM: run an explicit --iterations whose predicted aggregation error is above 1e-6.")
+        var allowInexact = false
+
+        @Flag(help: "ADMM: also form the exact mean each round (a sum under cryptographic masks over all sites) to check the aggregation error against it.")
+        var checkExactMean = false
+
+        @Flag(help: "ADMM: derive every site's keys from --seed so runs repeat bit for bit. INSECURE: any site can then compute every other site's masks and duals; for tests and experiments only.")
+        var insecureReproducibleSecrets = false
+
+        func validate() throws {
+            guard (1...100_000).contains(rounds) else { throw ValidationError("--rounds must be between 1 and 100000") }
+            if let localEpochs, !(1...10_000).contains(localEpochs) { throw ValidationError("--local-epochs must be between 1 and 10000") }
+            if let steps, !(1...1_000_000_000).contains(steps) { throw ValidationError("--steps must be between 1 and 1000000000") }
+            if localEpochs != nil, steps != nil { throw ValidationError("--local-epochs and --steps both say how long a site trains per round: choose one") }
+            if let iterations, !(1...400).contains(iterations) { throw ValidationError("--iterations must be between 1 and 400") }
+            if let dualRange, !(dualRange > 0 && dualRange <= 1e6) { throw ValidationError("--dual-range must be a number above 0 and at most 1000000") }
+            if let collusion, !(1...149).contains(collusion) { throw ValidationError("--collusion must be between 1 and 149") }
+            if ExactRho(decimal: rho) == nil { throw ValidationError("--rho must be a positive decimal with at most 9 digits after the point") }
+            if ExactRho(decimal: rhoAfter) == nil {
+                throw ValidationError("--rho-after must be a positive decimal with at most 9 digits after the point")
+            }
+            let admmOnly = iterations != nil || masked || dualRange != nil || collusion != nil || allowLeakySchedule || allowInexact
+                || checkExactMean || insecureReproducibleSecrets
+            if aggregation != .admm, admmOnly {
+                throw ValidationError("--iterations, --masked, --dual-range, --collusion, --allow-leaky-schedule, --allow-inexact, "
+                                      + "--check-exact-mean and --insecure-reproducible-secrets apply to --aggregation admm only")
+            }
+        }
+
+        /// The driver's federated settings from these flags.
+        var settings: FederatedSettings {
+            FederatedSettings(
+                rounds: rounds, localEpochs: localEpochs ?? 1, localSteps: steps, aggregation: aggregation, partition: partition,
+                iterations: iterations, masked: masked, rho: rho, rhoAfter: rhoAfter, dualRange: dualRange, collusion: collusion,
+                allowLeaky: allowLeakySchedule, allowInexact: allowInexact, checkExactMean: checkExactMean,
+                insecureReproducibleSecrets: insecureReproducibleSecrets)
+        }
+
+        func run() throws {
+            // Lenet, the CNN of the federated paper, is the federated default.
+            let driver = FederatedDriver(settings: try training.settings(defaultModel: .lenet), federated: settings,
+                                         reporter: ConsoleReporter())
+            try driver.run()
+        }
+    }
+
+    /// `train single`: one process, no MPI.
+    struct TrainSingle: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "single", abstract: "Train in one process (the reference the distributed modes are compared with).")
+
+        @OptionGroup var training: TrainingOptions
+        @OptionGroup var length: LengthOptions
+
+        func run() throws {
+            let driver = SingleProcessDriver(settings: try training.settings(defaultModel: Train.defaultModel),
+                                             length: length.length, reporter: ConsoleReporter())
+            try driver.run()
+        }
     }
 }

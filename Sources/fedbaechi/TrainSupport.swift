@@ -1,70 +1,24 @@
-import ArgumentParser
 import Foundation
-import Tensors
+import Runtime
 
-extension ModelKind: ExpressibleByArgument {}
-extension OptimizerKind: ExpressibleByArgument {}
-extension KnownDataset: ExpressibleByArgument {}
+/// Prints a training driver's words: its lines on stdout, notes on stderr, and the progress of an epoch
+/// as a redrawn bar when stderr is a terminal, otherwise about ten plain lines.
+final class ConsoleReporter: TrainingReporter, @unchecked Sendable {
+    // @unchecked: the lock guards the bar.
+    private let lock = NSLock()
+    private var bar: ProgressReporter?
 
-extension OptimizerKind {
-    /// A learning rate that trains every zoo model with this optimizer.
-    var defaultLearningRate: Float {
-        switch self {
-        case .sgd: 0.01
-        case .adam, .rmsprop: 0.001
+    func say(_ line: String) { print(line) }
+
+    func note(_ line: String) { FileHandle.standardError.write(Data("fedbaechi: \(line)\n".utf8)) }
+
+    func progress(_ progress: StepProgress) {
+        lock.lock()
+        defer { lock.unlock() }
+        if bar?.epoch != progress.epoch {
+            bar = ProgressReporter(epoch: progress.epoch, examplesPerStep: progress.examplesPerStep, stepsAfterEpoch: progress.stepsAfterEpoch)
         }
-    }
-}
-
-extension ModelKind {
-    var defaultBatchSize: Int {
-        switch self {
-        case .mlp: 128
-        case .lenet, .inceptionMini: 64
-        case .gruLM, .rnnStack: 32
-        }
-    }
-}
-
-/// A batch of seeded random inputs of the right kind for a model (for profiling without a dataset).
-func syntheticExamples(for model: Model, count: Int, steps: Int, seed: UInt64) -> Examples {
-    var random = SplitMix64(seed: seed, stream: "synthetic")
-    switch model.task {
-    case .classification(let classes):
-        let images = Tensor(shape: [count, 1, 28, 28]) { out in
-            for i in 0..<out.count { out[i] = 2 * random.nextUnitFloat() - 1 }
-        }
-        let labels = Tensor(shape: [count], data: (0..<count).map { _ in Float(random.nextIndex(below: classes)) })
-        return .images(LabeledImages(images: images, labels: labels))
-    case .languageModel(let vocabulary, _, _):
-        let stream = (0..<(count * steps + 1)).map { _ in random.nextIndex(below: vocabulary) }
-        return .text(TokenSequences(stream: stream, steps: steps))
-    }
-}
-
-/// Loads the examples a model trains on, turning dataset failures into one-line errors.
-func loadExamples(_ dataset: KnownDataset, directory: String?, spec: inout ModelSpec,
-                  trainLimit: Int?, testLimit: Int?) throws -> (train: Examples, test: Examples, summary: String) {
-    do {
-        switch dataset {
-        case .fashionMNIST:
-            let data = try FashionMNIST.load(directory: directory ?? dataset.defaultDirectory,
-                                             trainLimit: trainLimit, testLimit: testLimit)
-            return (.images(data.train), .images(data.test), "fashion-mnist")
-        case .fortunes:
-            let corpus = try FortunesCorpus.load(directory: directory ?? dataset.defaultDirectory, steps: spec.steps)
-            spec.vocabulary = corpus.vocabulary.count
-            var train = Examples.text(corpus.allTrain)
-            var test = Examples.text(corpus.allTest)
-            if let trainLimit { train = train.prefix(trainLimit) }
-            if let testLimit { test = test.prefix(testLimit) }
-            return (train, test, "fortunes (\(corpus.categories.count) categories, vocabulary \(corpus.vocabulary.count))")
-        }
-    } catch let error as DatasetError {
-        // Not installed where the package puts it: the machine lacks it (1); not in a folder the user
-        // named: the flag is wrong (2).
-        if case .missing = error { throw CommandFailure(error.description, status: directory == nil ? .runtime : .badInput) }
-        throw CommandFailure(error.description, status: .badInput)
+        bar?.update(step: progress.step, of: progress.stepsInEpoch, loss: progress.loss)
     }
 }
 
@@ -97,8 +51,8 @@ struct ProgressReporter {
         let stepsPerSecond = Double(step - firstStep) / max(seconds, 1e-9)
         var speed = String(format: ", %.0f examples/s", stepsPerSecond * Double(examplesPerStep))
         if step < total || stepsAfterEpoch > 0 {
-            speed += ", " + Self.duration(Double(total - step) / stepsPerSecond) + " left in the epoch"
-            if stepsAfterEpoch > 0 { speed += ", " + Self.duration(Double(total - step + stepsAfterEpoch) / stepsPerSecond) + " in the run" }
+            speed += ", " + describeDuration(Double(total - step) / stepsPerSecond) + " left in the epoch"
+            if stepsAfterEpoch > 0 { speed += ", " + describeDuration(Double(total - step + stepsAfterEpoch) / stepsPerSecond) + " in the run" }
         }
         show(step: step, of: total, loss: loss, speed: speed)
     }
@@ -115,14 +69,5 @@ struct ProgressReporter {
         } else if step == total || step % max(1, total / 10) == 0 {
             print("epoch \(epoch) step \(step)/\(total) loss \(String(format: "%.4f", loss))\(speed)")
         }
-    }
-
-    /// "42 s", "3 min 5 s", "2 h 10 min".
-    static func duration(_ seconds: Double) -> String {
-        guard seconds.isFinite else { return "? s" }
-        let s = Int(seconds.rounded())
-        if s < 60 { return "\(s) s" }
-        if s < 3600 { return "\(s / 60) min \(s % 60) s" }
-        return "\(s / 3600) h \(s % 3600 / 60) min"
     }
 }

@@ -1,3 +1,4 @@
+import Basics
 import CZlib
 import Foundation
 import MPI
@@ -25,7 +26,7 @@ public struct Checkpoint: Sendable, Equatable {
 }
 
 /// A checkpoint that cannot be used, or a checkpoint directory that cannot be, with the reason.
-public struct CheckpointError: Error, CustomStringConvertible {
+public struct CheckpointError: UserFacingError {
     /// `rejected`: the directory or flags do not fit this run (the user must choose); `failed`: reading
     /// or writing went wrong while running.
     public enum Kind: Sendable { case rejected, failed }
@@ -36,6 +37,8 @@ public struct CheckpointError: Error, CustomStringConvertible {
         self.description = description
         self.kind = kind
     }
+
+    public var exitStatus: ExitStatus { kind == .rejected ? .badInput : .runtime }
 }
 
 /// The file format: "FBCKPT" + format version (UInt16) + payload length (UInt64) + CRC-32 of the

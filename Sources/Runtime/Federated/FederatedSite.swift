@@ -27,10 +27,14 @@ public struct FederatedConfiguration: Sendable {
     /// The ADMM schedule (only for `.admm`).
     public var schedule: AggregationSchedule?
     public var localEpochs: Int
+    /// Local steps per round instead of `localEpochs` whole passes: the site trains on its next
+    /// `localSteps` batches, continuing through its seeded epochs from round to round.
+    public var localSteps: Int?
     public var batchSize: Int
 
     public init(spec: ModelSpec, optimizer: any Optimizer, seed: UInt64, secrets: SecretSource = .random, aggregation: AggregationKind,
-                schedule: AggregationSchedule?, localEpochs: Int, batchSize: Int, exactMeanDiagnostic: Bool = false) {
+                schedule: AggregationSchedule?, localEpochs: Int, localSteps: Int? = nil, batchSize: Int,
+                exactMeanDiagnostic: Bool = false) {
         self.spec = spec
         self.optimizer = optimizer
         self.seed = seed
@@ -39,6 +43,7 @@ public struct FederatedConfiguration: Sendable {
         self.aggregation = aggregation
         self.schedule = schedule
         self.localEpochs = localEpochs
+        self.localSteps = localSteps
         self.batchSize = batchSize
     }
 }
@@ -137,6 +142,12 @@ public final class FederatedSite: @unchecked Sendable {
         }
     }
 
+    /// How this site's data is cut into steps.
+    public var batching: Batching { Batching(examples: train.count, batchSize: configuration.batchSize) }
+
+    /// Local training steps in each round.
+    public var localStepsPerRound: Int { configuration.localSteps ?? configuration.localEpochs * batching.stepsPerEpoch }
+
     /// The model's trainable values, flattened in the parameter store's order.
     public var parameters: [Double] {
         let store = trainer.model.parameters
@@ -158,13 +169,8 @@ public final class FederatedSite: @unchecked Sendable {
     public func runRound(progress: (Int, Int, Float) -> Void = { _, _, _ in }) throws -> FederatedRoundReport {
         round += 1
         let started = Date()
-        var lossSum = 0.0
-        for epoch in 0..<configuration.localEpochs {
-            lossSum += trainer.trainEpoch(train, batchSize: configuration.batchSize,
-                                          epoch: (round - 1) * configuration.localEpochs + epoch + 1, progress: progress)
-        }
+        let trainLoss = trainer.train(train, batching: batching, count: localStepsPerRound, progress: progress)
         let localSeconds = Date().timeIntervalSince(started)
-        let trainLoss = lossSum / Double(configuration.localEpochs)
         let own = trainer.evaluate(test)
 
         // Sites with more data finish later: wait for all of them here, so that the aggregation time

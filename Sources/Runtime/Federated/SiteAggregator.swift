@@ -1,3 +1,4 @@
+import Basics
 import Federated
 import Foundation
 import MPI
@@ -262,7 +263,8 @@ public final class SiteAggregator: @unchecked Sendable {
 }
 
 /// A federated run that cannot go on, with a message for the user.
-public struct FederatedError: Error, CustomStringConvertible {
+public struct FederatedError: UserFacingError {
     public let description: String
     public init(_ description: String) { self.description = description }
+    public var exitStatus: ExitStatus { .runtime }
 }

@@ -1,3 +1,4 @@
+import Basics
 import Foundation
 import Placement
 import Tensors
@@ -34,7 +35,7 @@ public struct ModelParallelPlan: Codable, Sendable, Equatable {
 }
 
 /// Why a model-parallel job cannot start or continue, in one line.
-public struct ModelParallelError: Error, CustomStringConvertible, Sendable {
+public struct ModelParallelError: UserFacingError, Sendable {
     public enum Kind: Sendable { case badInput, noPlanFits, runtime }
     public var kind: Kind
     public var description: String
@@ -42,6 +43,14 @@ public struct ModelParallelError: Error, CustomStringConvertible, Sendable {
     public init(_ kind: Kind, _ description: String) {
         self.kind = kind
         self.description = description
+    }
+
+    public var exitStatus: ExitStatus {
+        switch kind {
+        case .badInput: .badInput
+        case .noPlanFits: .noPlanFits
+        case .runtime: .runtime
+        }
     }
 }
 
