@@ -88,7 +88,7 @@ let package = Package(
         .testTarget(name: "TensorsTests", dependencies: ["Tensors"]),
         .testTarget(name: "CLITests", dependencies: ["fedbaechi", "MPI"]),
         // Seeded mutation fuzzing of every reader of untrusted files and of the flags' values.
-        .testTarget(name: "FuzzTests", dependencies: ["fedbaechi", "Placement", "ONNXImport", "Tensors", "CZlib"]),
+        .testTarget(name: "FuzzTests", dependencies: ["Basics", "fedbaechi", "Placement", "ONNXImport", "Tensors", "CZlib"]),
         .testTarget(name: "ModelParallelTests", dependencies: ["Runtime", "MPI", "Tensors", "Placement"]),
         .testTarget(name: "FederatedMPITests", dependencies: ["Runtime", "MPI", "Tensors", "Federated"]),
     ],

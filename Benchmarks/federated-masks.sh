@@ -28,7 +28,7 @@ for repeat in $(seq 1 "$repeats"); do
   for which in baseline current; do
     bin=$current
     [ "$which" = baseline ] && bin=$BASELINE
-    mpirun -np "$sites" -x OPENBLAS_NUM_THREADS "$bin" train --mode federated --model lenet --partition dirichlet:0.5 \
+    mpirun -np "$sites" -x OPENBLAS_NUM_THREADS "$bin" train federated --model lenet --partition dirichlet:0.5 \
       --limit-train "${LIMIT_TRAIN:-900}" --aggregation admm --masked --iterations "$iterations" --rounds "$rounds" --seed 1 \
       --metrics "$out/$which-$repeat.jsonl" > "$out/$which-$repeat.log"
     echo "done: $which, run $repeat" >&2

@@ -36,7 +36,7 @@ for model in ${MODELS:-lenet gru-lm}; do
         *) flags="--aggregation $variant" ;;
       esac
       # shellcheck disable=SC2046
-      mpirun -np "$sites" -x OPENBLAS_NUM_THREADS "$bin" train --mode federated $(args_for "$model") $flags \
+      mpirun -np "$sites" -x OPENBLAS_NUM_THREADS "$bin" train federated $(args_for "$model") $flags \
         --rounds "$rounds" --seed 1 --metrics "$out/$name.jsonl" > "$out/$name.log"
       echo "done: $name ($(tail -n 1 "$out/$name.jsonl" | cut -c1-80)...)" >&2
     done

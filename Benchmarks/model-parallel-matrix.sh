@@ -31,7 +31,7 @@ if [ "$what" = timing ] || [ "$what" = all ]; then
   trap 'rm -rf "$out"' EXIT
   for model in inception-mini rnn-stack; do
     # The fortunes corpus is small; a smaller vocabulary keeps the language models' step short.
-    common=(train --mode model-parallel --model "$model" --steps "$steps" --seed 1 --limit-test 64)
+    common=(train model-parallel --model "$model" --steps "$steps" --seed 1 --limit-test 64)
     timeout 1800 nice mpirun -np 1 -x OPENBLAS_NUM_THREADS .build/release/fedbaechi "${common[@]}" \
       --algorithm single --metrics "$out/$model.1.single.jsonl" >/dev/null
     for ranks in 2 4; do

@@ -11,24 +11,32 @@ extension OptimizerKind: ExpressibleByArgument {}
 extension KnownDataset: ExpressibleByArgument {}
 extension AggregationKind: ExpressibleByArgument {}
 
-extension Algorithm: ExpressibleByArgument {
-    public init?(argument: String) { self.init(rawValue: argument.lowercased()) }
-}
-
-extension PartitionScheme: ExpressibleByArgument {
-    public init?(argument: String) { self.init(parsing: argument) }
-}
-
-/// A memory size as people write it ("512MiB", "2GB", "1048576"), parsed once by the argument parser.
-struct ByteCount: ExpressibleByArgument, Sendable {
-    let bytes: Int
-
-    init?(argument: String) {
-        guard let bytes = try? Quantity.bytes(argument), bytes > 0 else { return nil }
-        self.bytes = bytes
+/// Typed values of the training flags, parsed once by the argument parser, each with a message that says
+/// what would have been right.
+enum TypedArgument {
+    static func algorithm(_ text: String) throws -> Algorithm {
+        guard let algorithm = Algorithm(rawValue: text.lowercased()) else {
+            throw ValidationError("unknown algorithm \"\(text)\": use one of " + Algorithm.allCases.map(\.rawValue).joined(separator: ", "))
+        }
+        return algorithm
     }
 
-    var defaultValueDescription: String { Quantity.formatBytes(bytes) }
+    /// A memory size as people write it ("512MiB", "2GB"), more than 0 bytes.
+    static func bytes(_ text: String) throws -> Int {
+        do {
+            guard try Quantity.bytes(text) > 0 else { throw ValidationError("--device-memory must be more than 0 bytes") }
+            return try Quantity.bytes(text)
+        } catch let error as Quantity.ParseError {
+            throw ValidationError("--device-memory: \(error.description)")
+        }
+    }
+
+    static func partition(_ text: String) throws -> PartitionScheme {
+        guard let scheme = PartitionScheme(parsing: text) else {
+            throw ValidationError("--partition: \"\(text)\" is not iid, dirichlet:ALPHA (0.001 <= ALPHA <= 1e6), shards:N (1 <= N <= 10000) or natural")
+        }
+        return scheme
+    }
 }
 
 /// `fedbaechi train [model-parallel|federated|single]`: parses the mode's flags into a driver's settings
@@ -189,11 +197,12 @@ extension Train {
         @OptionGroup var training: TrainingOptions
         @OptionGroup var length: LengthOptions
 
-        @Option(help: "Placer: \(Algorithm.allCases.map(\.rawValue).joined(separator: ", ")).")
+        @Option(help: "Placer: \(Algorithm.allCases.map(\.rawValue).joined(separator: ", ")).", transform: TypedArgument.algorithm)
         var algorithm: Algorithm = .mSCT
 
-        @Option(parsing: .unconditional, help: "Memory of each rank the plan must fit (e.g. 512MiB).")
-        var deviceMemory = ByteCount(argument: "512MiB")!
+        @Option(parsing: .unconditional, help: ArgumentHelp("Memory of each rank the plan must fit (e.g. 512MiB).", valueName: "bytes"),
+                transform: TypedArgument.bytes)
+        var deviceMemory: Int = 512 << 20
 
         @Option(help: ArgumentHelp("Place this saved profile (from `fedbaechi profile`) instead of profiling now.", valueName: "file"))
         var profile: String?
@@ -201,7 +210,7 @@ extension Train {
         func run() throws {
             let driver = ModelParallelDriver(
                 settings: try training.settings(defaultModel: Train.defaultModel),
-                placement: ModelParallelSettings(algorithm: algorithm, memoryBytes: deviceMemory.bytes, profilePath: profile),
+                placement: ModelParallelSettings(algorithm: algorithm, memoryBytes: deviceMemory, profilePath: profile),
                 length: length.length, reporter: ConsoleReporter())
             try driver.run()
         }
@@ -231,7 +240,7 @@ extension Train {
         var masked = false
 
         @Option(help: ArgumentHelp("How the training data is split among sites: iid, dirichlet:ALPHA (0.001 <= ALPHA <= 1e6), shards:N (1 <= N <= 10000) or natural (default: dirichlet:0.5 for images, natural for fortunes).",
-                                   valueName: "scheme"))
+                                   valueName: "scheme"), transform: TypedArgument.partition)
         var partition: PartitionScheme?
 
         @Option(help: "ADMM: iterations per round (default: the fewest whose predicted aggregation error is at most 1e-6).")

@@ -99,7 +99,7 @@ private enum TinyFashion {
         defer { try? FileManager.default.removeItem(at: folder) }
         try TinyFashion.write(to: folder)
         try TinyFashion.gzip(folder.appendingPathComponent(TinyFashion.names[3]))
-        let result = try fedbaechi(["train", "--mode", "single", "--model", "mlp", "--data-directory", folder.path, "--batch-size", "32"],
+        let result = try fedbaechi(["train", "single", "--model", "mlp", "--data-directory", folder.path, "--batch-size", "32"],
                                    environment: ["OPENBLAS_NUM_THREADS": "1"])
         #expect(result.status == 0, "stderr: \(result.stderr)")
         #expect(result.stdout.contains("64 training, 16 test examples"))
@@ -144,7 +144,7 @@ private enum TinyFashion {
             try TinyFashion.idx([0, 28, 28], []).write(to: trainImages)
             expected = "a dimension is 0"
         }
-        let result = try fedbaechi(["train", "--mode", "single", "--model", "mlp", "--data-directory", folder.path],
+        let result = try fedbaechi(["train", "single", "--model", "mlp", "--data-directory", folder.path],
                                    environment: ["OPENBLAS_NUM_THREADS": "1"])
         expectOneLineRejection(result, expected)
     }

@@ -101,7 +101,7 @@ private let foundationTexts = ["The file", "NSCocoaErrorDomain", "The data is mi
     @Test func aDataDirectoryWithoutTheDataIsAdvisedAbout() throws {
         let folder = try scratch()
         defer { try? FileManager.default.removeItem(at: folder) }
-        let result = try fedbaechi(["train", "--mode", "single", "--model", "mlp", "--data-directory", folder.path])
+        let result = try fedbaechi(["train", "single", "--model", "mlp", "--data-directory", folder.path])
         #expect(result.status == 2, "stderr: \(result.stderr)")
         #expect(result.stderr.contains("dataset fashion-mnist is not in the folder given (\(folder.path)/train-images-idx3-ubyte[.gz] is missing)"),
                 "stderr: \(result.stderr)")
@@ -128,7 +128,7 @@ private let foundationTexts = ["The file", "NSCocoaErrorDomain", "The data is mi
         }
         let doctor = try fedbaechi(["doctor", "--data-directory", folder.path])
         #expect(doctor.stdout.contains("fashion-mnist   yes        \(folder.path)"), "stdout: \(doctor.stdout)")
-        let arguments = ["train", "--mode", "single", "--model", "mlp", "--limit-train", "16", "--limit-test", "8", "--batch-size", "8"]
+        let arguments = ["train", "single", "--model", "mlp", "--limit-train", "16", "--limit-test", "8", "--batch-size", "8"]
         let plain = try fedbaechi(arguments + ["--data-directory", folder.path])
         let gzipped = try fedbaechi(arguments)
         #expect(plain.status == 0, "stderr: \(plain.stderr)")

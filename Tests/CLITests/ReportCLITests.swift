@@ -63,7 +63,7 @@ private func tensorBoardScalars(_ folder: String) throws -> (version: String?, s
         let folder = try scratch()
         defer { try? FileManager.default.removeItem(at: folder) }
         let metrics = folder.appendingPathComponent("run.jsonl").path
-        let train = try fedbaechi(["train", "--mode", "single", "--model", "mlp", "--limit-train", "32", "--limit-test", "16",
+        let train = try fedbaechi(["train", "single", "--model", "mlp", "--limit-train", "32", "--limit-test", "16",
                                    "--batch-size", "8", "--epochs", "3", "--metrics", metrics])
         #expect(train.status == 0, "stderr: \(train.stderr)")
         #expect(train.stdout.firstMatch(of: /epoch 1 step 2\/4 loss \d+\.\d+, \d+ examples\/s, \d+ s left in the epoch, \d+ s in the run/) != nil,
@@ -98,7 +98,7 @@ private func tensorBoardScalars(_ folder: String) throws -> (version: String?, s
         }
     }
 
-    /// A federated metrics file, written here as `train --mode federated --metrics` writes it: the
+    /// A federated metrics file, written here as `train federated --metrics` writes it: the
     /// report draws every site's own curves and names the range of their accuracies.
     @Test func aFederatedRunHasPerSiteCurves() throws {
         let folder = try scratch()

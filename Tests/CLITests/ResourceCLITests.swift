@@ -60,25 +60,25 @@ let resourceCases: [ResourceCase] = [
     .init(arguments: ["place", "synthetic:layered:100:0", "--devices", "2", "--memory", "1GiB"], status: 2,
           message: "expected synthetic:layered:NODES[:WIDTH[:SEED]]"),
 
-    .init(arguments: ["train", "--mode", "single", "--model", "mlp", "--epochs", "0"], status: 64, message: "--epochs must be between 1 and 1000000"),
-    .init(arguments: ["train", "--mode", "single", "--model", "mlp", "--epochs", "9223372036854775807"], status: 64,
+    .init(arguments: ["train", "single", "--model", "mlp", "--epochs", "0"], status: 64, message: "--epochs must be between 1 and 1000000"),
+    .init(arguments: ["train", "single", "--model", "mlp", "--epochs", "9223372036854775807"], status: 64,
           message: "--epochs must be between 1 and 1000000"),
-    .init(arguments: ["train", "--mode", "single", "--model", "mlp", "--batch-size", "0"], status: 64, message: "--batch-size must be at least 1"),
-    .init(arguments: ["train", "--mode", "single", "--model", "mlp", "--limit-train", "0"], status: 64, message: "--limit-train must be at least 1"),
-    .init(arguments: ["train", "--mode", "single", "--model", "mlp", "--limit-test", "0"], status: 64, message: "--limit-test must be at least 1"),
-    .init(arguments: ["train", "--mode", "single", "--model", "mlp", "--learning-rate", "0"], status: 64,
+    .init(arguments: ["train", "single", "--model", "mlp", "--batch-size", "0"], status: 64, message: "--batch-size must be at least 1"),
+    .init(arguments: ["train", "single", "--model", "mlp", "--limit-train", "0"], status: 64, message: "--limit-train must be at least 1"),
+    .init(arguments: ["train", "single", "--model", "mlp", "--limit-test", "0"], status: 64, message: "--limit-test must be at least 1"),
+    .init(arguments: ["train", "single", "--model", "mlp", "--learning-rate", "0"], status: 64,
           message: "--learning-rate must be a positive number"),
-    .init(arguments: ["train", "--mode", "single", "--model", "mlp", "--learning-rate", "inf"], status: 64,
+    .init(arguments: ["train", "single", "--model", "mlp", "--learning-rate", "inf"], status: 64,
           message: "--learning-rate must be a positive number"),
     .init(arguments: ["train", "--model", "mlp", "--steps", "0"], status: 64, message: "--steps must be between 1 and 1000000000"),
     .init(arguments: ["train", "--model", "mlp", "--steps", "9223372036854775807"], status: 64,
           message: "--steps must be between 1 and 1000000000"),
     .init(arguments: ["train", "--model", "mlp", "--device-memory", "0B"], status: 64, message: "--device-memory must be more than 0 bytes"),
     .init(arguments: ["train", "--model", "mlp", "--device-memory", "2000000TB"], status: 64, message: "at most 1 EiB"),
-    .init(arguments: ["train", "--mode", "federated", "--rounds", "0"], status: 64, message: "--rounds must be between 1 and 100000"),
-    .init(arguments: ["train", "--mode", "federated", "--local-epochs", "0"], status: 64, message: "--local-epochs must be between 1 and 10000"),
-    .init(arguments: ["train", "--mode", "federated", "--iterations", "0"], status: 64, message: "--iterations must be between 1 and 400"),
-    .init(arguments: ["train", "--mode", "federated", "--partition", "shards:0"], status: 64, message: "is not iid, dirichlet:ALPHA"),
+    .init(arguments: ["train", "federated", "--rounds", "0"], status: 64, message: "--rounds must be between 1 and 100000"),
+    .init(arguments: ["train", "federated", "--local-epochs", "0"], status: 64, message: "--local-epochs must be between 1 and 10000"),
+    .init(arguments: ["train", "federated", "--iterations", "0"], status: 64, message: "--iterations must be between 1 and 400"),
+    .init(arguments: ["train", "federated", "--partition", "shards:0"], status: 64, message: "is not iid, dirichlet:ALPHA"),
 
     .init(arguments: ["profile", "--model", "mlp", "--batch", "0"], status: 64, message: "--batch must be between 1 and 100000"),
     .init(arguments: ["profile", "--model", "mlp", "--batch", "8", "--repeats", "0"], status: 64, message: "--repeats must be between 1 and 1000"),
@@ -117,7 +117,7 @@ let resourceCases: [ResourceCase] = [
 
     /// ADMM needs three sites: a run on one rank (no mpirun) says so in one line, before any data is read.
     @Test func admmOnOneSiteIsRefused() throws {
-        let result = try fedbaechi(["train", "--mode", "federated", "--model", "lenet", "--data-directory", "/nonexistent"], timeout: 60)
+        let result = try fedbaechi(["train", "federated", "--model", "lenet", "--data-directory", "/nonexistent"], timeout: 60)
         #expect(result.status == 2, "stderr: \(result.stderr)")
         #expect(result.stderr.contains("ADMM aggregation needs at least 3 sites"), "stderr: \(result.stderr)")
     }

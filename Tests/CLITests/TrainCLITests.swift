@@ -16,7 +16,7 @@ private func temporaryFolder() throws -> URL {
         let folder = try temporaryFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
         let metrics = folder.appendingPathComponent("out.jsonl").path
-        let result = try fedbaechi(["train", "--mode", "single", "--model", "mlp", "--dataset", "fashion-mnist",
+        let result = try fedbaechi(["train", "single", "--model", "mlp", "--dataset", "fashion-mnist",
                                     "--epochs", "2", "--seed", "1", "--limit-train", "512", "--limit-test", "200",
                                     "--metrics", metrics], environment: ["OPENBLAS_NUM_THREADS": "1"])
         #expect(result.status == 0, "stderr: \(result.stderr)")

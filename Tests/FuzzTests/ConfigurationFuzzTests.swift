@@ -29,8 +29,8 @@ import Testing
                 #expect(!devices.isEmpty && devices.count <= PlaceSetup.maximumDevices && devices.allSatisfy { $0.memoryBytes > 0 })
                 return .accepted
             } catch let failure as CommandFailure {
-                #expect(failure.status == .badInput)
-                return .rejected(failure.message)
+                #expect(failure.exitStatus == .badInput)
+                return .rejected(failure.description)
             }
         }
         #expect(report.accepted > 0 && report.rejected > report.inputs / 10, "\(report)")
@@ -70,18 +70,29 @@ import Testing
                     #expect(setup.link.bytesPerMicrosecond.isFinite && setup.link.bytesPerMicrosecond > 0)
                     #expect(setup.link.latencyMicros.isFinite && setup.link.latencyMicros >= 0)
                 case "train":
-                    let parsed = try Train.parse(["--mode", "single", "--model", "mlp"] + arguments)
-                    #expect(parsed.epochs >= 1 && parsed.epochs <= 1_000_000)
-                    #expect((parsed.batchSize ?? 1) >= 1 && (parsed.limitTrain ?? 1) >= 1 && (parsed.limitTest ?? 1) >= 1)
-                    #expect((parsed.modelParallelOptions.steps ?? 1) >= 1)
+                    let federatedOnly = ["--rounds", "--local-epochs", "--iterations", "--partition", "--rho", "--dual-range", "--collusion"]
+                    if arguments.contains(where: { argument in federatedOnly.contains { argument.hasPrefix($0) } }) {
+                        let parsed = try Train.TrainFederated.parse(["--model", "mlp"] + arguments)
+                        #expect((1...100_000).contains(parsed.rounds) && (parsed.localEpochs ?? 1) >= 1 && (parsed.steps ?? 1) >= 1)
+                        #expect((parsed.iterations ?? 1) >= 1 && (parsed.collusion ?? 1) >= 1 && (parsed.dualRange ?? 1) > 0)
+                        return .accepted
+                    }
+                    let parsed = try Train.TrainModelParallel.parse(["--model", "mlp"] + arguments)
+                    switch parsed.length.length {
+                    case .epochs(let epochs): #expect(epochs >= 1 && epochs <= 1_000_000)
+                    case .steps(let steps): #expect(steps >= 1)
+                    }
+                    let training = parsed.training
+                    #expect((training.batchSize ?? 1) >= 1 && (training.limitTrain ?? 1) >= 1 && (training.limitTest ?? 1) >= 1)
+                    #expect(parsed.deviceMemory > 0)
                 default:
                     let parsed = try Profile.parse(["--model", "mlp", "--batch", "8"] + arguments)
                     #expect((1...100_000).contains(parsed.batch) && parsed.repeats >= 1 && parsed.timeSteps >= 0)
                 }
                 return .accepted
             } catch let failure as CommandFailure {
-                #expect(failure.status == .badInput)
-                return .rejected(failure.message)
+                #expect(failure.exitStatus == .badInput)
+                return .rejected(failure.description)
             } catch {
                 // Argument-parser's own errors: a usage error (64), printed in its own format (the
                 // message, which quotes the argument as typed, then the usage), or a request for help.

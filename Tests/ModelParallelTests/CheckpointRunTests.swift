@@ -6,7 +6,7 @@ import Testing
 /// jobs run one at a time, not beside its own.
 extension FailureTests {
     /// Two steps per epoch: 16 examples in batches of 8.
-    var tiny: [String] { ["train", "--mode", "single", "--model", "mlp", "--limit-train", "16", "--limit-test", "8", "--batch-size", "8",
+    var tiny: [String] { ["train", "single", "--model", "mlp", "--limit-train", "16", "--limit-test", "8", "--batch-size", "8",
                 "--checkpoint-every", "1"] }
 
     func files(_ directory: String) -> [String: Data] {
@@ -97,7 +97,7 @@ extension FailureTests {
     @Test func aRankWithDamagedCheckpointsNeverRestartsTheJobSilently() throws {
         let directory = scratch()
         defer { remove(directory) }
-        let job = ["-np", "2", fedbaechiBinary!.path, "train", "--mode", "model-parallel", "--model", "mlp", "--limit-train", "16",
+        let job = ["-np", "2", fedbaechiBinary!.path, "train", "model-parallel", "--model", "mlp", "--limit-train", "16",
                    "--limit-test", "8", "--batch-size", "8", "--checkpoint-every", "1", "--checkpoint-dir", directory]
         var (status, out, err) = try run(mpirun!, job + ["--steps", "4"], timeout: 600)
         #expect(status == 0, "stderr: \(err)")
@@ -132,7 +132,7 @@ extension FailureTests {
     @Test func sigtermToMpirunWritesACheckpointAndSaysWhere() throws {
         let directory = scratch()
         defer { remove(directory) }
-        let job = try Background(mpirun!, ["-np", "2", fedbaechiBinary!.path, "train", "--mode", "model-parallel", "--model", "mlp",
+        let job = try Background(mpirun!, ["-np", "2", fedbaechiBinary!.path, "train", "model-parallel", "--model", "mlp",
                                            "--limit-train", "800", "--limit-test", "8", "--batch-size", "8", "--steps", "100",
                                            "--checkpoint-every", "50", "--checkpoint-dir", directory],
                                  environment: ["OMPI_MCA_odls_base_sigkill_timeout": "20"], signals: true)
@@ -153,7 +153,7 @@ extension FailureTests {
     @Test func sigtermToAFederatedJobStopsAtARound() throws {
         let directory = scratch()
         defer { remove(directory) }
-        let job = try Background(mpirun!, ["-np", "3", fedbaechiBinary!.path, "train", "--mode", "federated", "--rounds", "50",
+        let job = try Background(mpirun!, ["-np", "3", fedbaechiBinary!.path, "train", "federated", "--rounds", "50",
                                            "--aggregation", "fedavg", "--partition", "iid", "--model", "mlp", "--limit-train", "48",
                                            "--limit-test", "12", "--batch-size", "16", "--checkpoint-every", "10", "--checkpoint-dir", directory],
                                  environment: ["OMPI_MCA_odls_base_sigkill_timeout": "30"], signals: true)
@@ -181,7 +181,7 @@ extension FailureTests {
     @Test func sigintToMpirunSaysWhereTheRunWas() throws {
         let directory = scratch()
         defer { remove(directory) }
-        let job = try Background(mpirun!, ["-np", "2", fedbaechiBinary!.path, "train", "--mode", "model-parallel", "--model", "mlp",
+        let job = try Background(mpirun!, ["-np", "2", fedbaechiBinary!.path, "train", "model-parallel", "--model", "mlp",
                                            "--limit-train", "800", "--limit-test", "8", "--batch-size", "8", "--steps", "100",
                                            "--checkpoint-every", "1", "--checkpoint-dir", directory],
                                  environment: ["OMPI_MCA_odls_base_sigkill_timeout": "3"], signals: true)

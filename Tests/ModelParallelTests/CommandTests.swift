@@ -22,7 +22,7 @@ func run(_ executable: String, _ arguments: [String], timeout: TimeInterval = 30
     return (status, job.standardOutput, job.standardError)
 }
 
-/// `fedbaechi train --mode model-parallel` end to end (not under mpirun itself: it starts mpirun).
+/// `fedbaechi train model-parallel` end to end (not under mpirun itself: it starts mpirun).
 @Suite(.enabled(if: fedbaechiBinary != nil && mpirun != nil && fashionInstalled && !underMPILauncher,
                 "needs the built binary, mpirun and dataset-fashion-mnist"))
 struct ModelParallelCommandTests {

@@ -11,7 +11,7 @@ struct FailureTests {
     @Test func singleProcessResumesBitForBitPastADamagedCheckpoint() throws {
         let (whole, interrupted) = (scratch(), scratch())
         defer { remove(whole, interrupted) }
-        let arguments = ["train", "--mode", "single", "--epochs", "1"] + small
+        let arguments = ["train", "single", "--epochs", "1"] + small
         let (status, _, err) = try run(fedbaechiBinary!.path, arguments + ["--checkpoint-dir", whole])
         #expect(status == 0, "stderr: \(err)")
 
@@ -30,12 +30,12 @@ struct FailureTests {
     }
 
     @Test func aKilledModelParallelRankEndsTheJobAndTheRerunResumes() throws {
-        try killAndResume(ranks: 2, position: 8, arguments: ["train", "--mode", "model-parallel", "--steps", "8"] + small,
+        try killAndResume(ranks: 2, position: 8, arguments: ["train", "model-parallel", "--steps", "8"] + small,
                           killAfter: "ckpt-0000000004")
     }
 
     @Test func aKilledFederatedSiteEndsTheJobAndTheRerunResumes() throws {
-        try killAndResume(ranks: 3, position: 4, arguments: ["train", "--mode", "federated", "--rounds", "4", "--aggregation", "fedavg",
+        try killAndResume(ranks: 3, position: 4, arguments: ["train", "federated", "--rounds", "4", "--aggregation", "fedavg",
                                                              "--partition", "iid", "--model", "mlp", "--limit-train", "48",
                                                              "--limit-test", "12", "--batch-size", "16"],
                           killAfter: "ckpt-0000000002")

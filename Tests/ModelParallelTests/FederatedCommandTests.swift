@@ -1,12 +1,12 @@
 import Foundation
 import Testing
 
-/// `fedbaechi train --mode federated` end to end under mpirun (started by the test, not under it).
+/// `fedbaechi train federated` end to end under mpirun (started by the test, not under it).
 @Suite(.enabled(if: fedbaechiBinary != nil && mpirun != nil && fashionInstalled && !underMPILauncher,
                 "needs the built binary, mpirun and dataset-fashion-mnist"))
 struct FederatedCommandTests {
     func federated(_ ranks: Int, _ arguments: [String]) throws -> (Int32, String, String) {
-        try run(mpirun!, ["-np", "\(ranks)", fedbaechiBinary!.path, "train", "--mode", "federated"] + arguments)
+        try run(mpirun!, ["-np", "\(ranks)", fedbaechiBinary!.path, "train", "federated"] + arguments)
     }
 
     /// JSON records of a metrics file.
@@ -111,7 +111,7 @@ struct FederatedCommandTests {
         let (natural, _, naturalErr) = try federated(3, ["--aggregation", "fedavg", "--partition", "natural", "--limit-train", "60"])
         #expect(natural == 2)
         #expect(naturalErr.contains("natural partition needs data with its own grouping"))
-        let (scheme, _, schemeErr) = try run(fedbaechiBinary!.path, ["train", "--mode", "federated", "--partition", "dirichlet:0"])
+        let (scheme, _, schemeErr) = try run(fedbaechiBinary!.path, ["train", "federated", "--partition", "dirichlet:0"])
         #expect(scheme != 0)
         #expect(schemeErr.contains("is not iid, dirichlet:ALPHA"))
     }
