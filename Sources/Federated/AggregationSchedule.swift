@@ -1,3 +1,4 @@
+import Basics
 import Foundation
 
 /// Who meets whom, in which iteration, with which rho: everything about one ADMM aggregation round
@@ -19,8 +20,9 @@ public struct AggregationSchedule: Sendable {
     /// divides the error by about 2000, so this is never the limit for ordinary models.
     static let mostIterationsChosen = 12
 
-    public struct Failure: Error, CustomStringConvertible {
+    public struct Failure: UserFacingError {
         public let description: String
+        public var exitStatus: ExitStatus { .badInput }
     }
 
     /// rho_1 = `rho` and every later iteration `rhoAfter`: a large first penalty pulls z near the average

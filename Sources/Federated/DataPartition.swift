@@ -1,3 +1,4 @@
+import Basics
 import Foundation
 
 /// How the training examples are split among the sites. Federated learning is hard exactly when the
@@ -41,8 +42,9 @@ public enum PartitionScheme: Sendable, Equatable, CustomStringConvertible {
 }
 
 public enum DataPartition {
-    public struct Failure: Error, CustomStringConvertible {
+    public struct Failure: UserFacingError {
         public let description: String
+        public var exitStatus: ExitStatus { .badInput }
     }
 
     /// Indices of the examples each site holds (sorted), for examples with these class labels.

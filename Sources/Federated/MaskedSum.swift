@@ -1,3 +1,4 @@
+import Basics
 /// Fixed-point numbers in Z_(2^64), so that masks hide a value perfectly and cancel exactly.
 ///
 /// A mask drawn uniformly from Z_(2^64) and added with wrap-around makes the masked value uniform
@@ -13,8 +14,9 @@ public enum FixedPoint {
     public static let limit = 1_073_741_824.0  // 2^30
 
     /// A value that fixed point cannot carry.
-    public struct OutOfRange: Error, CustomStringConvertible {
+    public struct OutOfRange: UserFacingError {
         public let value: Double
+        public var exitStatus: ExitStatus { .runtime }
         public var description: String {
             "a message value \(value) is outside the fixed-point range +-2^30 of masked sums"
                 + " (a very small rho makes messages large: raise --rho-after)"

@@ -1,3 +1,4 @@
+import Basics
 import Foundation
 
 /// A penalty rho as an exact fraction, read from a decimal such as "2.9997".
@@ -84,7 +85,9 @@ public struct PrivacyAudit {
         public var leakFree: Bool { leaks.isEmpty }
     }
 
-    public enum Failure: Error, CustomStringConvertible {
+    public enum Failure: UserFacingError {
+        public var exitStatus: ExitStatus { .badInput }
+
         case tooManyCoalitions(Int)
         case boundTooLarge(Int)
 

@@ -1,3 +1,4 @@
+import Basics
 import Crypto
 import CryptoExtras
 import Foundation
@@ -53,8 +54,9 @@ public struct SiteSecrets: Sendable {
     public var publicKey: [UInt8] { Array(agreementKey.publicKey.rawRepresentation) }
 
     /// A peer's public key that cannot be used, or a set of keys that cannot be right.
-    public struct Failure: Error, CustomStringConvertible {
+    public struct Failure: UserFacingError {
         public let description: String
+        public var exitStatus: ExitStatus { .runtime }
     }
 
     /// The pairwise masks of `site` with every other site, from everyone's public keys (indexed by

@@ -52,9 +52,10 @@ struct Train: ParsableCommand {
             Models: mlp, lenet, inception-mini (Fashion-MNIST); gru-lm, rnn-stack (fortunes).
 
             Examples:
-              mpirun -np 4 fedbaechi train model-parallel --model inception-mini --algorithm m-sct --steps 50
-              mpirun -np 9 fedbaechi train federated --model lenet --rounds 10 --partition dirichlet:0.5
-              fedbaechi train single --model lenet --epochs 2 --seed 1 --metrics out.jsonl --checkpoint-dir ckpt
+              mpirun -np 4 fedbaechi train --algorithm m-sct --steps 50
+              mpirun -np 9 fedbaechi train federated --rounds 10
+              fedbaechi train single --model lenet --epochs 2 \\
+                  --metrics out.jsonl --checkpoint-dir ckpt
               fedbaechi report out.jsonl
 
             `--mode MODE` before or after the other flags is accepted for `train MODE`.

@@ -9,31 +9,25 @@ struct TrainingData {
     var test: Examples
     var summary: String
 
-    /// Loads the examples a model trains on (`spec.vocabulary` is set from a text corpus), turning dataset
-    /// failures into one-line errors: not installed where the package puts it, the machine lacks it (1);
-    /// not in a folder the user named, the flag is wrong (2).
+    /// Loads the examples a model trains on (`spec.vocabulary` is set from a text corpus); a `DatasetError`
+    /// says what is missing or damaged and carries its exit status.
     static func load(_ settings: TrainingSettings, spec: inout ModelSpec, testLimit: Int?) throws -> TrainingData {
         let dataset = settings.dataset
         let directory = settings.dataDirectory
-        do {
-            switch dataset {
-            case .fashionMNIST:
-                let data = try FashionMNIST.load(directory: directory ?? dataset.defaultDirectory,
-                                                 trainLimit: settings.limitTrain, testLimit: testLimit)
-                return TrainingData(train: .images(data.train), test: .images(data.test), summary: "fashion-mnist")
-            case .fortunes:
-                let corpus = try FortunesCorpus.load(directory: directory ?? dataset.defaultDirectory, steps: spec.steps)
-                spec.vocabulary = corpus.vocabulary.count
-                var train = Examples.text(corpus.allTrain)
-                var test = Examples.text(corpus.allTest)
-                if let limit = settings.limitTrain { train = train.prefix(limit) }
-                if let testLimit { test = test.prefix(testLimit) }
-                return TrainingData(train: train, test: test,
-                                    summary: "fortunes (\(corpus.categories.count) categories, vocabulary \(corpus.vocabulary.count))")
-            }
-        } catch let error as DatasetError {
-            if case .missing = error { throw Refusal(error.description, status: directory == nil ? .runtime : .badInput) }
-            throw Refusal(error.description)
+        switch dataset {
+        case .fashionMNIST:
+            let data = try FashionMNIST.load(directory: directory ?? dataset.defaultDirectory,
+                                             trainLimit: settings.limitTrain, testLimit: testLimit)
+            return TrainingData(train: .images(data.train), test: .images(data.test), summary: "fashion-mnist")
+        case .fortunes:
+            let corpus = try FortunesCorpus.load(directory: directory ?? dataset.defaultDirectory, steps: spec.steps)
+            spec.vocabulary = corpus.vocabulary.count
+            var train = Examples.text(corpus.allTrain)
+            var test = Examples.text(corpus.allTest)
+            if let limit = settings.limitTrain { train = train.prefix(limit) }
+            if let testLimit { test = test.prefix(testLimit) }
+            return TrainingData(train: train, test: test,
+                                summary: "fortunes (\(corpus.categories.count) categories, vocabulary \(corpus.vocabulary.count))")
         }
     }
 
@@ -62,43 +56,36 @@ struct SiteData {
         var test: Examples
         var sizes: [Int]
         var summary: String
-        do {
-            if settings.dataset == .fortunes, scheme == .natural {
-                let corpus = try FortunesCorpus.load(directory: settings.dataDirectory ?? settings.dataset.defaultDirectory,
-                                                     steps: spec.steps)
-                spec.vocabulary = corpus.vocabulary.count
-                let perSiteLimit = settings.limitTrain.map { max(1, $0 / sites) }
-                let categoryTrain = corpus.categories.map { corpus.train[$0] ?? TokenSequences(steps: spec.steps) }
-                let assignment = try DataPartition.assignGroups(sizes: categoryTrain.map(\.count), sites: sites)
-                sizes = assignment.map { groups in
-                    let total = groups.reduce(0) { $0 + categoryTrain[$1].count }
-                    return perSiteLimit.map { min($0, total) } ?? total
-                }
-                var mine = TokenSequences(steps: spec.steps)
-                for group in assignment[site] { mine.append(categoryTrain[group]) }
-                train = .text(mine)
-                if let perSiteLimit { train = train.prefix(perSiteLimit) }
-                test = .text(corpus.allTest)
-                summary = "fortunes (\(corpus.categories.count) categories, vocabulary \(corpus.vocabulary.count); "
-                    + "site 0 holds \(assignment[0].count) categories)"
-            } else {
-                let loaded = try TrainingData.load(settings, spec: &spec, testLimit: nil)
-                let labels = loaded.train.classLabels
-                    ?? (0..<loaded.train.count).map { _ in 0 }  // text without categories: only iid is meaningful
-                if loaded.train.classLabels == nil, scheme != .iid {
-                    throw Refusal("partition \(scheme) needs class labels; fortunes takes natural or iid")
-                }
-                let parts = try DataPartition.split(labels: labels, sites: sites, scheme: scheme, seed: settings.seed)
-                sizes = parts.map(\.count)
-                train = loaded.train.subset(parts[site])
-                test = loaded.test
-                summary = loaded.summary
+        if settings.dataset == .fortunes, scheme == .natural {
+            let corpus = try FortunesCorpus.load(directory: settings.dataDirectory ?? settings.dataset.defaultDirectory,
+                                                 steps: spec.steps)
+            spec.vocabulary = corpus.vocabulary.count
+            let perSiteLimit = settings.limitTrain.map { max(1, $0 / sites) }
+            let categoryTrain = corpus.categories.map { corpus.train[$0] ?? TokenSequences(steps: spec.steps) }
+            let assignment = try DataPartition.assignGroups(sizes: categoryTrain.map(\.count), sites: sites)
+            sizes = assignment.map { groups in
+                let total = groups.reduce(0) { $0 + categoryTrain[$1].count }
+                return perSiteLimit.map { min($0, total) } ?? total
             }
-        } catch let failure as DataPartition.Failure {
-            throw Refusal(failure.description)
-        } catch let error as DatasetError {
-            if case .missing = error { throw Refusal(error.description, status: settings.dataDirectory == nil ? .runtime : .badInput) }
-            throw Refusal(error.description)
+            var mine = TokenSequences(steps: spec.steps)
+            for group in assignment[site] { mine.append(categoryTrain[group]) }
+            train = .text(mine)
+            if let perSiteLimit { train = train.prefix(perSiteLimit) }
+            test = .text(corpus.allTest)
+            summary = "fortunes (\(corpus.categories.count) categories, vocabulary \(corpus.vocabulary.count); "
+                + "site 0 holds \(assignment[0].count) categories)"
+        } else {
+            let loaded = try TrainingData.load(settings, spec: &spec, testLimit: nil)
+            let labels = loaded.train.classLabels
+                ?? (0..<loaded.train.count).map { _ in 0 }  // text without categories: only iid is meaningful
+            if loaded.train.classLabels == nil, scheme != .iid {
+                throw Refusal("partition \(scheme) needs class labels; fortunes takes natural or iid")
+            }
+            let parts = try DataPartition.split(labels: labels, sites: sites, scheme: scheme, seed: settings.seed)
+            sizes = parts.map(\.count)
+            train = loaded.train.subset(parts[site])
+            test = loaded.test
+            summary = loaded.summary
         }
         if let limit = settings.limitTest { test = test.prefix(limit) }
         guard train.count > 0, test.count > 0 else {

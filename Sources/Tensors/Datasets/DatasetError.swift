@@ -1,5 +1,6 @@
+import Basics
 /// Why a dataset could not be loaded, in words a user can act on.
-public enum DatasetError: Error, CustomStringConvertible, Equatable {
+public enum DatasetError: UserFacingError, Equatable {
     /// Not installed: names the Debian package that provides it.
     case missing(dataset: String, path: String, debianPackage: String)
     /// Present but unreadable or damaged.
@@ -18,5 +19,14 @@ public enum DatasetError: Error, CustomStringConvertible, Equatable {
         case .corrupt(let file, let reason):
             "\(file) is damaged: \(reason)"
         }
+    }
+
+    /// Rejected input, except a dataset missing from where its package installs it: the machine lacks it.
+    public var exitStatus: ExitStatus {
+        if case .missing(let dataset, let path, _) = self, let kind = KnownDataset(rawValue: dataset),
+           path.hasPrefix(kind.defaultDirectory) {
+            return .runtime
+        }
+        return .badInput
     }
 }

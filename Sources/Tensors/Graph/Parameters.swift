@@ -1,3 +1,4 @@
+import Basics
 /// A model's trainable parameters by name, with each one's optimizer state.
 ///
 /// Federated averaging and model-parallel ranks read and write parameters as flat Float arrays
@@ -9,7 +10,10 @@ public final class ParameterStore: @unchecked Sendable {
     /// Optimizer state (momentum, moment estimates) per parameter, created on its first update.
     var optimizerState: [String: OptimizerState] = [:]
 
-    public enum Failure: Error, CustomStringConvertible {
+    public enum Failure: UserFacingError {
+        /// A saved state that does not fit the model: a checkpoint of another model or a damaged file.
+        public var exitStatus: ExitStatus { .badInput }
+
         case unknown(String)
         case sizeMismatch(String, expected: Int, got: Int)
         case mismatch(missing: [String], extra: [String])
