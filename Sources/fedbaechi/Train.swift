@@ -88,10 +88,10 @@ struct Train: ParsableCommand {
 
 /// What every mode reads: the model and its data, the optimizer, the seed, the outputs.
 struct TrainingOptions: ParsableArguments {
-    @Option(help: "Model: \(ModelKind.allCases.map(\.rawValue).joined(separator: ", ")) (default: inception-mini; lenet for federated runs).")
+    @Option(help: "Model to train (default: inception-mini; lenet for federated runs).")
     var model: ModelKind?
 
-    @Option(help: "Dataset: fashion-mnist or fortunes (default: the model's own).")
+    @Option(help: "Dataset (default: the model's own).")
     var dataset: KnownDataset?
 
     @Option(help: "Folder holding the dataset (default: where its Debian package installs it).")
@@ -103,7 +103,7 @@ struct TrainingOptions: ParsableArguments {
     @Option(help: "Examples per step (default: 128 mlp, 64 lenet and inception-mini, 32 language models). Every step has this many; an epoch's last partial batch is left out.")
     var batchSize: Int?
 
-    @Option(help: "Optimizer: \(OptimizerKind.allCases.map(\.rawValue).joined(separator: ", ")).")
+    @Option(help: "Optimizer.")
     var optimizer: OptimizerKind = .adam
 
     @Option(help: "Step size (default: the optimizer's, 0.001 for adam and rmsprop, 0.01 otherwise).")
