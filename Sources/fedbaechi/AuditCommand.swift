@@ -1,4 +1,5 @@
 import ArgumentParser
+import Basics
 import Federated
 import Foundation
 import Tensors
@@ -95,19 +96,19 @@ struct AuditCommand: ParsableCommand {
     }
 
     func run() throws {
-        guard sites >= 3 else { throw CommandFailure("--sites must be at least 3, got \(sites)") }
-        guard sites <= 150 else { throw CommandFailure("--sites must be at most 150, got \(sites)") }
+        guard sites >= 3 else { throw Refusal("--sites must be at least 3, got \(sites)") }
+        guard sites <= 150 else { throw Refusal("--sites must be at most 150, got \(sites)") }
         if let iterations {
-            guard iterations >= 1 else { throw CommandFailure("--iterations must be at least 1, got \(iterations)") }
-            guard iterations <= 400 else { throw CommandFailure("--iterations must be at most 400, got \(iterations)") }
+            guard iterations >= 1 else { throw Refusal("--iterations must be at least 1, got \(iterations)") }
+            guard iterations <= 400 else { throw Refusal("--iterations must be at most 400, got \(iterations)") }
         }
-        guard !(masked && plain) else { throw CommandFailure("--masked and --plain exclude each other") }
+        guard !(masked && plain) else { throw Refusal("--masked and --plain exclude each other") }
         let request = ScheduleRequest(
             sites: sites, iterations: iterations, masked: masked ? true : plain ? false : nil, rho: rho, rhoAfter: rhoAfter,
             dualRange: dualRange, collusion: collusion, parameterRMS: ModelSpec(kind: model).build(seed: seed).parameters.rootMeanSquare,
             allowInexact: true, allowLeaky: true)
         let choice: ScheduleChoice
-        do { choice = try AggregationSchedule.choose(request) } catch { throw CommandFailure(error.description) }
+        do { choice = try AggregationSchedule.choose(request) } catch { throw Refusal(error.description) }
         var report = choice.audit
         let schedule = choice.schedule
         do {
@@ -115,7 +116,7 @@ struct AuditCommand: ParsableCommand {
                                          groupSumsPublic: groupSumsPublic, rhos: schedule.rhos)
             report = try audit.report(coalitionSize: collusion, searchLargestCoalition: schedule.masked)
         } catch let failure as PrivacyAudit.Failure {
-            throw CommandFailure(failure.description)
+            throw Refusal(failure.description)
         }
         let output = Output(sites: sites, iterations: schedule.iterations, classes: schedule.design.classes.count,
                             mode: schedule.masked ? "masked" : "plain", maskingReason: choice.maskingReason, coalition: collusion,

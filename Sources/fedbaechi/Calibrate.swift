@@ -1,4 +1,5 @@
 import ArgumentParser
+import Basics
 import Foundation
 import ONNXImport
 import Placement
@@ -35,10 +36,10 @@ struct Calibrate: ParsableCommand {
     var bandwidthBytes: String = "64MiB"
 
     func run() throws {
-        guard repeats >= 1 && repeats <= 1000 else { throw CommandFailure("--repeats must be between 1 and 1000") }
-        guard size >= 16 && size <= 8192 else { throw CommandFailure("--size must be between 16 and 8192") }
+        guard repeats >= 1 && repeats <= 1000 else { throw Refusal("--repeats must be between 1 and 1000") }
+        guard size >= 16 && size <= 8192 else { throw Refusal("--size must be between 16 and 8192") }
         let streamBytes = try PlaceSetup.parse { () throws(Quantity.ParseError) in try Quantity.bytes(bandwidthBytes) }
-        guard streamBytes >= 1 << 20 && streamBytes <= 4 << 30 else { throw CommandFailure("--bandwidth-bytes must be between 1MiB and 4GiB") }
+        guard streamBytes >= 1 << 20 && streamBytes <= 4 << 30 else { throw Refusal("--bandwidth-bytes must be between 1MiB and 4GiB") }
 
         let context = ExecutionContext(training: false)
         func seconds(_ body: () -> Void) -> Double {
@@ -93,7 +94,7 @@ struct Calibrate: ParsableCommand {
         let text = String(decoding: data, as: UTF8.self) + "\n"
         if let output, output != "-" {
             do { try Data(text.utf8).write(to: URL(fileURLWithPath: output)) } catch {
-                throw CommandFailure(FileProblem.writeFailure(error, path: output))
+                throw Refusal(FileProblem.writeFailure(error, path: output))
             }
             print("FLOP rate \(Quantity.formatNumber(flopRate / 1e9)) GFLOP/s, memory \(Quantity.formatBandwidth(bytesPerSecond: bandwidth)), op overhead \(Quantity.formatMicros(model.opOverheadMicros)) (\(BLAS.coreName), \(BLAS.threadCount) BLAS thread\(BLAS.threadCount == 1 ? "" : "s")); wrote \(output)")
         } else {

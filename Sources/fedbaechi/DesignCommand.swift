@@ -1,4 +1,5 @@
 import ArgumentParser
+import Basics
 import Federated
 import Foundation
 
@@ -38,14 +39,14 @@ struct DesignCommand: ParsableCommand {
     }
 
     func run() throws {
-        guard sites >= 3 else { throw CommandFailure("--sites must be at least 3, got \(sites)") }
-        guard sites <= 150 else { throw CommandFailure("--sites must be at most 150 (larger designs take minutes to search), got \(sites)") }
+        guard sites >= 3 else { throw Refusal("--sites must be at least 3, got \(sites)") }
+        guard sites <= 150 else { throw Refusal("--sites must be at most 150 (larger designs take minutes to search), got \(sites)") }
         guard let design = Designs.make(sites: sites, thorough: thorough) else {
-            throw CommandFailure("no design could be built for \(sites) sites", status: .runtime)
+            throw Refusal("no design could be built for \(sites) sites", status: .runtime)
         }
         let problems = DesignVerifier.problems(in: design)
         guard problems.isEmpty else {
-            throw CommandFailure("the design for \(sites) sites failed verification: \(problems[0])", status: .runtime)
+            throw Refusal("the design for \(sites) sites failed verification: \(problems[0])", status: .runtime)
         }
         let output = Output(sites: sites, classes: design.classes.map { $0.map { $0.sorted() } }, construction: design.construction,
                             kirkman: design.isKirkmanTripleSystem,

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Basics
 import Foundation
 import MPI
 import Tensors
@@ -76,7 +77,7 @@ struct Doctor: ParsableCommand {
                 guard let gathered else { return }  // only rank 0 reports
                 report.ranks = try gathered.map { try JSONDecoder().decode(RankReport.self, from: Data($0)) }
             } catch let error as MPIError {
-                throw CommandFailure("MPI failed to start: \(error)", status: .runtime)
+                throw Refusal("MPI failed to start: \(error)", status: .runtime)
             }
         } else {
             report.ranks = [myself]

@@ -33,17 +33,3 @@ struct Fedbaechi: ParsableCommand {
         }
     }
 }
-
-/// A failure of a command outside the training drivers: one line of explanation and a documented exit status.
-///
-/// Exit statuses (`ExitStatus`): 1 for a failure while running, 2 for input that is rejected (a file,
-/// a flag's value), 3 when no placement plan fits the devices. Argument-parser's own usage errors keep 64.
-struct CommandFailure: UserFacingError {
-    let description: String
-    let exitStatus: ExitStatus
-
-    init(_ message: String, status: ExitStatus = .badInput) {
-        description = message
-        exitStatus = status
-    }
-}

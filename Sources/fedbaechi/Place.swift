@@ -1,4 +1,5 @@
 import ArgumentParser
+import Basics
 import Foundation
 import ONNXImport
 import Placement
@@ -174,7 +175,7 @@ struct Place: ParsableCommand {
             } else {
                 message += "; \(setup.algorithm.rawValue) finds no plan even with unlimited memory"
             }
-            throw CommandFailure(message, status: .noPlanFits)
+            throw Refusal(message, status: .noPlanFits)
         }
     }
 
@@ -182,20 +183,20 @@ struct Place: ParsableCommand {
     private func judge(_ path: String, _ setup: PlaceSetup) throws {
         let data: Data
         do { data = try GraphFile.read(path: path) } catch {
-            throw CommandFailure("cannot read \(path): \(error.description)")
+            throw Refusal("cannot read \(path): \(error.description)")
         }
         let judged: JudgedPlan
         do {
             judged = try JudgedPlan(file: data, named: URL(fileURLWithPath: path).lastPathComponent, graph: setup.graph, link: setup.link,
                                     devices: setup.devices, colocation: setup.options.colocation)
         } catch {
-            throw CommandFailure("\(path): \(error.description)")
+            throw Refusal("\(path): \(error.description)")
         }
         if output != "-" { print(PlaceReport.summary(judged, format: setup.format, readSeconds: setup.readSeconds)) }
         if let output { try write(judged.json(), to: output) }
         if let gantt { try write(GanttChart.svg(for: judged), to: gantt) }
         if let problem = judged.memoryProblem {
-            throw CommandFailure("\(path) does not fit \(setup.devicesDescription): \(problem)", status: .noPlanFits)
+            throw Refusal("\(path) does not fit \(setup.devicesDescription): \(problem)", status: .noPlanFits)
         }
     }
 
@@ -205,7 +206,7 @@ struct Place: ParsableCommand {
             return
         }
         do { try Data(text.utf8).write(to: URL(fileURLWithPath: path)) } catch {
-            throw CommandFailure(FileProblem.writeFailure(error, path: path), status: .badInput)
+            throw Refusal(FileProblem.writeFailure(error, path: path), status: .badInput)
         }
     }
 }
@@ -235,7 +236,7 @@ struct PlaceSetup {
         algorithm = Algorithm(rawValue: command.algorithm.lowercased()) ?? .mSCT
         let budget = try PlaceSetup.searchBudget(command)
         if command.plan != nil && (command.search != nil || command.budget != nil || command.repeat != 1) {
-            throw CommandFailure("--search, --budget and --repeat are for placing; --plan judges a plan as it is")
+            throw Refusal("--search, --budget and --repeat are for placing; --plan judges a plan as it is")
         }
         options = PreprocessingOptions(coPlacement: !command.noCoPlacement, fusion: !command.noFusion,
                                        colocation: !command.noColocation)
@@ -264,7 +265,7 @@ struct PlaceSetup {
         } else {
             let data: Data
             do { data = try GraphFile.read(path: command.graph) } catch {
-                throw CommandFailure("cannot read \(command.graph): \(FileProblem.reason(error, path: command.graph)) "
+                throw Refusal("cannot read \(command.graph): \(FileProblem.reason(error, path: command.graph)) "
                                      + "(expected a graph: JSON, a TensorFlow profile or an ONNX model)")
             }
             let name = URL(fileURLWithPath: command.graph).deletingPathExtension().lastPathComponent
@@ -294,12 +295,12 @@ struct PlaceSetup {
                     format = importer.formatName
                 }
             } catch {
-                throw CommandFailure("\(command.graph): \(error)")
+                throw Refusal("\(command.graph): \(error)")
             }
         }
         if !format.hasPrefix("onnx"),
            command.batch != nil || command.training || command.costModel != nil || command.unknownOps != "reject" || command.optimizer != "sgd" {
-            throw CommandFailure("--batch, --training, --optimizer, --unknown-ops and --cost-model apply to ONNX models, and \(command.graph) is \(format)")
+            throw Refusal("--batch, --training, --optimizer, --unknown-ops and --cost-model apply to ONNX models, and \(command.graph) is \(format)")
         }
         search = PlaceSetup.searchOptions(command, budget: budget, graph: graph)
         let elapsed = ContinuousClock.now - started
@@ -313,13 +314,13 @@ struct PlaceSetup {
     static func searchBudget(_ command: Place) throws -> Double? {
         if let orders = command.search {
             guard (0...maximumSearchOrders).contains(orders) else {
-                throw CommandFailure("--search must be between 0 and \(maximumSearchOrders), not \(orders)")
+                throw Refusal("--search must be between 0 and \(maximumSearchOrders), not \(orders)")
             }
         }
         guard let text = command.budget else { return nil }
         let micros = try parse { () throws(Quantity.ParseError) in try Quantity.micros(text) }
-        guard micros > 0 && micros <= 3600e6 else { throw CommandFailure("--budget must be more than 0 and at most 1 hour, not \(text)") }
-        guard command.search != 0 else { throw CommandFailure("--budget limits a search, and --search 0 turns it off") }
+        guard micros > 0 && micros <= 3600e6 else { throw Refusal("--budget must be more than 0 and at most 1 hour, not \(text)") }
+        guard command.search != 0 else { throw Refusal("--budget limits a search, and --search 0 turns it off") }
         return micros / 1e6
     }
 
@@ -336,16 +337,16 @@ struct PlaceSetup {
     /// The ONNX import options of the command line; `--cost-model` wins over a devices file's.
     static func onnxOptions(_ command: Place, costModel fileCostModel: CostModel?) throws -> ONNXImportOptions {
         guard let optimizer = Optimizer(rawValue: command.optimizer.lowercased()) else {
-            throw CommandFailure("unknown optimizer \"\(command.optimizer)\": use one of " + Optimizer.allCases.map(\.rawValue).joined(separator: ", "))
+            throw Refusal("unknown optimizer \"\(command.optimizer)\": use one of " + Optimizer.allCases.map(\.rawValue).joined(separator: ", "))
         }
         guard let unknown = UnknownOpPolicy(rawValue: command.unknownOps.lowercased()) else {
-            throw CommandFailure("--unknown-ops must be reject or estimate, not \"\(command.unknownOps)\"")
+            throw Refusal("--unknown-ops must be reject or estimate, not \"\(command.unknownOps)\"")
         }
         if optimizer != .sgd && !command.training {
-            throw CommandFailure("--optimizer \(optimizer.rawValue) needs --training: an inference graph keeps no optimizer state")
+            throw Refusal("--optimizer \(optimizer.rawValue) needs --training: an inference graph keeps no optimizer state")
         }
         if let batch = command.batch, batch < 1 || batch > 1 << 20 {
-            throw CommandFailure("--batch must be between 1 and \(1 << 20), not \(batch)")
+            throw Refusal("--batch must be between 1 and \(1 << 20), not \(batch)")
         }
         var costModel = fileCostModel ?? .default
         if let path = command.costModel { costModel = try readCostModel(path, required: true) ?? costModel }
@@ -366,12 +367,12 @@ struct PlaceSetup {
     static func readCostModel(_ path: String, required: Bool) throws -> CostModel? {
         let data: Data
         do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
-            throw CommandFailure("cannot read \(path): \(FileProblem.reason(error, path: path)) (expected JSON with a \"cost_model\" object)")
+            throw Refusal("cannot read \(path): \(FileProblem.reason(error, path: path)) (expected JSON with a \"cost_model\" object)")
         }
         let model: CostModel?
-        do { model = try CostModel.read(fromJSON: data) } catch { throw CommandFailure("\(path): \(error)") }
+        do { model = try CostModel.read(fromJSON: data) } catch { throw Refusal("\(path): \(error)") }
         if required && model == nil {
-            throw CommandFailure("\(path): no \"cost_model\" object (expected {\"cost_model\": {\"flops_per_second\": ..., \"memory_bytes_per_second\": ..., \"op_overhead_us\": ...}})")
+            throw Refusal("\(path): no \"cost_model\" object (expected {\"cost_model\": {\"flops_per_second\": ..., \"memory_bytes_per_second\": ..., \"op_overhead_us\": ...}})")
         }
         return model
     }
@@ -380,7 +381,7 @@ struct PlaceSetup {
     static let maximumDevices = 256
 
     static func parse<T>(_ body: () throws(Quantity.ParseError) -> T) throws -> T {
-        do { return try body() } catch { throw CommandFailure(error.description) }
+        do { return try body() } catch { throw Refusal(error.description) }
     }
 
     /// `synthetic:layered:NODES[:WIDTH[:SEED]]`.
@@ -389,7 +390,7 @@ struct PlaceSetup {
         guard parts.count >= 3, parts.count <= 5, parts[1] == "layered", let nodes = Int(parts[2]), nodes >= 1, nodes <= GraphLimits.maximumNodes,
               let width = parts.count > 3 ? Int(parts[3]) : 100, width >= 1,
               let seed = parts.count > 4 ? UInt64(parts[4]) : 1 else {
-            throw CommandFailure("cannot read \"\(spec)\": expected synthetic:layered:NODES[:WIDTH[:SEED]]")
+            throw Refusal("cannot read \"\(spec)\": expected synthetic:layered:NODES[:WIDTH[:SEED]]")
         }
         return SyntheticGraphs.layered(nodes: nodes, width: width, seed: seed)
     }
@@ -418,23 +419,23 @@ struct PlaceSetup {
     static func readDevicesFile(_ path: String) throws -> ([DeviceSpec], String?, String?) {
         let data: Data
         do { data = try GraphFile.read(path: path) } catch {
-            throw CommandFailure("cannot read \(path): \(FileProblem.reason(error, path: path)) (expected a devices file, JSON)")
+            throw Refusal("cannot read \(path): \(FileProblem.reason(error, path: path)) (expected a devices file, JSON)")
         }
         let file: DevicesFile
         do { file = try JSONDecoder().decode(DevicesFile.self, from: data) } catch {
-            throw CommandFailure("\(path): not a devices file (expected {\"devices\": [{\"name\": \"gpu0\", \"memory\": \"16GiB\"}, ...]}): \(PlaceSetup.describe(error))")
+            throw Refusal("\(path): not a devices file (expected {\"devices\": [{\"name\": \"gpu0\", \"memory\": \"16GiB\"}, ...]}): \(PlaceSetup.describe(error))")
         }
-        guard !file.devices.isEmpty else { throw CommandFailure("\(path): the devices list is empty") }
+        guard !file.devices.isEmpty else { throw Refusal("\(path): the devices list is empty") }
         guard file.devices.count <= maximumDevices else {
-            throw CommandFailure("\(path): \(file.devices.count) devices, more than the \(maximumDevices) fedbaechi places on")
+            throw Refusal("\(path): \(file.devices.count) devices, more than the \(maximumDevices) fedbaechi places on")
         }
         var devices = [DeviceSpec]()
         for (i, device) in file.devices.enumerated() {
             let memory: Int
             do { memory = try Quantity.bytes(device.memory.text) } catch {
-                throw CommandFailure("\(path): devices[\(i)]: \(error.description)")
+                throw Refusal("\(path): devices[\(i)]: \(error.description)")
             }
-            guard memory > 0 else { throw CommandFailure("\(path): devices[\(i)]: memory must be more than 0 bytes") }
+            guard memory > 0 else { throw Refusal("\(path): devices[\(i)]: memory must be more than 0 bytes") }
             devices.append(DeviceSpec(name: device.name ?? "device\(i)", memoryBytes: memory))
         }
         return (devices, file.bandwidth, file.latency)

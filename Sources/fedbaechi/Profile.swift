@@ -1,4 +1,5 @@
 import ArgumentParser
+import Basics
 import Foundation
 import enum Placement.FileProblem
 import Runtime
@@ -72,7 +73,7 @@ struct Profile: ParsableCommand {
             do {
                 try json.write(to: URL(fileURLWithPath: output))
             } catch {
-                throw CommandFailure(FileProblem.writeFailure(error, path: output), status: .badInput)
+                throw Refusal(FileProblem.writeFailure(error, path: output), status: .badInput)
             }
             print(summary(profiled, graph: graph))
         } else {

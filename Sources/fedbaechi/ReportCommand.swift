@@ -1,4 +1,5 @@
 import ArgumentParser
+import Basics
 import Foundation
 import Placement
 
@@ -39,7 +40,7 @@ struct ReportCommand: ParsableCommand {
         let svgPath = svg ?? ((metrics as NSString).deletingPathExtension + ".svg")
         if svgPath != "-" {
             do { try MetricsChart.svg(history, title: (metrics as NSString).lastPathComponent).write(toFile: svgPath, atomically: true, encoding: .utf8) } catch {
-                throw CommandFailure(FileProblem.writeFailure(error, path: svgPath))
+                throw Refusal(FileProblem.writeFailure(error, path: svgPath))
             }
         }
         var tensorboardFile: String?
@@ -100,7 +101,7 @@ struct TrainingHistory {
     static func read(_ path: String) throws -> TrainingHistory {
         let data: Data
         do { data = try GraphFile.read(path: path) } catch {
-            throw CommandFailure("cannot read \(path): \(FileProblem.reason(error, path: path)) (expected the JSON lines of `fedbaechi train --metrics`)")
+            throw Refusal("cannot read \(path): \(FileProblem.reason(error, path: path)) (expected the JSON lines of `fedbaechi train --metrics`)")
         }
         var history = TrainingHistory()
         for (number, line) in String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
@@ -109,7 +110,7 @@ struct TrainingHistory {
             try history.add(text, where: "\(path) line \(number + 1)")
         }
         guard !history.points.isEmpty else {
-            throw CommandFailure("\(path) holds no epoch or round record (expected the JSON lines of `fedbaechi train --metrics`)")
+            throw Refusal("\(path) holds no epoch or round record (expected the JSON lines of `fedbaechi train --metrics`)")
         }
         // A resumed run appends: the newest record of an epoch or round counts.
         var latest: [Int: Point] = [:]
@@ -139,7 +140,7 @@ struct TrainingHistory {
     private mutating func add(_ line: String, where location: String) throws {
         let record: Record
         do { record = try JSONDecoder().decode(Record.self, from: Data(line.utf8)) } catch {
-            throw CommandFailure("\(location): not a record of `fedbaechi train --metrics` (\(PlaceSetup.describe(error)))")
+            throw Refusal("\(location): not a record of `fedbaechi train --metrics` (\(PlaceSetup.describe(error)))")
         }
         let kind = record.kind ?? (record.round != nil ? "round" : record.epoch != nil ? "epoch" : "summary")
         for (key, value) in [("model", record.model), ("dataset", record.dataset), ("mode", record.mode), ("optimizer", record.optimizer),
@@ -150,12 +151,12 @@ struct TrainingHistory {
         }
         switch kind {
         case "epoch":
-            guard let index = record.epoch else { throw CommandFailure("\(location): an epoch record without \"epoch\"") }
+            guard let index = record.epoch else { throw Refusal("\(location): an epoch record without \"epoch\"") }
             unit = "epoch"
             points.append(Point(index: index, trainLoss: record.train_loss, testLoss: record.test_loss, accuracy: record.test_accuracy,
                                 perplexity: record.test_perplexity, seconds: record.train_seconds ?? 0))
         case "round":
-            guard let index = record.round else { throw CommandFailure("\(location): a round record without \"round\"") }
+            guard let index = record.round else { throw Refusal("\(location): a round record without \"round\"") }
             unit = "round"
             let sites = (record.per_site ?? []).map {
                 Site(site: $0.site, trainLoss: $0.train_loss ?? .nan, testLoss: $0.test_loss ?? .nan, accuracy: $0.test_accuracy)
@@ -169,7 +170,7 @@ struct TrainingHistory {
                     + (record.within_memory.map { $0 ? ", within memory" : ", ABOVE the memory limit" } ?? "")
             }
         default:
-            throw CommandFailure("\(location): unknown record kind \"\(kind)\" (expected epoch, round or summary)")
+            throw Refusal("\(location): unknown record kind \"\(kind)\" (expected epoch, round or summary)")
         }
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import Basics
 import Placement
 import SwiftProtobuf
 
@@ -116,10 +117,10 @@ struct TensorBoardWriter {
         var isDirectory: ObjCBool = false
         if !FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory) {
             do { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) } catch {
-                throw CommandFailure("cannot create the TensorBoard folder \(directory): \(FileProblem.unwritable(directory + "/x") ?? "the file system refused")")
+                throw Refusal("cannot create the TensorBoard folder \(directory): \(FileProblem.unwritable(directory + "/x") ?? "the file system refused")")
             }
         } else if !isDirectory.boolValue {
-            throw CommandFailure("\(directory) is a file; --tensorboard needs a folder")
+            throw Refusal("\(directory) is a file; --tensorboard needs a folder")
         }
         path = directory + "/events.out.tfevents.\(Int(wallTime)).\(ProcessInfo.processInfo.hostName).fedbaechi"
         var header = TensorBoardEvent()
@@ -154,7 +155,7 @@ struct TensorBoardWriter {
 
     func flush() throws {
         do { try data.write(to: URL(fileURLWithPath: path), options: .atomic) } catch {
-            throw CommandFailure(FileProblem.writeFailure(error, path: path))
+            throw Refusal(FileProblem.writeFailure(error, path: path))
         }
     }
 

@@ -284,12 +284,6 @@ extension Train {
             if ExactRho(decimal: rhoAfter) == nil {
                 throw ValidationError("--rho-after must be a positive decimal with at most 9 digits after the point")
             }
-            let admmOnly = iterations != nil || masked || dualRange != nil || collusion != nil || allowLeakySchedule || allowInexact
-                || checkExactMean || insecureReproducibleSecrets
-            if aggregation != .admm, admmOnly {
-                throw ValidationError("--iterations, --masked, --dual-range, --collusion, --allow-leaky-schedule, --allow-inexact, "
-                                      + "--check-exact-mean and --insecure-reproducible-secrets apply to --aggregation admm only")
-            }
         }
 
         /// The driver's federated settings from these flags.

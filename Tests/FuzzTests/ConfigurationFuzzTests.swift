@@ -1,4 +1,5 @@
 import ArgumentParser
+import Basics
 import Foundation
 import Testing
 @testable import fedbaechi
@@ -28,7 +29,7 @@ import Testing
                 let (devices, _, _) = try PlaceSetup.readDevicesFile(path)
                 #expect(!devices.isEmpty && devices.count <= PlaceSetup.maximumDevices && devices.allSatisfy { $0.memoryBytes > 0 })
                 return .accepted
-            } catch let failure as CommandFailure {
+            } catch let failure as Refusal {
                 #expect(failure.exitStatus == .badInput)
                 return .rejected(failure.description)
             }
@@ -90,7 +91,7 @@ import Testing
                     #expect((1...100_000).contains(parsed.batch) && parsed.repeats >= 1 && parsed.timeSteps >= 0)
                 }
                 return .accepted
-            } catch let failure as CommandFailure {
+            } catch let failure as Refusal {
                 #expect(failure.exitStatus == .badInput)
                 return .rejected(failure.description)
             } catch {

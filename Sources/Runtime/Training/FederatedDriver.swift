@@ -53,6 +53,17 @@ public struct FederatedSettings: Sendable {
         self.checkExactMean = checkExactMean
         self.insecureReproducibleSecrets = insecureReproducibleSecrets
     }
+
+    /// Refuses settings of ADMM's schedule or secrets beside an aggregation that has none: they would
+    /// silently do nothing.
+    public func checkAggregationOptions() throws {
+        let admmOnly = iterations != nil || masked || dualRange != nil || collusion != nil || allowLeaky || allowInexact
+            || checkExactMean || insecureReproducibleSecrets
+        if aggregation != .admm, admmOnly {
+            throw Refusal("--iterations, --masked, --dual-range, --collusion, --allow-leaky-schedule, --allow-inexact, "
+                          + "--check-exact-mean and --insecure-reproducible-secrets apply to --aggregation admm only")
+        }
+    }
 }
 
 /// Federated training: every rank is a site with its own share of the training data; rounds of local
@@ -82,6 +93,7 @@ public struct FederatedDriver: TrainingDriver {
     }
 
     public func run() throws {
+        try federated.checkAggregationOptions()
         _ = try MPIEnvironment.initialize()
         let world = try MPIEnvironment.world()
         let isRoot = world.rank == 0
