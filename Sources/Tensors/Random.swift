@@ -27,9 +27,12 @@ public struct SplitMix64: RandomNumberGenerator, Sendable {
         Float(next() >> 40) * (1.0 / 16_777_216.0)
     }
 
-    /// Uniform in [0, bound) without modulo bias worth caring about (bound is far below 2^32).
+    /// Uniform in [0, bound) without modulo bias worth caring about (bound is far below 2^32): the top 32
+    /// random bits scaled by `bound` (Lemire's multiply-shift). The parentheses matter: Swift's `>>` binds
+    /// tighter than `*`.
     public mutating func nextIndex(below bound: Int) -> Int {
-        Int((next() >> 32) * UInt64(bound) >> 32)
+        precondition(bound > 0 && bound <= 1 << 32, "nextIndex(below:) needs 0 < bound <= 2^32")
+        return Int(((next() >> 32) * UInt64(bound)) >> 32)
     }
 
     /// A seeded Fisher-Yates shuffle of 0..<count.

@@ -196,3 +196,30 @@ func tinyExamples(_ model: Model, count: Int, steps: Int, seed: UInt64 = 3) -> E
         }
     }
 }
+
+/// The seeded generator behind shuffles, synthetic labels and dropout draws every index of its range
+/// about equally often, and a shuffle depends on its seed.
+@Suite struct SeededIndexTests {
+    @Test(arguments: [2, 10, 97])
+    func indicesCoverTheRangeEvenly(bound: Int) {
+        var random = SplitMix64(seed: 42)
+        let draws = 2_000 * bound
+        var counts = [Int](repeating: 0, count: bound)
+        for _ in 0..<draws { counts[random.nextIndex(below: bound)] += 1 }
+        // 2,000 expected per index; a binomial's standard deviation is under 45, so ±300 fails only if biased.
+        #expect(counts.allSatisfy { abs($0 - 2_000) < 300 }, "counts \(counts)")
+    }
+
+    @Test func shufflesDependOnTheSeed() {
+        var first = SplitMix64(seed: 1), second = SplitMix64(seed: 2)
+        let a = first.permutation(50), b = second.permutation(50)
+        #expect(a.sorted() == Array(0..<50) && b.sorted() == Array(0..<50))
+        #expect(a != b)
+        // Fisher-Yates with uniform indices puts element 0 anywhere: over many seeds it lands in most places.
+        let places = Set((0..<400).map { seed -> Int in
+            var random = SplitMix64(seed: UInt64(seed))
+            return random.permutation(20).firstIndex(of: 0)!
+        })
+        #expect(places.count == 20)
+    }
+}
