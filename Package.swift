@@ -44,7 +44,8 @@ let package = Package(
             providers: [.apt(["zlib1g-dev"])]
         ),
         // What several modules need, defined once: exit statuses and the user-facing error protocol,
-        // ordered statistics, byte sizes, union-find, heaps, JSON lines.
+        // the seeded generator, medians, byte sizes and durations, union-find, the min-heap, the
+        // optimizer vocabulary and a parameter's memory, JSON lines.
         .target(name: "Basics"),
         .target(name: "MPI", dependencies: ["CMPI"]),
         .target(name: "Tensors", dependencies: ["Basics", "COpenBLAS", "CZlib"]),
@@ -52,7 +53,7 @@ let package = Package(
         // ONNX import apart from Placement, so that only what reads ONNX links SwiftProtobuf.
         .target(
             name: "ONNXImport",
-            dependencies: ["Placement", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            dependencies: ["Basics", "Placement", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
             exclude: ["Generated/README.md"]
         ),
         .target(
@@ -76,21 +77,23 @@ let package = Package(
         // Point-to-point benchmark of the Swift layer (Benchmarks/run-pingpong.sh runs it beside C).
         .executableTarget(name: "fedbaechi-pingpong", dependencies: ["MPI"], path: "Benchmarks/PingPong"),
         .testTarget(name: "MPITests", dependencies: ["MPI"]),
-        .testTarget(name: "PlacementTests", dependencies: ["Placement", "ONNXImport"]),
+        .testTarget(name: "BasicsTests", dependencies: ["Basics"]),
+        .testTarget(name: "PlacementTests", dependencies: ["Basics", "Placement", "ONNXImport"]),
         .testTarget(
             name: "FederatedTests",
             dependencies: [
+                "Basics",
                 "Federated",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "CryptoExtras", package: "swift-crypto"),
             ]
         ),
-        .testTarget(name: "TensorsTests", dependencies: ["Tensors"]),
+        .testTarget(name: "TensorsTests", dependencies: ["Basics", "Tensors"]),
         .testTarget(name: "CLITests", dependencies: ["fedbaechi", "MPI"]),
         // Seeded mutation fuzzing of every reader of untrusted files and of the flags' values.
         .testTarget(name: "FuzzTests", dependencies: ["Basics", "fedbaechi", "Placement", "ONNXImport", "Tensors", "CZlib"]),
-        .testTarget(name: "ModelParallelTests", dependencies: ["Runtime", "MPI", "Tensors", "Placement"]),
-        .testTarget(name: "FederatedMPITests", dependencies: ["Runtime", "MPI", "Tensors", "Federated"]),
+        .testTarget(name: "ModelParallelTests", dependencies: ["Basics", "Runtime", "MPI", "Tensors", "Placement"]),
+        .testTarget(name: "FederatedMPITests", dependencies: ["Basics", "Runtime", "MPI", "Tensors", "Federated"]),
     ],
     swiftLanguageModes: [.v6]
 )

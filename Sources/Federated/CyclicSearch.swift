@@ -1,3 +1,5 @@
+import Basics
+
 /// Points Z_n x {0..<levels} plus `fixed` extra points that Z_n leaves in place: the setting of the
 /// cyclic ("starter") constructions. Point ids: level * n + x for (x, level), levels * n + i for the
 /// i-th fixed point, so ids run 0..<count and a design developed from it needs no relabelling.
@@ -141,7 +143,7 @@ struct BaseClassSearch {
                 }
             }
         }
-        var generator = SeededGenerator(seed: seed)
+        var generator = SplitMix64(seed: seed)
         var order = Array(rows.indices)
         order.shuffle(using: &generator)
         let primary = orbitsPrimary ? m + freeOrbits.count + slackColumns : m

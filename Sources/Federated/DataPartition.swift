@@ -54,7 +54,7 @@ public enum DataPartition {
         guard labels.count >= sites else {
             throw Failure(description: "\(labels.count) training examples cannot be split among \(sites) sites")
         }
-        var random = SeededGenerator(seed: seed ^ 0x7061_7274_6974_696F)  // "partitio"
+        var random = SplitMix64(seed: seed ^ 0x7061_7274_6974_696F)  // "partitio"
         var parts: [[Int]]
         switch scheme {
         case .iid:
@@ -106,7 +106,7 @@ public enum DataPartition {
     /// Per class, shares ~ Dirichlet(alpha); the usual construction resamples a split that leaves a site
     /// with fewer than `minimum` examples (up to a bounded number of tries).
     private static func dirichlet(labels: [Int], sites: Int, alpha: Double,
-                                  random: inout SeededGenerator) throws(Failure) -> [[Int]] {
+                                  random: inout SplitMix64) throws(Failure) -> [[Int]] {
         let classes = (labels.max() ?? 0) + 1
         var byClass = [[Int]](repeating: [], count: classes)
         for (index, label) in labels.enumerated() { byClass[label].append(index) }
@@ -134,7 +134,7 @@ public enum DataPartition {
                       + "use a larger alpha or fewer sites")
     }
 
-    private static func shuffled(_ values: [Int], _ random: inout SeededGenerator) -> [Int] {
+    private static func shuffled(_ values: [Int], _ random: inout SplitMix64) -> [Int] {
         var values = values
         var i = values.count - 1
         while i > 0 {
@@ -144,12 +144,12 @@ public enum DataPartition {
         return values
     }
 
-    private static func uniform(_ random: inout SeededGenerator) -> Double {
+    private static func uniform(_ random: inout SplitMix64) -> Double {
         (Double(random.next() >> 11) + 0.5) * 0x1p-53  // in (0, 1)
     }
 
     /// Gamma(shape, 1) by Marsaglia and Tsang (2000); shape < 1 through Gamma(shape + 1) U^(1/shape).
-    public static func gamma(shape: Double, _ random: inout SeededGenerator) -> Double {
+    public static func gamma(shape: Double, _ random: inout SplitMix64) -> Double {
         if shape < 1 { return gamma(shape: shape + 1, &random) * pow(uniform(&random), 1 / shape) }
         let d = shape - 1.0 / 3
         let c = 1 / (9 * d).squareRoot()

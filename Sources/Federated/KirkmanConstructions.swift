@@ -1,3 +1,5 @@
+import Basics
+
 /// Kirkman triple systems KTS(v), v = 3 (mod 6): all (v-1)/2 parallel classes of v/3 triples, every pair
 /// of sites in exactly one triple.
 ///
@@ -115,7 +117,7 @@ public enum KirkmanTripleSystems {
             }
         }
         for seed in searchSeeds {
-            var generator = SeededGenerator(seed: seed)
+            var generator = SplitMix64(seed: seed)
             var order = Array(rows.indices)
             order.shuffle(using: &generator)
             var cover = ExactCover(primary: 2 * (t - 1), secondary: 0, rows: order.map { rows[$0] })

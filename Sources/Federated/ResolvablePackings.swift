@@ -1,3 +1,5 @@
+import Basics
+
 /// Resolvable packings for site counts that have no Kirkman triple system: parallel classes of groups
 /// of three (one group of four when V = 1 mod 3, two when V = 2 mod 3), no pair of sites in a group
 /// twice, as many classes as the constructions below reach; `ResolvableDesign.classBound` says how many
@@ -74,7 +76,7 @@ public enum ResolvablePackings {
         let slack = 2 * purePerLevel + n + 2 * f - (v + 2 * q)
         guard slack >= 0, !exactOrbits || slack <= 3 else { return nil }
         let points = CyclicPointSet(n: n, levels: 2, fixed: f)
-        var generator = SeededGenerator(seed: seed &* 7919 &+ UInt64(v))
+        var generator = SplitMix64(seed: seed &* 7919 &+ UInt64(v))
         guard let quads = randomQuads(q, points: points, using: &generator) else { return nil }
         var search = BaseClassSearch(points: points, orbitsExact: false)
         search.preset = quads
@@ -92,7 +94,7 @@ public enum ResolvablePackings {
 
     /// `count` disjoint groups of four finite points whose pair orbits are all full and distinct; the
     /// first holds (0, level 0), which loses nothing since translates give the same classes.
-    static func randomQuads(_ count: Int, points: CyclicPointSet, using generator: inout SeededGenerator) -> [[Int]]? {
+    static func randomQuads(_ count: Int, points: CyclicPointSet, using generator: inout SplitMix64) -> [[Int]]? {
         var quads: [[Int]] = []
         var orbitsUsed: Set<Int> = []
         var attempts = 0
@@ -128,7 +130,7 @@ public enum ResolvablePackings {
             for a in group { for b in group where a != b { used[a * v + b] = true } }
         }
         first.forEach(mark)
-        var generator = SeededGenerator(seed: seed)
+        var generator = SplitMix64(seed: seed)
         var failures = 0
         while classes.count < maxClasses && failures < pairBudget {
             guard let found = greedyClass(v: v, sizes: sizes, used: used, using: &generator) else {
@@ -148,7 +150,7 @@ public enum ResolvablePackings {
         return [Int](repeating: 3, count: (v - 4 * q) / 3) + [Int](repeating: 4, count: q)
     }
 
-    private static func greedyClass(v: Int, sizes: [Int], used: [Bool], using generator: inout SeededGenerator) -> [[Int]]? {
+    private static func greedyClass(v: Int, sizes: [Int], used: [Bool], using generator: inout SplitMix64) -> [[Int]]? {
         func fresh(_ group: [Int]) -> Bool {
             for i in 0..<group.count { for j in (i + 1)..<group.count where used[group[i] * v + group[j]] { return false } }
             return true

@@ -1,3 +1,4 @@
+import Basics
 import Foundation
 import Placement
 
@@ -112,12 +113,17 @@ struct ONNXGraphBuilder {
 
         // Parameters: the constants each node reads, counted once on the first node that reads
         // one; the readers of a shared constant are colocated.
-        var labels = UnionFind(count: forwards.count)
+        // Each group is named after its earliest node, so the smaller root survives every merge.
+        var labels = UnionFind<Int>(count: forwards.count)
         var owner = [String: Int]()
         for (i, forward) in forwards.enumerated() where !forward.isInput {
             for (slot, tensor) in forward.inputs.enumerated() where !tensor.isEmpty {
                 guard let info = tensors[tensor], info.isConstant else { continue }
-                if let first = owner[tensor] { labels.union(first, i); continue }
+                if let first = owner[tensor] {
+                    let (a, b) = (labels.find(first), labels.find(i))
+                    labels.merge(max(a, b), into: min(a, b))
+                    continue
+                }
                 owner[tensor] = i
                 forwards[i].parameterBytes = saturatingSum(forwards[i].parameterBytes, info.bytes)
                 // Running statistics of batch normalization are state, not trained.
@@ -325,7 +331,8 @@ struct ONNXGraphBuilder {
                 dependents[source].append(i)
             }
         }
-        var ready = Heap<Int>()
+        // The ready node listed first in the file runs first.
+        var ready = MinHeap<Int>()
         for i in nodes.indices where waiting[i] == 0 { ready.push(i) }
         var order = [Int]()
         order.reserveCapacity(nodes.count)
@@ -350,45 +357,4 @@ struct ONNXGraphBuilder {
 func saturatingSum(_ a: Int, _ b: Int) -> Int {
     let (sum, overflow) = a.addingReportingOverflow(b)
     return overflow || sum > Int.max / 2 ? Int.max / 2 : sum
-}
-
-/// Union-find over node indices (path halving, union by index so roots are the earliest node).
-struct UnionFind {
-    private var parent: [Int]
-    init(count: Int) { parent = Array(0..<count) }
-    mutating func find(_ x: Int) -> Int {
-        var x = x
-        while parent[x] != x { parent[x] = parent[parent[x]]; x = parent[x] }
-        return x
-    }
-    mutating func union(_ a: Int, _ b: Int) {
-        let (ra, rb) = (find(a), find(b))
-        if ra < rb { parent[rb] = ra } else if rb < ra { parent[ra] = rb }
-    }
-}
-
-/// A binary min-heap of node indices: the ready node listed first in the file runs first.
-struct Heap<T: Comparable> {
-    private var items = [T]()
-    mutating func push(_ item: T) {
-        items.append(item)
-        var i = items.count - 1
-        while i > 0, items[(i - 1) / 2] > items[i] { items.swapAt(i, (i - 1) / 2); i = (i - 1) / 2 }
-    }
-    mutating func pop() -> T? {
-        guard !items.isEmpty else { return nil }
-        items.swapAt(0, items.count - 1)
-        let top = items.removeLast()
-        var i = 0
-        while true {
-            let l = 2 * i + 1, r = l + 1
-            var m = i
-            if l < items.count, items[l] < items[m] { m = l }
-            if r < items.count, items[r] < items[m] { m = r }
-            if m == i { break }
-            items.swapAt(i, m)
-            i = m
-        }
-        return top
-    }
 }

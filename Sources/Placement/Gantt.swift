@@ -1,3 +1,5 @@
+import Basics
+
 /// An SVG Gantt chart of a plan: one lane per device with its ops coloured by layer (or by
 /// co-placement group when names carry no layers), its link channel with the transfers it sends
 /// and receives (each naming the device at the other end when there is room), and its memory use

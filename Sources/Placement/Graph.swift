@@ -1,3 +1,5 @@
+import Basics
+
 // The operator graph that placement works on: nodes with costs, edges carrying tensors.
 
 /// One operator: its compute time and the memory it needs.
@@ -140,7 +142,7 @@ public struct Graph: Sendable {
 
     /// The largest size (1 TiB) and time (1e12 us, about 11.6 days) a node or edge may carry.
     public static let maximumBytes = 1 << 40
-    public static let maximumMicros = 1e12
+    public static let maximumMicros = Quantity.maximumMicros
 
     /// Validates `nodes` and `edges` (names unique, values finite, not negative and not absurdly
     /// large, ports in range, no cycle) and derives the adjacency and the topological order.

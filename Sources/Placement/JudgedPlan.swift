@@ -1,3 +1,4 @@
+import Basics
 import Foundation
 
 /// A plan made elsewhere (by hand, by another tool, by an earlier run), read from a plan file and

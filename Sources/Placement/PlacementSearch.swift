@@ -1,3 +1,5 @@
+import Basics
+
 /// How `Planner.plan` searches for a faster plan.
 ///
 /// m-ETF and m-SCT are greedy list schedulers whose result depends a great deal on how they break
@@ -112,7 +114,7 @@ struct PlacementSearch {
     /// were alone, from the same seed.
     mutating func explore(_ arms: [Arm], devices: [DeviceSpec], deadline: ContinuousClock.Instant?) {
         let limits = devices.map(\.memoryBytes)
-        var random = SyntheticGraphs.Random(seed: options.seed)
+        var random = SplitMix64(seed: options.seed)
         var randomOrders: [TieBreak] = [.topological]
         var bestOrder = [[Int32]?](repeating: nil, count: arms.count)
         let first = armSummaries.count
@@ -174,7 +176,7 @@ struct PlacementSearch {
     var summary: SearchSummary {
         let sorted = steps.sorted()
         return SearchSummary(seed: options.seed, plansTried: armSummaries.reduce(0) { $0 + $1.plansTried }, plansFitting: sorted.count,
-                             fastestMicros: sorted.first, medianMicros: sorted.isEmpty ? nil : sorted[sorted.count / 2],
+                             fastestMicros: sorted.first, medianMicros: sorted.isEmpty ? nil : upperMedian(sorted),
                              slowestMicros: sorted.last, stoppedByBudget: stoppedByBudget, arms: armSummaries)
     }
 }

@@ -1,3 +1,4 @@
+import Basics
 import Foundation
 
 /// A plan that fits: where every node of the input graph runs, and the simulated step.

@@ -1,28 +1,14 @@
+import Basics
+
 /// Reproducible synthetic graphs for tests and benchmarks.
 public enum SyntheticGraphs {
-    /// SplitMix64: small, fast, and the same everywhere.
-    public struct Random {
-        var state: UInt64
-        public init(seed: UInt64) { state = seed }
-        public mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-        /// Uniform in `0..<bound`.
-        public mutating func below(_ bound: Int) -> Int { Int(next() % UInt64(max(bound, 1))) }
-        public mutating func between(_ low: Int, _ high: Int) -> Int { low + below(high - low + 1) }
-    }
-
     /// A layered DAG like a deep network: `nodes` ops in layers of `width`; each op of a layer
     /// reads the op at its position in the previous layer, up to two more of that layer, and now
     /// and then one two layers back (so only the last layer's outputs are left unread).
     /// Compute 10-1000 us, outputs 4 KiB-1 MiB, scratch up to 64 KiB; one op in a hundred holds 64 KiB-1 MiB
     /// of parameters.
     public static func layered(nodes count: Int, width: Int = 100, seed: UInt64 = 1) -> Graph {
-        var random = Random(seed: seed)
+        var random = SplitMix64(seed: seed)
         let width = max(1, min(width, count))
         var nodes = [Node]()
         nodes.reserveCapacity(count)

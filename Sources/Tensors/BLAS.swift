@@ -1,3 +1,4 @@
+import Basics
 import Foundation
 import COpenBLAS
 
@@ -70,12 +71,4 @@ extension BLAS {
         times.removeFirst()  // warm-up
         return 2 * Double(n * n * n) / median(times) / 1e9
     }
-}
-
-/// The middle value (mean of the two middle ones for an even count); 0 for no values.
-public func median(_ values: [Double]) -> Double {
-    guard !values.isEmpty else { return 0 }
-    let sorted = values.sorted()
-    let mid = sorted.count / 2
-    return sorted.count % 2 == 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2
 }

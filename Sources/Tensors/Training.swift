@@ -1,3 +1,4 @@
+import Basics
 import Foundation
 
 /// Examples a model trains or is scored on.

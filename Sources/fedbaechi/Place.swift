@@ -156,11 +156,10 @@ struct Place: ParsableCommand {
                     runs.append((again.placementSeconds, again.placerSeconds, again.simulationSeconds, again.placementGraph.preprocessingSeconds))
                 }
             }
-            func median(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }
-            plan.placementSeconds = median(runs.map(\.0))
-            plan.placerSeconds = median(runs.map(\.1))
-            plan.simulationSeconds = median(runs.map(\.2))
-            plan.medianPreprocessingSeconds = median(runs.map(\.3))
+            plan.placementSeconds = upperMedian(runs.map(\.0))
+            plan.placerSeconds = upperMedian(runs.map(\.1))
+            plan.simulationSeconds = upperMedian(runs.map(\.2))
+            plan.medianPreprocessingSeconds = upperMedian(runs.map(\.3))
             result = .success(plan)
         }
         switch result {

@@ -1,3 +1,4 @@
+import Basics
 import Placement
 
 /// The readable summary `fedbaechi place` prints.

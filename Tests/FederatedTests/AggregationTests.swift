@@ -1,3 +1,4 @@
+import Basics
 import Federated
 import Testing
 
@@ -111,7 +112,7 @@ struct PartitionTests {
     }
 
     @Test func gammaSamplesHaveTheirMean() {
-        var random = SeededGenerator(seed: 9)
+        var random = SplitMix64(seed: 9)
         for shape in [0.3, 1.0, 4.0] {
             let n = 20_000
             let mean = (0..<n).reduce(0.0) { total, _ in total + DataPartition.gamma(shape: shape, &random) } / Double(n)
@@ -234,7 +235,7 @@ struct AggregationScheduleTests {
     /// predicted error bounds the measured one, the per-iteration factor is rho/(2+rho), and the
     /// estimate from the public z history equals the measured error.
     @Test func theClosedFormBoundsTheErrorAndTheZHistoryMeasuresIt() throws {
-        var random = SeededGenerator(seed: 2)
+        var random = SplitMix64(seed: 2)
         func unit() -> Double { Double(random.next() >> 11) * 0x1p-53 }
         for (range, rms) in [(1.0, 0.03), (10.0, 0.03), (1.0, 0.3), (0.1, 0.01)] {
             let schedule = try AggregationSchedule(sites: 9, iterations: 4, masked: false, rho: "3", rhoAfter: "0.001", dualRange: range)

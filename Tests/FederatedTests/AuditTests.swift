@@ -1,3 +1,4 @@
+import Basics
 import Testing
 @testable import Federated
 
@@ -41,7 +42,7 @@ import Testing
     }
 
     @Test func affineModelReproducesARunAndTwoMessagesRevealTheta() {
-        var generator = SeededGenerator(seed: 7)
+        var generator = SplitMix64(seed: 7)
         let sites = 5, dimension = 3
         let thetas = (0..<sites).map { _ in (0..<dimension).map { _ in Double.random(in: -1...1, using: &generator) } }
         let duals = (0..<sites).map { _ in (0..<dimension).map { _ in Double.random(in: 0..<1, using: &generator) } }
@@ -73,7 +74,7 @@ import Testing
     @Test func digestUnitCaseAndContraction() {
         let m = [0.1, 0.2, 0.3, 0.4]
         let rhos = AdmmAveraging.decayingSchedule(initial: 0.01, factor: 0.5, every: 2, iterations: 10)
-        var generator = SeededGenerator(seed: 3)
+        var generator = SplitMix64(seed: 3)
         let duals = (0..<2).map { _ in (0..<4).map { _ in Double.random(in: 0..<1, using: &generator) } }
         let trace = AdmmAveraging.run(thetas: [m, m.map { -$0 }], weights: [0.8, 0.2], initialDuals: duals, rhos: rhos)
         let expected = [0.06, 0.12, 0.18, 0.24]

@@ -1,18 +1,14 @@
+import Basics
 import Foundation
 import Testing
 
 /// SplitMix64, so a failing input is reproduced from its seed and index on any machine.
 struct FuzzRandom {
-    var state: UInt64
-    init(seed: UInt64) { state = seed ^ 0x5DEE_CE66_D1CE_4E5B }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func below(_ bound: Int) -> Int { bound <= 1 ? 0 : Int(next() % UInt64(bound)) }
+    var generator: SplitMix64
+    init(seed: UInt64) { generator = SplitMix64(seed: seed ^ 0x5DEE_CE66_D1CE_4E5B) }
+    mutating func next() -> UInt64 { generator.next() }
+    /// Uniform in `0..<bound`; draws nothing for a bound of 1 or less (unlike `SplitMix64.below`).
+    mutating func below(_ bound: Int) -> Int { bound <= 1 ? 0 : generator.below(bound) }
     mutating func chance(_ percent: Int) -> Bool { below(100) < percent }
     mutating func pick<T>(_ items: [T]) -> T { items[below(items.count)] }
 }

@@ -1,3 +1,4 @@
+import Basics
 import Foundation
 import Testing
 @testable import Placement
@@ -47,25 +48,7 @@ import Testing
         #expect(graph.producerBytes(ofEdge: 2) == 0)
     }
 
-    @Test func quantities() throws {
-        #expect(try Quantity.bytes("2GiB") == 2 << 30)
-        #expect(try Quantity.bytes("8 GB") == 8_000_000_000)
-        #expect(try Quantity.bytes("1073741824B") == 1 << 30)
-        // A number without a unit is refused: `1.5` would otherwise be 2 bytes.
-        #expect(throws: Quantity.ParseError.self) { try Quantity.bytes("1073741824") }
-        #expect(throws: Quantity.ParseError.self) { try Quantity.bytes("1.5") }
-        #expect(try Quantity.bytes("1.5MiB") == 1_572_864)
-        #expect(throws: Quantity.ParseError.self) { try Quantity.bytes("lots") }
-        #expect(throws: Quantity.ParseError.self) { try Quantity.bytes("-1GB") }
-        #expect(try Quantity.bandwidth("5.7GB/s") == 5.7e9)
-        #expect(try Quantity.bandwidth("100Gb/s") == 12.5e9)
-        #expect(try Quantity.bandwidth("10Gbit/s") == 1.25e9)
-        #expect(throws: Quantity.ParseError.self) { try Quantity.bandwidth("5.7GB") }
-        #expect(try Quantity.micros("134us") == 134)
-        #expect(try Quantity.micros("0.2ms") == 200)
-        #expect(try Quantity.micros("1s") == 1e6)
-        #expect(Quantity.formatBytes(8 << 30) == "8 GiB")
-        #expect(Quantity.formatMicros(140_920) == "140.9 ms")
+    @Test func baechiLinkModel() {
         #expect(LinkModel.baechi.micros(forBytes: 1_000_000) == 134 + 175.4)
     }
 }

@@ -1,3 +1,4 @@
+import Basics
 import Foundation
 import Testing
 @testable import Placement
@@ -19,7 +20,7 @@ import Testing
     /// A plan written by the planner, read back: the same step, order and memory.
     @Test(arguments: Array(UInt64(1)...15))
     func writtenPlansJudgeToTheirOwnStep(seed: UInt64) throws {
-        var random = SyntheticGraphs.Random(seed: seed &* 977)
+        var random = SplitMix64(seed: seed &* 977)
         let graph = randomGraph(seed: seed + 40000, nodes: random.between(5, 50))
         let count = random.between(1, 4)
         for algorithm in [Algorithm.mETF, .mSCT, .mTOPO, .auto] {

@@ -1,3 +1,4 @@
+import Basics
 import Foundation
 import Testing
 @testable import ONNXImport
@@ -184,7 +185,7 @@ private func hasEdge(_ graph: Graph, _ from: String, _ to: String, port: Int = 0
         let good = try tinyCNN()
         #expect(ONNXImporter.looksLikeModel(good))
         // Truncated and random bytes: errors, never a crash.
-        var random = SyntheticGraphs.Random(seed: 7)
+        var random = SplitMix64(seed: 7)
         for length in [1, 7, 100, good.count / 2, good.count - 1] {
             let cut = good.prefix(length)
             #expect(throws: GraphError.self) { try ONNXImporter().importModel(from: Data(cut), name: "cut") }
@@ -217,7 +218,7 @@ private func hasEdge(_ graph: Graph, _ from: String, _ to: String, port: Int = 0
     /// with an error; a trap would end the test run.
     @Test func mutatedModelsNeverTrap() throws {
         let good = try tinyCNN()
-        var random = SyntheticGraphs.Random(seed: 2024)
+        var random = SplitMix64(seed: 2024)
         var rejected = 0
         for _ in 0..<400 {
             var bytes = [UInt8](good)

@@ -1,9 +1,10 @@
+import Basics
 import Testing
 @testable import Placement
 
 /// A random DAG: multi-port outputs, control edges, colocation labels, some comm overrides.
 func randomGraph(seed: UInt64, nodes count: Int) -> Graph {
-    var random = SyntheticGraphs.Random(seed: seed)
+    var random = SplitMix64(seed: seed)
     var nodes = [Node]()
     for i in 0..<count {
         let ports = random.between(1, 2)
@@ -107,7 +108,7 @@ func checkSchedule(_ plan: PlacementPlan, limits: [Int], colocation: Bool, _ lab
 
     @Test(arguments: seeds)
     func everyPlanIsAValidScheduleWithinMemory(seed: UInt64) throws {
-        var random = SyntheticGraphs.Random(seed: seed &* 7919)
+        var random = SplitMix64(seed: seed &* 7919)
         let graph = randomGraph(seed: seed, nodes: random.between(5, 40))
         let options = PreprocessingOptions(coPlacement: random.below(2) == 0, fusion: random.below(2) == 0,
                                            colocation: random.below(4) != 0, fusionPathCheck: random.below(2) == 0)
@@ -130,7 +131,7 @@ func checkSchedule(_ plan: PlacementPlan, limits: [Int], colocation: Bool, _ lab
 
     @Test(arguments: seeds)
     func autoIsMonotoneInMemoryAndBeatsOneDevice(seed: UInt64) throws {
-        var random = SyntheticGraphs.Random(seed: seed &* 104_729)
+        var random = SplitMix64(seed: seed &* 104_729)
         let graph = randomGraph(seed: seed + 1000, nodes: random.between(5, 30))
         let planner = Planner(graph: graph, link: testLink)
         let deviceCount = random.between(2, 4)
@@ -154,7 +155,7 @@ func checkSchedule(_ plan: PlacementPlan, limits: [Int], colocation: Bool, _ lab
 
     @Test(arguments: seeds)
     func unitGraphIsAcyclicAndCoversEveryNode(seed: UInt64) {
-        var random = SyntheticGraphs.Random(seed: seed)
+        var random = SplitMix64(seed: seed)
         let graph = randomGraph(seed: seed + 77, nodes: random.between(2, 60))
         let pg = PlacementGraph(graph: graph, link: testLink)
         #expect(pg.topologicalOrder.count == pg.unitCount)
@@ -166,7 +167,7 @@ func checkSchedule(_ plan: PlacementPlan, limits: [Int], colocation: Bool, _ lab
 
     @Test(arguments: seeds)
     func mETFMatchesAFullRescan(seed: UInt64) throws {
-        var random = SyntheticGraphs.Random(seed: seed &* 31)
+        var random = SplitMix64(seed: seed &* 31)
         let graph = randomGraph(seed: seed + 500, nodes: random.between(5, 60))
         let pg = PlacementGraph(graph: graph, link: testLink, options: PreprocessingOptions(fusion: random.below(2) == 0))
         let deviceCount = random.between(1, 4)
@@ -185,7 +186,7 @@ func checkSchedule(_ plan: PlacementPlan, limits: [Int], colocation: Bool, _ lab
 
     @Test(arguments: seeds)
     func searchedPlansAreValidSchedulesWithinMemory(seed: UInt64) throws {
-        var random = SyntheticGraphs.Random(seed: seed &* 6007)
+        var random = SplitMix64(seed: seed &* 6007)
         let graph = randomGraph(seed: seed + 3000, nodes: random.between(5, 40))
         let planner = Planner(graph: graph, link: testLink, options: PreprocessingOptions(colocation: random.below(4) != 0))
         let deviceCount = random.between(2, 4)

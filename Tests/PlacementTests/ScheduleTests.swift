@@ -1,3 +1,4 @@
+import Basics
 import Testing
 @testable import Placement
 
@@ -7,13 +8,13 @@ import Testing
 
     /// A random placement of `graph` on `count` devices.
     func randomPlacement(_ graph: Graph, count: Int, seed: UInt64) -> [Int32] {
-        var random = SyntheticGraphs.Random(seed: seed)
+        var random = SplitMix64(seed: seed)
         return graph.nodes.map { _ in Int32(random.below(count)) }
     }
 
     @Test(arguments: seeds)
     func replayingTheQueueOrderGivesTheQueueStep(seed: UInt64) throws {
-        var random = SyntheticGraphs.Random(seed: seed &* 4099)
+        var random = SplitMix64(seed: seed &* 4099)
         let graph = randomGraph(seed: seed + 7000, nodes: random.between(2, 50))
         let count = random.between(1, 4)
         let placement = randomPlacement(graph, count: count, seed: seed)
@@ -80,7 +81,7 @@ import Testing
     /// The plan's step is the placer's own order replayed: never later than the placer predicted.
     @Test(arguments: seeds)
     func replayOfThePlacersOrderIsNeverSlowerThanItsPrediction(seed: UInt64) throws {
-        var random = SyntheticGraphs.Random(seed: seed &* 811)
+        var random = SplitMix64(seed: seed &* 811)
         let graph = randomGraph(seed: seed + 9000, nodes: random.between(5, 50))
         let options = PreprocessingOptions(coPlacement: random.below(2) == 0, fusion: random.below(2) == 0)
         let planner = Planner(graph: graph, link: testLink, options: options)
@@ -105,7 +106,7 @@ import Testing
     /// the replay then is exactly the schedule the placer built.
     @Test(arguments: seeds)
     func withoutFusionTheReplayIsThePlacersSchedule(seed: UInt64) throws {
-        var random = SyntheticGraphs.Random(seed: seed &* 613)
+        var random = SplitMix64(seed: seed &* 613)
         let graph = randomGraph(seed: seed + 11000, nodes: random.between(5, 50))
         let planner = Planner(graph: graph, link: testLink, options: .none)
         let plan = try planner.plan(.mETF, devices: devices(random.between(2, 4))).get()

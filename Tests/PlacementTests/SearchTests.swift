@@ -1,3 +1,4 @@
+import Basics
 import Testing
 @testable import Placement
 
@@ -7,7 +8,7 @@ import Testing
 
     @Test(arguments: seeds)
     func sameSeedSamePlan(seed: UInt64) throws {
-        var random = SyntheticGraphs.Random(seed: seed &* 7211)
+        var random = SplitMix64(seed: seed &* 7211)
         let graph = randomGraph(seed: seed + 20000, nodes: random.between(10, 60))
         let count = random.between(2, 4)
         for algorithm in [Algorithm.mETF, .mSCT, .auto] {
@@ -24,7 +25,7 @@ import Testing
 
     @Test(arguments: seeds)
     func neverSlowerThanOneRunWithoutSearch(seed: UInt64) throws {
-        var random = SyntheticGraphs.Random(seed: seed &* 5501)
+        var random = SplitMix64(seed: seed &* 5501)
         let graph = randomGraph(seed: seed + 30000, nodes: random.between(10, 60))
         let count = random.between(2, 4)
         let planner = Planner(graph: graph, link: testLink)

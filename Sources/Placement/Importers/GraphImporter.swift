@@ -1,3 +1,4 @@
+import Basics
 import Foundation
 
 /// Reads one file format into a `Graph`. Add a format (ONNX, a framework's trace) by conforming
@@ -177,28 +178,21 @@ enum JSONScan {
 enum ColocationLabels {
     static func resolve(_ lists: [[String]]) -> [String?] {
         var index = [String: Int]()
-        var parent = [Int]()
+        var sets = UnionFind<Int>(count: 0)
         var names = [String]()
-        func find(_ x: Int) -> Int {
-            var x = x
-            while parent[x] != x { parent[x] = parent[parent[x]]; x = parent[x] }
-            return x
-        }
         func id(_ label: String) -> Int {
             if let existing = index[label] { return existing }
-            index[label] = parent.count
-            parent.append(parent.count)
+            let new = sets.append()
+            index[label] = new
             names.append(label)
-            return parent.count - 1
+            return new
         }
+        // The first label of a list names the joined set.
         for list in lists {
             guard let first = list.first else { continue }
-            let root = find(id(first))
-            for label in list.dropFirst() {
-                let other = find(id(label))
-                if other != root { parent[other] = root }
-            }
+            let root = sets.find(id(first))
+            for label in list.dropFirst() { sets.merge(id(label), into: root) }
         }
-        return lists.map { list in list.first.map { names[find(index[$0]!)] } }
+        return lists.map { list in list.first.map { names[sets.find(index[$0]!)] } }
     }
 }

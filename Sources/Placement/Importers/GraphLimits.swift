@@ -1,3 +1,4 @@
+import Basics
 import Foundation
 
 /// The largest graph fedbaechi reads. Each bound is far above any real training graph (the GNMT

@@ -1,3 +1,5 @@
+import Basics
+
 /// The event-driven, memory-constrained list scheduler behind m-ETF and m-SCT.
 ///
 /// It repeatedly starts the (unit, device) pair with the earliest start time, ties going to the
@@ -233,7 +235,7 @@ struct ListScheduler {
         }
     }
 
-    @inline(__always) private func valid(_ entry: KeyedHeap.Entry, _ d: Int) -> Bool {
+    @inline(__always) private func valid(_ entry: KeyedEntry, _ d: Int) -> Bool {
         let u = Int(entry.value)
         return stamp[u * deviceCount + d] == entry.stamp && unitDevice[u] < 0 && allowed(u, d)
     }
@@ -241,8 +243,8 @@ struct ListScheduler {
     /// The next unit device `d` would start without reservations, and when.
     private mutating func plainCandidate(_ d: Int) -> (time: Double, unit: Int)? {
         let ready = max(clock, deviceFree[d])
-        var skippedArrived: [KeyedHeap.Entry] = []
-        var skippedPending: [KeyedHeap.Entry] = []
+        var skippedArrived: [KeyedEntry] = []
+        var skippedPending: [KeyedEntry] = []
         defer {
             for entry in skippedArrived { arrived[d].push(key: entry.key, tie: entry.tie, value: entry.value, stamp: entry.stamp) }
             for entry in skippedPending { pending[d].push(key: entry.key, tie: entry.tie, value: entry.value, stamp: entry.stamp) }
@@ -304,7 +306,7 @@ struct ListScheduler {
         guard let (child, childTime) = activeReservation(d) else {
             // Not waiting for a favourite child: everything deferred here competes again.
             if !deferred[d].isEmpty {
-                for entry in deferred[d].entries where valid(entry, d) && state[Int(entry.value) * deviceCount + d] == .deferred {
+                for entry in deferred[d].elements where valid(entry, d) && state[Int(entry.value) * deviceCount + d] == .deferred {
                     insert(Int(entry.value), d)
                 }
                 deferred[d].removeAll()
@@ -456,7 +458,7 @@ struct ListScheduler {
     private mutating func stuck() -> PlacementFailure {
         var culprit = -1
         for d in 0..<deviceCount {
-            for entry in blocked[d].entries where valid(entry, d) {
+            for entry in blocked[d].elements where valid(entry, d) {
                 let u = Int(entry.value)
                 if culprit < 0 || priority[u] < priority[culprit] { culprit = u }
             }

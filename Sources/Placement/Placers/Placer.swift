@@ -1,3 +1,5 @@
+import Basics
+
 /// The placement algorithms fedbaechi offers.
 public enum Algorithm: String, CaseIterable, Sendable, Codable {
     case mSCT = "m-sct"
@@ -60,7 +62,7 @@ public enum TieBreak: Hashable, Sendable {
         case .topological:
             return pg.priority
         case .shuffled(let seed):
-            var random = SyntheticGraphs.Random(seed: seed)
+            var random = SplitMix64(seed: seed)
             var order = Array(0..<Int32(pg.unitCount))
             if order.count > 1 {
                 for i in stride(from: order.count - 1, to: 0, by: -1) { order.swapAt(i, random.below(i + 1)) }

@@ -1,3 +1,5 @@
+import Basics
+
 /// The memory of devices filled with whole groups in topological order, as if each device ran
 /// its units one after another in that order: parameters all along; a unit's scratch memory while
 /// it runs; its outputs from then until every consumer has been placed on the same device (kept

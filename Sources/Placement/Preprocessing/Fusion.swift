@@ -1,3 +1,5 @@
+import Basics
+
 /// Contracts edges inside co-placement groups into placement units, never creating a cycle.
 ///
 /// An edge u->v is contracted unless out_degree(u) > 1 and in_degree(v) > 1 (then another path
@@ -15,19 +17,19 @@ struct Fusion {
     static let searchBudget = 1024
 
     private var candidates: [(Int32, Int32)]
-    private var fused: UnionFind
+    private var fused: UnionFind<Int32>
 
     /// For each node: a node of its group to join when it has no edges at all (or -1).
     private var edgelessTarget: [Int32]
 
-    init(graph: Graph, groups: inout UnionFind, pathCheck: Bool) {
+    init(graph: Graph, groups: inout UnionFind<Int32>, pathCheck: Bool) {
         self.graph = graph
         self.pathCheck = pathCheck
         self.mark = [Int32](repeating: 0, count: graph.nodes.count)
         self.successors = [[Int32]?](repeating: nil, count: graph.nodes.count)
         self.predecessors = [[Int32]?](repeating: nil, count: graph.nodes.count)
         self.candidates = Fusion.internalEdges(graph: graph, groups: &groups)
-        self.fused = UnionFind(count: graph.nodes.count)
+        self.fused = UnionFind<Int32>(count: graph.nodes.count)
         // A node without edges cannot close a cycle: it joins a node of its group (one with edges if any).
         var representative = [Int32: Int32]()
         for i in 0..<graph.nodes.count where graph.inEdges.count(i) + graph.outEdges.count(i) > 0 {
@@ -42,7 +44,7 @@ struct Fusion {
     }
 
     /// Distinct node pairs (u, v) with an edge u->v inside one group, by topological rank of u.
-    private static func internalEdges(graph: Graph, groups: inout UnionFind) -> [(Int32, Int32)] {
+    private static func internalEdges(graph: Graph, groups: inout UnionFind<Int32>) -> [(Int32, Int32)] {
         var result = [(Int32, Int32)]()
         var last = [Int32](repeating: -1, count: graph.nodes.count)
         for u in graph.topologicalOrder {
@@ -58,7 +60,7 @@ struct Fusion {
     }
 
     /// Runs fusion to a fixed point and returns the unit partition.
-    mutating func run() -> UnionFind {
+    mutating func run() -> UnionFind<Int32> {
         var queue = candidates
         var rounds = 0
         while !queue.isEmpty && rounds < 8 {

@@ -1,3 +1,4 @@
+import Basics
 import Foundation
 
 /// Which preprocessing steps run before placement (each can be switched off).
@@ -86,7 +87,7 @@ public final class PlacementGraph: Sendable {
         self.options = options
 
         // 1. Groups: colocation labels, then co-placement (one pass suffices with union-find).
-        var groups = UnionFind(count: n)
+        var groups = UnionFind<Int32>(count: n)
         if options.colocation {
             var first = [Int32](repeating: -1, count: n)
             for i in 0..<n {
@@ -103,7 +104,7 @@ public final class PlacementGraph: Sendable {
         }
 
         // 2. Fusion inside groups.
-        var fused = UnionFind(count: n)
+        var fused = UnionFind<Int32>(count: n)
         if options.fusion {
             var fusion = Fusion(graph: graph, groups: &groups, pathCheck: options.fusionPathCheck)
             fused = fusion.run()
@@ -328,36 +329,5 @@ extension Duration {
     var seconds: Double {
         let parts = components
         return Double(parts.seconds) + Double(parts.attoseconds) * 1e-18
-    }
-}
-
-/// Disjoint sets over `0..<count` with path halving and union by size.
-struct UnionFind {
-    var parent: [Int32]
-    var size: [Int32]
-
-    init(count: Int) {
-        parent = (0..<Int32(count)).map { $0 }
-        size = [Int32](repeating: 1, count: count)
-    }
-
-    mutating func find(_ x: Int32) -> Int32 {
-        var x = x
-        while parent[Int(x)] != x {
-            parent[Int(x)] = parent[Int(parent[Int(x)])]
-            x = parent[Int(x)]
-        }
-        return x
-    }
-
-    /// Joins the sets of `a` and `b`; returns the new root.
-    @discardableResult
-    mutating func union(_ a: Int32, _ b: Int32) -> Int32 {
-        var ra = find(a), rb = find(b)
-        if ra == rb { return ra }
-        if size[Int(ra)] < size[Int(rb)] { swap(&ra, &rb) }
-        parent[Int(rb)] = ra
-        size[Int(ra)] += size[Int(rb)]
-        return ra
     }
 }

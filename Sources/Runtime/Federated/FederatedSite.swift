@@ -1,3 +1,4 @@
+import Basics
 import Federated
 import Foundation
 import MPI

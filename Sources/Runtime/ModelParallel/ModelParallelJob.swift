@@ -1,3 +1,4 @@
+import Basics
 import Foundation
 import MPI
 import Placement
@@ -163,12 +164,6 @@ public struct ModelParallelReport: Sendable {
                      + "\(Quantity.formatBytes(memoryLimitBytes)) per rank: " + (withinMemory ? "within" : "ABOVE the limit"))
         return lines.joined(separator: "\n")
     }
-}
-
-func median(_ values: [Double]) -> Double {
-    guard !values.isEmpty else { return 0 }
-    let sorted = values.sorted()
-    return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
 }
 
 extension String {

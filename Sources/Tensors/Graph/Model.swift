@@ -1,3 +1,5 @@
+import Basics
+
 /// Output `port` of node `node` of a graph.
 public struct ValueRef: Hashable, Codable, Sendable, CustomStringConvertible {
     public var node: Int

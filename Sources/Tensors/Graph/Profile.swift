@@ -1,3 +1,4 @@
+import Basics
 import Foundation
 
 /// A training graph in the placement engine's format: per-node cost and memory, per-edge bytes.

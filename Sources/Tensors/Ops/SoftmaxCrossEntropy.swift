@@ -1,3 +1,4 @@
+import Basics
 import Foundation
 
 /// Mean over rows of -log softmax(logits)[label]: logits are [rows, classes], labels [rows] hold

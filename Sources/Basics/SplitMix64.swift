@@ -1,5 +1,6 @@
-/// SplitMix64 (Steele, Lea, Flood 2014): a tiny seeded generator, so the same seed gives bitwise the
-/// same weights, masks and shuffles on every machine and in every Swift release.
+/// SplitMix64 (Steele, Lea, Flood 2014): a tiny seeded generator whose whole state is one word, so
+/// the same seed gives bitwise the same weights, masks, shuffles, searches and synthetic graphs on
+/// every machine and in every Swift release. Every module draws from this one definition.
 public struct SplitMix64: RandomNumberGenerator, Sendable {
     private var state: UInt64
 
@@ -45,4 +46,12 @@ public struct SplitMix64: RandomNumberGenerator, Sendable {
         }
         return order
     }
+
+    /// Uniform in `0..<bound` by the remainder of one word (bias below 2^-32 for the bounds used);
+    /// a bound of 0 or less counts as 1. Always draws one word. The placers, searches and synthetic
+    /// graphs draw with this, training with `nextIndex(below:)`: each keeps its own seeded results.
+    public mutating func below(_ bound: Int) -> Int { Int(next() % UInt64(max(bound, 1))) }
+
+    /// Uniform in `low...high` through `below(_:)`.
+    public mutating func between(_ low: Int, _ high: Int) -> Int { low + below(high - low + 1) }
 }
