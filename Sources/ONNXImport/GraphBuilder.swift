@@ -209,7 +209,7 @@ struct ONNXGraphBuilder {
         // Backward ops in reverse order, so the ops a gradient comes from exist first.
         var backwardOf = [Int](repeating: -1, count: forwards.count)
         var gradientPort = [[String: Int]](repeating: [:], count: forwards.count)
-        let slots = options.optimizer.slots
+        let slots = options.optimizer.stateSlots
         for i in forwards.indices.reversed() where !forwards[i].isInput {
             let forward = forwards[i]
             var incoming = [(node: Int, port: Int)]()
@@ -231,11 +231,13 @@ struct ONNXGraphBuilder {
             gradientPort[i] = ports
             let inferred = forward.inferred
             let update = Double(3 + 2 * slots) * Double(forward.trainableBytes)
+            // The forward node holds the weights; its gradient node the gradient and the optimizer state.
+            let memory = ParameterMemory(weightBytes: forward.trainableBytes, stateSlots: slots)
             let b = nodes.count
             backwardOf[i] = b
             nodes.append(Node(name: unique(forward.name + "/grad"),
                               computeMicros: cost.micros(flops: inferred.flops * inferred.backwardFactor, bytes: 2 * inferred.bytes + update),
-                              persistentBytes: forward.trainableBytes > Graph.maximumBytes ? forward.trainableBytes : (1 + slots) * forward.trainableBytes,
+                              persistentBytes: forward.trainableBytes > Graph.maximumBytes ? forward.trainableBytes : memory.gradientBytes + memory.stateBytes,
                               temporaryBytes: 0,
                               outputBytes: portBytes, colocation: colocation(i), kind: forward.opType + "Grad"))
             for (source, port) in incoming { connect(source, port, b) }

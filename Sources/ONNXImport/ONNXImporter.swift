@@ -1,20 +1,7 @@
+import Basics
 import Foundation
 import Placement
 import SwiftProtobuf
-
-/// The optimizer whose state training keeps beside each parameter.
-public enum Optimizer: String, CaseIterable, Sendable {
-    case sgd, momentum, adam
-
-    /// Per-parameter state slots: none for plain SGD, a velocity for momentum, two moments for Adam.
-    public var slots: Int {
-        switch self {
-        case .sgd: return 0
-        case .momentum: return 1
-        case .adam: return 2
-        }
-    }
-}
 
 /// What to do with an op shape inference does not know.
 public enum UnknownOpPolicy: String, CaseIterable, Sendable {
@@ -30,11 +17,11 @@ public struct ONNXImportOptions: Sendable, Hashable {
     public var batch: Int?
     /// Add the backward op of every forward op, with gradients and optimizer state.
     public var training: Bool
-    public var optimizer: Optimizer
+    public var optimizer: OptimizerKind
     public var unknownOps: UnknownOpPolicy
     public var costModel: CostModel
 
-    public init(batch: Int? = nil, training: Bool = false, optimizer: Optimizer = .sgd,
+    public init(batch: Int? = nil, training: Bool = false, optimizer: OptimizerKind = .sgd,
                 unknownOps: UnknownOpPolicy = .reject, costModel: CostModel = .default) {
         self.batch = batch
         self.training = training

@@ -1,3 +1,4 @@
+import Basics
 import Foundation
 
 /// Per-parameter optimizer memory: `slots` arrays the size of the parameter, and the step count.
@@ -143,21 +144,12 @@ public struct RMSprop: Optimizer {
     }
 }
 
-/// The optimizers by their command-line names.
-public enum OptimizerKind: String, CaseIterable, Sendable {
-    case sgd, adam, rmsprop
-
-    /// A learning rate that trains every zoo model with this optimizer.
-    public var defaultLearningRate: Float {
-        switch self {
-        case .sgd: 0.01
-        case .adam, .rmsprop: 0.001
-        }
-    }
-
+extension OptimizerKind {
+    /// The update rule of this kind. `momentum` is SGD with momentum 0.9, `sgd` is SGD without.
     public func make(learningRate: Float) -> any Optimizer {
         switch self {
-        case .sgd: SGD(learningRate: learningRate)
+        case .sgd: SGD(learningRate: learningRate, momentum: 0)
+        case .momentum: SGD(learningRate: learningRate)
         case .adam: Adam(learningRate: learningRate)
         case .rmsprop: RMSprop(learningRate: learningRate)
         }

@@ -106,7 +106,7 @@ struct Place: ParsableCommand {
     @Flag(help: "ONNX: place the training graph (backward ops, activations kept for them, gradients, optimizer state).")
     var training = false
 
-    @Option(help: "ONNX with --training: sgd, momentum or adam (the optimizer state kept per parameter).")
+    @Option(help: "ONNX with --training: sgd, momentum, adam or rmsprop (the optimizer state kept per parameter).")
     var optimizer: String = "sgd"
 
     @Option(help: "ONNX: reject (default) or estimate ops shape inference does not know (listed in a warning).")
@@ -335,8 +335,8 @@ struct PlaceSetup {
 
     /// The ONNX import options of the command line; `--cost-model` wins over a devices file's.
     static func onnxOptions(_ command: Place, costModel fileCostModel: CostModel?) throws -> ONNXImportOptions {
-        guard let optimizer = Optimizer(rawValue: command.optimizer.lowercased()) else {
-            throw Refusal("unknown optimizer \"\(command.optimizer)\": use one of " + Optimizer.allCases.map(\.rawValue).joined(separator: ", "))
+        guard let optimizer = OptimizerKind(rawValue: command.optimizer.lowercased()) else {
+            throw Refusal("unknown optimizer \"\(command.optimizer)\": use one of " + OptimizerKind.allCases.map(\.rawValue).joined(separator: ", "))
         }
         guard let unknown = UnknownOpPolicy(rawValue: command.unknownOps.lowercased()) else {
             throw Refusal("--unknown-ops must be reject or estimate, not \"\(command.unknownOps)\"")

@@ -36,7 +36,7 @@ struct Profile: ParsableCommand {
     @Option(help: "Timed runs per node; the median is kept.")
     var repeats = 7
 
-    @Option(help: "Optimizer whose update nodes and state are profiled: sgd, adam or rmsprop.")
+    @Option(help: "Optimizer whose update nodes and state are profiled: sgd, momentum, adam or rmsprop.")
     var optimizer: OptimizerKind = .adam
 
     @Option(help: "Vocabulary size of the language models.")

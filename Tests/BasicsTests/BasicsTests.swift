@@ -198,3 +198,23 @@ import Testing
         #expect(Quantity.formatMicros(1e300).hasSuffix(" s"))
     }
 }
+
+@Suite struct OptimizerTests {
+    @Test func stateSlotsAndLearningRates() {
+        let slots = Dictionary(uniqueKeysWithValues: OptimizerKind.allCases.map { ($0, $0.stateSlots) })
+        #expect(slots == [.sgd: 0, .momentum: 1, .adam: 2, .rmsprop: 1])
+        #expect(OptimizerKind.sgd.defaultLearningRate == 0.01 && OptimizerKind.momentum.defaultLearningRate == 0.01)
+        #expect(OptimizerKind.adam.defaultLearningRate == 0.001 && OptimizerKind.rmsprop.defaultLearningRate == 0.001)
+        #expect(OptimizerKind(rawValue: "momentum") == .momentum)
+    }
+
+    /// Weights, a gradient of the same size, and one copy per state slot.
+    @Test func parameterMemory() {
+        #expect(ParameterMemory.bytes(elements: 10, elementSize: 4, optimizer: .adam) == 160)
+        #expect(ParameterMemory.bytes(elements: 10, elementSize: 4, optimizer: .sgd) == 80)
+        #expect(ParameterMemory.bytes(elements: 3, elementSize: 2, optimizer: .momentum) == 18)
+        let memory = ParameterMemory(weightBytes: 100, stateSlots: 2)
+        #expect(memory.weightBytes == 100 && memory.gradientBytes == 100 && memory.stateBytes == 200)
+        #expect(memory.totalBytes == 400)
+    }
+}

@@ -103,7 +103,7 @@ private func hasEdge(_ graph: Graph, _ from: String, _ to: String, port: Int = 0
     }
 
     @Test func optimizerStateSizes() throws {
-        for (optimizer, slots) in [(Optimizer.sgd, 0), (.momentum, 1), (.adam, 2)] {
+        for (optimizer, slots) in [(OptimizerKind.sgd, 0), (.momentum, 1), (.adam, 2), (.rmsprop, 1)] {
             let graph = try ONNXImporter(options: ONNXImportOptions(batch: 1, training: true, optimizer: optimizer))
                 .importModel(from: try tinyCNN(), name: "tiny").graph
             #expect(try node(graph, "fc/grad").persistentBytes == (1 + slots) * 2600)

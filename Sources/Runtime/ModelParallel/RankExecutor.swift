@@ -98,7 +98,9 @@ public final class RankExecutor {
         for (index, node) in graph.nodes.enumerated() {
             guard case .read(let parameter) = node.action else { continue }
             if plan.rankOfNode[index] == rank {
-                owned += (graph.model.parameters.tensor(parameter)?.byteCount ?? 0) * (1 + graph.optimizer.slotCount)
+                // Weights and optimizer state; the gradient is a value, counted while it is live.
+                let memory = graph.parameterMemory(parameter)
+                owned += memory.weightBytes + memory.stateBytes
             } else {
                 graph.model.parameters.remove(parameter)
             }

@@ -68,10 +68,12 @@ extension TrainingGraph {
             var persistent = 0
             var temporary = 0
             switch node.action {
+            // A parameter's weights stay with its read, its optimizer state with its update; its
+            // gradient is a value here, counted on the edge that carries it to the update.
             case .read(let parameter):
-                persistent = model.parameters.tensor(parameter)?.byteCount ?? 0
+                persistent = parameterMemory(parameter).weightBytes
             case .update(let parameter):
-                persistent = optimizer.slotCount * (model.parameters.tensor(parameter)?.byteCount ?? 0)
+                persistent = parameterMemory(parameter).stateBytes
             case .forward(let op):
                 temporary = op.forwardTemporaryBytes(inputs.map(\.shape))
             case .backward(let op, let layout):
@@ -92,5 +94,10 @@ extension TrainingGraph {
             }
         }
         return PlacementGraph(name: model.name, nodes: profiled, edges: edges)
+    }
+
+    /// The memory rule of `parameter` under this graph's optimizer.
+    public func parameterMemory(_ parameter: String) -> ParameterMemory {
+        ParameterMemory(weightBytes: model.parameters.tensor(parameter)?.byteCount ?? 0, stateSlots: optimizer.slotCount)
     }
 }
