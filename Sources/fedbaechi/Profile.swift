@@ -13,7 +13,7 @@ struct Profile: ParsableCommand {
             Runs a training step on seeded random inputs, times every node alone (median of --repeats \
             runs) and writes the graph in the placement format (docs/formats.md):
               {"name", "nodes": [{"name", "compute_us", "persistent_bytes",
-                 "temporary_bytes", "output_bytes", "colocation"}],
+                 "temporary_bytes", "output_bytes", "output_shapes", "colocation"}],
                "edges": [{"src", "dst", "output", "bytes"}]}
 
             With --time-steps N it also times N whole training steps and reports the share spent in \
@@ -86,7 +86,7 @@ struct Profile: ParsableCommand {
         }
     }
 
-    private func summary(_ profiled: PlacementGraph, graph: TrainingGraph) -> String {
+    private func summary(_ profiled: TrainingProfile, graph: TrainingGraph) -> String {
         var lines = ["graph \(profiled.name), batch \(batch): \(profiled.nodes.count) nodes, \(profiled.edges.count) edges, "
                      + "\(graph.model.parameters.count) parameters -> \(output ?? "-")",
                      "role           nodes   compute (ms)  persistent (MiB)"]

@@ -74,13 +74,55 @@ import Testing
         #expect(try ModelParallelPlan.decode(try plan.json()) == plan)
     }
 
+    /// The placement graph built in memory from a profile is the one `place` reads from the saved profile.
+    @Test(arguments: [ModelKind.lenet, .gruLM])
+    func inMemoryGraphIsTheSavedOne(_ kind: ModelKind) throws {
+        let graph = TrainingGraph(model: tinySpec(kind).build(seed: 2), optimizer: Adam(), seed: 2)
+        let feeds = syntheticFeeds(graph.model, batch: 3, index: 0, seed: 2, tokens: tinySpec(kind).steps)
+        var profile = graph.profile(feeds: feeds, repeats: 1)
+        profile.nodes[1].colocation = "together"
+        profile.nodes[2].colocation = "together"
+        let built = try profile.placementGraph()
+        let read = try GraphJSONImporter().importGraph(from: try JSONEncoder().encode(profile), name: "other name")
+        #expect(built.name == read.name)
+        #expect(built.nodes == read.nodes)
+        #expect(built.edges == read.edges)
+        #expect(built.nodes.map(\.name) == graph.nodes.map(\.name), "node i is training-graph node i")
+    }
+
+    /// Shapes come with the profile; a saved profile without them (the format before shapes were
+    /// recorded) or of another batch still plans, with the batch's shapes from one step.
+    @Test func savedProfilesGiveTheBatchShapes() throws {
+        let c = configuration(.lenet, .mETF)
+        let graph = TrainingGraph(model: c.spec.build(seed: c.seed), optimizer: c.optimizer, seed: c.seed)
+        let feeds = syntheticFeeds(graph.model, batch: 4, index: 0, seed: 3, tokens: c.spec.steps)
+        let expected = ModelParallelPlan.shapes(of: c.spec, optimizer: c.optimizer, seed: c.seed, feeds: feeds)
+        #expect(expected.flatMap { $0 }.contains { $0.first == 4 }, "batch-sized outputs")
+        #expect(try ModelParallelJob.makePlan(c, ranks: 2, feeds: feeds).shapes == expected)
+
+        let profile = TrainingGraph(model: c.spec.build(seed: c.seed), optimizer: c.optimizer, seed: c.seed)
+            .profile(feeds: feeds, repeats: 1)
+        var withoutShapes = profile
+        for i in withoutShapes.nodes.indices { withoutShapes.nodes[i].outputShapes = nil }
+        let otherBatch = TrainingGraph(model: c.spec.build(seed: c.seed), optimizer: c.optimizer, seed: c.seed)
+            .profile(feeds: syntheticFeeds(graph.model, batch: 2, index: 0, seed: 3, tokens: c.spec.steps), repeats: 1)
+        for saved in [profile, withoutShapes, otherBatch] {
+            let path = FileManager.default.temporaryDirectory.appendingPathComponent("fedbaechi-\(UUID().uuidString).json")
+            defer { try? FileManager.default.removeItem(at: path) }
+            try JSONEncoder().encode(saved).write(to: path)
+            var fromFile = c
+            fromFile.profilePath = path.path
+            #expect(try ModelParallelJob.makePlan(fromFile, ranks: 2, feeds: feeds).shapes == expected)
+        }
+    }
+
     @Test func profileOfAnotherModelIsRejected() throws {
         let lenet = TrainingGraph(model: tinySpec(.lenet).build(seed: 1), optimizer: Adam(), seed: 1)
         let mlp = TrainingGraph(model: tinySpec(.mlp).build(seed: 1), optimizer: Adam(), seed: 1)
         let feeds = syntheticFeeds(mlp.model, batch: 2, index: 0, seed: 1, tokens: 4)
         let profile = mlp.profile(feeds: feeds, repeats: 1)
         #expect(throws: ModelParallelError.self) {
-            try ModelParallelPlan.make(graph: lenet, profile: profile, shapes: [], algorithm: .mETF, ranks: 2, memoryBytes: 1 << 30)
+            try ModelParallelPlan.make(graph: lenet, profile: profile, algorithm: .mETF, ranks: 2, memoryBytes: 1 << 30)
         }
     }
 }

@@ -93,6 +93,13 @@ import Testing
         for (node, entry) in zip(graph.nodes, profiled.nodes) {
             #expect(entry.computeMicroseconds >= 1)
             #expect(entry.outputBytes.count == node.outputCount)
+            // Shapes of floats: each output's bytes are 4 per element of its shape (an output the
+            // step left without a value has no shape and no bytes).
+            let shapes = try #require(entry.outputShapes)
+            #expect(shapes.count == node.outputCount)
+            #expect(zip(shapes, entry.outputBytes).allSatisfy { shape, bytes in
+                bytes == 4 * shape.reduce(1, *) || (bytes == 0 && shape.isEmpty)
+            }, "\(node.name)")
             switch node.action {
             case .read(let name):
                 #expect(entry.persistentBytes == graph.model.parameters.tensor(name)!.count * 4)
@@ -112,7 +119,14 @@ import Testing
         // Plain JSON with the placement engine's keys.
         let json = try JSONSerialization.jsonObject(with: JSONEncoder().encode(profiled)) as? [String: Any]
         let node = try #require((json?["nodes"] as? [[String: Any]])?.first { $0["name"] as? String == "update/out.weight" })
-        #expect(Set(node.keys) == ["name", "compute_us", "persistent_bytes", "temporary_bytes", "output_bytes", "colocation"])
+        #expect(Set(node.keys) == ["name", "compute_us", "persistent_bytes", "temporary_bytes", "output_bytes", "output_shapes",
+                                   "colocation"])
+        // A profile saved before shapes were recorded still reads, without them.
+        var old = try #require(json)
+        old["nodes"] = (json?["nodes"] as? [[String: Any]])?.map { $0.filter { $0.key != "output_shapes" } }
+        let read = try JSONDecoder().decode(TrainingProfile.self, from: JSONSerialization.data(withJSONObject: old))
+        #expect(read.nodes.map(\.name) == profiled.nodes.map(\.name))
+        #expect(read.outputShapes == nil && profiled.outputShapes != nil)
         let edge = try #require((json?["edges"] as? [[String: Any]])?.first)
         #expect(Set(edge.keys) == ["src", "dst", "output", "bytes"])
     }

@@ -84,23 +84,31 @@ public enum ModelParallelJob {
     public static func makePlan(_ configuration: ModelParallelConfiguration, ranks: Int,
                                 feeds: [String: Tensor]) throws -> ModelParallelPlan {
         let c = configuration
-        let shapes = ModelParallelPlan.shapes(of: c.spec, optimizer: c.optimizer, seed: c.seed, feeds: feeds)
         let graph = TrainingGraph(model: c.spec.build(seed: c.seed), optimizer: c.optimizer, seed: c.seed)
-        let profile: Tensors.PlacementGraph
+        var profile: TrainingProfile
         if let path = c.profilePath {
             let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
             guard size <= GraphLimits.maximumFileBytes else {
                 throw ModelParallelError(.badInput, "the profile \(path) is \(Quantity.formatBytes(size)), more than the \(Quantity.formatBytes(GraphLimits.maximumFileBytes)) fedbaechi reads")
             }
             do {
-                profile = try JSONDecoder().decode(Tensors.PlacementGraph.self, from: Data(contentsOf: URL(fileURLWithPath: path)))
+                profile = try JSONDecoder().decode(TrainingProfile.self, from: Data(contentsOf: URL(fileURLWithPath: path)))
             } catch {
                 throw ModelParallelError(.badInput, FileProblem.describe(error, path: path, expected: "a profile written by `fedbaechi profile`, in JSON"))
+            }
+            // A saved profile may have no shapes (saved before they were recorded) or shapes of
+            // another batch: then this batch's shapes come from one step.
+            let fedAsNow = graph.model.feeds.allSatisfy { name, node in
+                node < profile.nodes.count && profile.nodes[node].outputShapes?.first == (feeds[name]?.shape ?? [])
+            }
+            if profile.nodes.count == graph.nodes.count && (profile.outputShapes == nil || !fedAsNow) {
+                let shapes = ModelParallelPlan.shapes(of: c.spec, optimizer: c.optimizer, seed: c.seed, feeds: feeds)
+                for node in profile.nodes.indices { profile.nodes[node].outputShapes = shapes[node] }
             }
         } else {
             profile = graph.profile(feeds: feeds, repeats: c.profileRepeats)
         }
-        return try ModelParallelPlan.make(graph: graph, profile: profile, shapes: shapes, algorithm: c.algorithm,
+        return try ModelParallelPlan.make(graph: graph, profile: profile, algorithm: c.algorithm,
                                           ranks: ranks, memoryBytes: c.memoryBytes, link: c.link)
     }
 }

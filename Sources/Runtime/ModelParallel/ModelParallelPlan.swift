@@ -59,7 +59,8 @@ extension ModelParallelPlan {
     /// ranks oversubscribing cores, so latency is a scheduler slice rather than a wire's.
     public static let localLink = LinkModel(bytesPerSecond: 2e9, latencyMicros: 50)
 
-    /// Shapes of every node output of `graph` for `feeds`, from one training step on a throwaway copy.
+    /// Shapes of every node output for `feeds`, from one training step on a throwaway copy of the
+    /// model: for plans made by hand, and for a saved profile that has no shapes for this batch.
     public static func shapes(of spec: ModelSpec, optimizer: any Optimizer, seed: UInt64,
                               feeds: [String: Tensor]) -> [[[Int]]] {
         let graph = TrainingGraph(model: spec.build(seed: seed), optimizer: optimizer, seed: seed)
@@ -70,16 +71,20 @@ extension ModelParallelPlan {
         }
     }
 
-    /// Places `profile` (the graph's measured nodes) on `ranks` devices of `memoryBytes` each.
+    /// Places `profile` (the graph's measured nodes, with their output shapes) on `ranks` devices of
+    /// `memoryBytes` each.
     ///
     /// Every backward node is colocated with its forward node (Baechi's `colocate_grads_with_ops`),
     /// on top of the profile's own groups (a parameter's read, gradient sum and update).
-    public static func make(graph: TrainingGraph, profile: Tensors.PlacementGraph, shapes: [[[Int]]],
+    public static func make(graph: TrainingGraph, profile: TrainingProfile,
                             algorithm: Algorithm, ranks: Int, memoryBytes: Int,
                             link: LinkModel = localLink) throws(ModelParallelError) -> ModelParallelPlan {
         guard profile.nodes.map(\.name) == graph.nodes.map(\.name) else {
             throw ModelParallelError(.badInput, "the profile \(profile.name) does not describe this model's training graph "
                                      + "(\(profile.nodes.count) nodes, the graph has \(graph.nodes.count))")
+        }
+        guard let shapes = profile.outputShapes else {
+            throw ModelParallelError(.badInput, "the profile \(profile.name) has no output shapes")
         }
         var colocated = profile
         for (index, node) in graph.nodes.enumerated() {
@@ -88,13 +93,13 @@ extension ModelParallelPlan {
             colocated.nodes[index].colocation = label
             colocated.nodes[layout.forwardNode].colocation = label
         }
-        let imported: Graph
+        let placementGraph: Graph
         do {
-            imported = try GraphJSONImporter().importGraph(from: try JSONEncoder().encode(colocated), name: profile.name)
+            placementGraph = try colocated.placementGraph()
         } catch {
             throw ModelParallelError(.badInput, "profile \(profile.name): \(error)")
         }
-        let planner = Planner(graph: imported, link: link)
+        let planner = Planner(graph: placementGraph, link: link)
         let plan: PlacementPlan
         switch planner.plan(algorithm, devices: DeviceSpec.uniform(count: ranks, memoryBytes: memoryBytes)) {
         case .success(let made): plan = made
@@ -105,17 +110,13 @@ extension ModelParallelPlan {
             }
             throw ModelParallelError(.noPlanFits, message)
         }
-        var indexOfName: [String: Int] = [:]
-        for (index, node) in graph.nodes.enumerated() { indexOfName[node.name] = index }
-        let trainingIndex = imported.nodes.map { indexOfName[$0.name] ?? -1 }
+        // Node i of the placement graph is node i of the training graph.
         var rankOfNode = [Int](repeating: -1, count: graph.nodes.count)
-        for (placed, device) in plan.deviceOfNode.enumerated() where trainingIndex[placed] >= 0 {
-            let index = trainingIndex[placed]
-            if graph.nodes[index].role != .input { rankOfNode[index] = Int(device) }
+        for (index, device) in plan.deviceOfNode.enumerated() where graph.nodes[index].role != .input {
+            rankOfNode[index] = Int(device)
         }
         let order = (0..<ranks).map { rank in
-            plan.simulation.order(ofDevice: rank).map { trainingIndex[Int($0)] }
-                .filter { $0 >= 0 && graph.nodes[$0].role != .input }
+            plan.simulation.order(ofDevice: rank).map { Int($0) }.filter { graph.nodes[$0].role != .input }
         }
         return ModelParallelPlan(
             algorithm: algorithm.rawValue, rankCount: ranks, memoryLimitBytes: memoryBytes, rankOfNode: rankOfNode,
@@ -135,5 +136,28 @@ extension ModelParallelPlan {
                                  order: order, shapes: shapes, temporaryBytes: graph.nodes.map { _ in 0 },
                                  predictedMakespanMicros: 0, predictedPeakBytes: [Int](repeating: 0, count: ranks),
                                  placementSeconds: 0)
+    }
+}
+
+extension TrainingProfile {
+    /// The profile as the placement engine's graph, built in memory: node i of the graph is node i
+    /// of the profile (and so of the training graph it was measured on).
+    public func placementGraph() throws(GraphError) -> Graph {
+        var index = [String: Int](minimumCapacity: nodes.count)
+        for (i, node) in nodes.enumerated() {
+            if index.updateValue(i, forKey: node.name) != nil { throw .duplicateName(node.name) }
+        }
+        let placed = nodes.map {
+            Placement.Node(name: $0.name, computeMicros: Double($0.computeMicroseconds), persistentBytes: $0.persistentBytes,
+                           temporaryBytes: $0.temporaryBytes, outputBytes: $0.outputBytes, colocation: $0.colocation)
+        }
+        var connections = [Placement.Edge]()
+        connections.reserveCapacity(edges.count)
+        for (e, edge) in edges.enumerated() {
+            guard let source = index[edge.source] else { throw .unknownNode(edge: e, name: edge.source) }
+            guard let destination = index[edge.destination] else { throw .unknownNode(edge: e, name: edge.destination) }
+            connections.append(Placement.Edge(source: source, destination: destination, port: edge.output, bytes: edge.bytes))
+        }
+        return try Graph(name: name, nodes: placed, edges: connections)
     }
 }

@@ -1,8 +1,10 @@
 import Basics
 import Foundation
 
-/// A training graph in the placement engine's format: per-node cost and memory, per-edge bytes.
-public struct PlacementGraph: Codable, Sendable, Equatable {
+/// What one measured training step of a model was: per node its time, memory and output shapes,
+/// per edge its bytes. Saved in the placement engine's graph format (docs/formats.md), so `place`
+/// reads a saved profile as it is, and a model-parallel job plans from it.
+public struct TrainingProfile: Codable, Sendable, Equatable {
     public struct Node: Codable, Sendable, Equatable {
         public var name: String
         /// Median measured time of the node on this machine, in whole microseconds (at least 1).
@@ -12,7 +14,20 @@ public struct PlacementGraph: Codable, Sendable, Equatable {
         /// Scratch memory used only while the node runs.
         public var temporaryBytes: Int
         public var outputBytes: [Int]
+        /// The shape of each output at the profiled batch; nil in profiles saved before shapes were recorded.
+        public var outputShapes: [[Int]]?
         public var colocation: String?
+
+        public init(name: String, computeMicroseconds: Int, persistentBytes: Int, temporaryBytes: Int,
+                    outputBytes: [Int], outputShapes: [[Int]]? = nil, colocation: String? = nil) {
+            self.name = name
+            self.computeMicroseconds = computeMicroseconds
+            self.persistentBytes = persistentBytes
+            self.temporaryBytes = temporaryBytes
+            self.outputBytes = outputBytes
+            self.outputShapes = outputShapes
+            self.colocation = colocation
+        }
 
         enum CodingKeys: String, CodingKey {
             case name, colocation
@@ -20,6 +35,7 @@ public struct PlacementGraph: Codable, Sendable, Equatable {
             case persistentBytes = "persistent_bytes"
             case temporaryBytes = "temporary_bytes"
             case outputBytes = "output_bytes"
+            case outputShapes = "output_shapes"
         }
     }
 
@@ -38,21 +54,32 @@ public struct PlacementGraph: Codable, Sendable, Equatable {
     public var name: String
     public var nodes: [Node]
     public var edges: [Edge]
+
+    /// The shape of every node output ([node][port] -> shape), when every node recorded its shapes.
+    public var outputShapes: [[[Int]]]? {
+        var shapes: [[[Int]]] = []
+        shapes.reserveCapacity(nodes.count)
+        for node in nodes {
+            guard let outputShapes = node.outputShapes else { return nil }
+            shapes.append(outputShapes)
+        }
+        return shapes
+    }
 }
 
 extension TrainingGraph {
     /// Runs the training step on `feeds`, then times every node alone on the values that step
-    /// produced (the median of `repeats` runs), and records its memory.
+    /// produced (the median of `repeats` runs), and records its memory and output shapes.
     ///
     /// Update nodes really apply the optimizer while being timed, so profile a throwaway model.
-    public func profile(feeds: [String: Tensor], repeats: Int = 7) -> PlacementGraph {
+    public func profile(feeds: [String: Tensor], repeats: Int = 7) -> TrainingProfile {
         let context = ExecutionContext(training: true, step: 0, seed: seed)
         var values = feedValues(feeds)
         let order = executionOrder
         for _ in 0..<2 { run(order, values: &values, context: context) }  // warm caches and allocator
 
-        var profiled: [PlacementGraph.Node] = []
-        var edges: [PlacementGraph.Edge] = []
+        var profiled: [TrainingProfile.Node] = []
+        var edges: [TrainingProfile.Edge] = []
         for (index, node) in nodes.enumerated() {
             let inputs = node.inputs.map { values[$0]! }
             var micros: Double = 1
@@ -82,18 +109,18 @@ extension TrainingGraph {
             case .feed, .sum:
                 break
             }
-            profiled.append(PlacementGraph.Node(
+            let outputs = (0..<node.outputCount).map { values[ValueRef(node: index, port: $0)] }
+            profiled.append(TrainingProfile.Node(
                 name: node.name, computeMicroseconds: max(1, Int(micros.rounded())), persistentBytes: persistent,
-                temporaryBytes: temporary,
-                outputBytes: (0..<node.outputCount).map { values[ValueRef(node: index, port: $0)]?.byteCount ?? 0 },
-                colocation: node.colocation))
+                temporaryBytes: temporary, outputBytes: outputs.map { $0?.byteCount ?? 0 },
+                outputShapes: outputs.map { $0?.shape ?? [] }, colocation: node.colocation))
             var seen = Set<ValueRef>()
             for input in node.inputs where seen.insert(input).inserted {
-                edges.append(PlacementGraph.Edge(source: nodes[input.node].name, destination: node.name,
-                                                 output: input.port, bytes: values[input]!.byteCount))
+                edges.append(TrainingProfile.Edge(source: nodes[input.node].name, destination: node.name,
+                                                  output: input.port, bytes: values[input]!.byteCount))
             }
         }
-        return PlacementGraph(name: model.name, nodes: profiled, edges: edges)
+        return TrainingProfile(name: model.name, nodes: profiled, edges: edges)
     }
 
     /// The memory rule of `parameter` under this graph's optimizer.
