@@ -8,7 +8,6 @@
 #define FEDBAECHI_CMPI_H
 
 #include <mpi.h>
-#include <stdio.h>
 
 // Communicators and groups.
 static inline MPI_Comm cmpi_comm_world(void) { return MPI_COMM_WORLD; }
@@ -51,24 +50,7 @@ static inline const char *cmpi_implementation_name(void) {
     return "MPICH";
 #else
     return "unknown MPI";
-// Writes a whole line to stderr and flushes both streams, before an abort ends the process.
-static inline void cmpi_write_error_line(const char *line) {
-    fflush(stdout);
-    fprintf(stderr, "%s\n", line);
-    fflush(stderr);
-}
-
 #endif
-}
-
-// Line-buffered stdout, so that progress reaches a batch system's .out file while a job runs.
-static inline void cmpi_line_buffer_stdout(void) { setvbuf(stdout, NULL, _IOLBF, 0); }
-
-// Writes a whole line to stderr and flushes both streams, before an abort ends the process.
-static inline void cmpi_write_error_line(const char *line) {
-    fflush(stdout);
-    fprintf(stderr, "%s\n", line);
-    fflush(stderr);
 }
 
 #endif

@@ -122,7 +122,7 @@ public enum MPIEnvironment {
     public static func abort(code: Int32 = 1, message: String) -> Never {
         let rank = isInitialized ? (try? world().rank) : nil
         let prefix = rank.map { "fedbaechi: rank \($0): " } ?? "fedbaechi: "
-        cmpi_write_error_line(prefix + message)
+        writeErrorLine(prefix + message)
         if isInitialized {
             MPI_Abort(cmpi_comm_world(), code)
         }
@@ -158,5 +158,5 @@ public enum MPIEnvironment {
     }
 
     /// Makes stdout line-buffered so progress reaches a batch job's .out file as it happens.
-    public static func lineBufferStandardOutput() { cmpi_line_buffer_stdout() }
+    public static func lineBufferStandardOutput() { makeStandardOutputLineBuffered() }
 }
