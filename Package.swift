@@ -75,7 +75,10 @@ let package = Package(
         ),
         // Point-to-point benchmark of the Swift layer (Benchmarks/run-pingpong.sh runs it beside C).
         .executableTarget(name: "fedbaechi-pingpong", dependencies: ["MPI"], path: "Benchmarks/PingPong"),
-        .testTarget(name: "MPITests", dependencies: ["MPI"]),
+        // What several test targets need: the fedbaechi binary, mpirun and datasets looked up, commands
+        // run in the foreground or background, temporary folders, the rank suites' skip trait.
+        .target(name: "TestSupport", dependencies: ["MPI", "Tensors"], path: "Tests/TestSupport"),
+        .testTarget(name: "MPITests", dependencies: ["MPI", "TestSupport"]),
         .testTarget(name: "PlacementTests", dependencies: ["Placement", "ONNXImport"]),
         .testTarget(
             name: "FederatedTests",
@@ -85,12 +88,12 @@ let package = Package(
                 .product(name: "CryptoExtras", package: "swift-crypto"),
             ]
         ),
-        .testTarget(name: "TensorsTests", dependencies: ["Tensors"]),
-        .testTarget(name: "CLITests", dependencies: ["fedbaechi", "MPI"]),
+        .testTarget(name: "TensorsTests", dependencies: ["Tensors", "TestSupport"]),
+        .testTarget(name: "CLITests", dependencies: ["fedbaechi", "MPI", "TestSupport"]),
         // Seeded mutation fuzzing of every reader of untrusted files and of the flags' values.
-        .testTarget(name: "FuzzTests", dependencies: ["Basics", "fedbaechi", "Placement", "ONNXImport", "Tensors", "CZlib"]),
-        .testTarget(name: "ModelParallelTests", dependencies: ["Runtime", "MPI", "Tensors", "Placement"]),
-        .testTarget(name: "FederatedMPITests", dependencies: ["Runtime", "MPI", "Tensors", "Federated"]),
+        .testTarget(name: "FuzzTests", dependencies: ["Basics", "fedbaechi", "Placement", "ONNXImport", "Tensors", "CZlib", "TestSupport"]),
+        .testTarget(name: "ModelParallelTests", dependencies: ["Runtime", "MPI", "Tensors", "Placement", "TestSupport"]),
+        .testTarget(name: "FederatedMPITests", dependencies: ["Runtime", "MPI", "Tensors", "Federated", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,5 +1,6 @@
 import Foundation
 import MPI
+import TestSupport
 import Testing
 
 /// The MPI layer under a real `mpirun`, at whatever rank count the launcher gave.
@@ -7,8 +8,8 @@ import Testing
 /// Every rank must call the same collectives in the same order, so the checks run as ONE test
 /// whose scenarios follow each other in a fixed order, separated by barriers. A failed
 /// expectation does not stop the sequence (no rank is left waiting); a thrown error aborts the job.
-@Suite(.serialized, .enabled(if: underMPILauncher && ProcessInfo.processInfo.environment["FEDBAECHI_ABORT_SCENARIO"] == nil,
-                             "runs only under mpirun (scripts/test.sh starts them)"))
+@Suite(.serialized, .onlyUnderMPILauncher,
+       .disabled(if: abortScenario != nil, "this mpirun job is AbortTests' abort scenario"))
 struct MPIRankTests {
     @Test func conformance() throws {
         try MPIEnvironment.initialize()
