@@ -46,7 +46,7 @@ let package = Package(
         // What several modules need, defined once: exit statuses and the user-facing error protocol,
         // ordered statistics, byte sizes, union-find, heaps, JSON lines.
         .target(name: "Basics"),
-        .target(name: "MPI", dependencies: ["CMPI"]),
+        .target(name: "MPI", dependencies: ["Basics", "CMPI"]),
         .target(name: "Tensors", dependencies: ["Basics", "COpenBLAS", "CZlib"]),
         .target(name: "Placement", dependencies: ["Basics", "CClp"]),
         // ONNX import apart from Placement, so that only what reads ONNX links SwiftProtobuf.
@@ -78,7 +78,7 @@ let package = Package(
         // What several test targets need: the fedbaechi binary, mpirun and datasets looked up, commands
         // run in the foreground or background, temporary folders, the rank suites' skip trait.
         .target(name: "TestSupport", dependencies: ["MPI", "Tensors"], path: "Tests/TestSupport"),
-        .testTarget(name: "MPITests", dependencies: ["MPI", "TestSupport"]),
+        .testTarget(name: "MPITests", dependencies: ["Basics", "MPI", "TestSupport"]),
         .testTarget(name: "PlacementTests", dependencies: ["Placement", "ONNXImport"]),
         .testTarget(
             name: "FederatedTests",

@@ -32,6 +32,18 @@ static inline MPI_Op cmpi_op_min(void) { return MPI_MIN; }
 // Error handling: errors return codes instead of aborting, so Swift can throw.
 static inline MPI_Errhandler cmpi_errors_return(void) { return MPI_ERRORS_RETURN; }
 
+// The error class of a failed peer process (MPI 5 and ULFM; MPICH as MPIX_), or -1 where the
+// library has none.
+static inline int cmpi_err_proc_failed(void) {
+#if defined(MPI_ERR_PROC_FAILED)
+    return MPI_ERR_PROC_FAILED;
+#elif defined(MPIX_ERR_PROC_FAILED)
+    return MPIX_ERR_PROC_FAILED;
+#else
+    return -1;
+#endif
+}
+
 // Sentinels.
 static inline void *cmpi_in_place(void) { return MPI_IN_PLACE; }
 static inline MPI_Status *cmpi_status_ignore(void) { return MPI_STATUS_IGNORE; }

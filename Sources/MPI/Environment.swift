@@ -68,7 +68,7 @@ public enum MPIEnvironment {
                 return .failure(MPIError(
                     function: "MPI_Init_thread",
                     message: "the MPI library provides \(level), fedbaechi needs \(required)",
-                    errorClass: MPI_ERR_OTHER))
+                    errorClass: .other))
             }
             MPI_Comm_set_errhandler(cmpi_comm_world(), cmpi_errors_return())
             MPI_Comm_set_errhandler(cmpi_comm_self(), cmpi_errors_return())
@@ -83,13 +83,7 @@ public enum MPIEnvironment {
     }
 
     /// Whether `MPI_Init_thread` has run and `MPI_Finalize` has not.
-    public static var isInitialized: Bool {
-        var initialized: Int32 = 0
-        var finalized: Int32 = 0
-        MPI_Initialized(&initialized)
-        MPI_Finalized(&finalized)
-        return initialized != 0 && finalized == 0
-    }
+    public static var isInitialized: Bool { mpiIsRunning() }
 
     /// The thread level MPI provided, once initialised.
     public static var threadLevel: ThreadLevel? { state.withLock { $0.threadLevel } }

@@ -1,3 +1,4 @@
+import Basics
 import Foundation
 import MPI
 import Tensors
@@ -124,13 +125,14 @@ public final class RankExecutor {
 
     /// One training step of this rank. `feeds` holds (at least) the inputs in `neededFeeds`.
     /// Returns the loss on rank 0 (received from the loss's rank), nil on other ranks.
-    public func step(feeds: [String: Tensor], step: UInt64) throws(MPIError) -> (loss: Float?, times: RankStepTimes) {
+    /// Throws `MPIError` when MPI fails, and `LogicError` when the plan or the caller broke an invariant.
+    public func step(feeds: [String: Tensor], step: UInt64) throws -> (loss: Float?, times: RankStepTimes) {
         let started = MPIEnvironment.wallTime()
         var times = RankStepTimes()
         var values: [ValueRef: Tensor] = [:]
         for name in neededFeeds {
             guard let index = graph.model.feeds[name], let tensor = feeds[name] else {
-                throw MPIError(function: "step", message: "rank \(rank) was not given the input \(name)")
+                throw LogicError("rank \(rank) was not given the input \(name)")
             }
             values[ValueRef(node: index)] = tensor
             allocate(tensor.byteCount)
@@ -161,7 +163,7 @@ public final class RankExecutor {
                     values[input] = Tensor(shape: plan.shapes[input.node][input.port], data: data)
                 }
                 guard let value = values[input] else {
-                    throw MPIError(function: "step", message: "rank \(rank): \(node.name) runs before its input \(graph.nodes[input.node].name) exists")
+                    throw LogicError("rank \(rank): \(node.name) runs before its input \(graph.nodes[input.node].name) exists")
                 }
                 inputs.append(value)
             }
@@ -212,7 +214,7 @@ public final class RankExecutor {
         times.communicationWait += MPIEnvironment.wallTime() - waitStart
         liveBytes = 0
         guard pendingReceives.isEmpty else {
-            throw MPIError(function: "step", message: "rank \(rank) received \(pendingReceives.count) tensors it never read")
+            throw LogicError("rank \(rank) received \(pendingReceives.count) tensors it never read")
         }
 
         // The loss goes to rank 0 for progress reports.
