@@ -49,11 +49,6 @@ public final class RankExecutor {
     public private(set) var peakBytes = 0
     private var liveBytes = 0
 
-    /// Tags 0..<tagLimit name (tensor, step); the MPI standard guarantees tags up to 32767.
-    static let tagLimit = 32_000
-    static let lossTag = 32_001
-    static let parameterTag = 32_002
-
     public init(graph: TrainingGraph, plan: ModelParallelPlan, communicator: Communicator) throws(ModelParallelError) {
         guard plan.rankCount == communicator.size else {
             throw ModelParallelError(.badInput, "the plan is for \(plan.rankCount) ranks, the job has \(communicator.size)")
@@ -90,8 +85,8 @@ public final class RankExecutor {
             }
         }
         neededFeeds = feeds
-        guard crossingCount <= Self.tagLimit else {
-            throw ModelParallelError(.badInput, "the plan sends \(crossingCount) tensors per step, more than the \(Self.tagLimit) MPI tags available")
+        guard crossingCount <= MessageTags.World.tensors.count else {
+            throw ModelParallelError(.badInput, "the plan sends \(crossingCount) tensors per step, more than the \(MessageTags.World.tensors.count) MPI tags available")
         }
 
         // Keep only the parameters this rank owns (where their read node runs).
@@ -108,11 +103,9 @@ public final class RankExecutor {
         peakBytes = owned
     }
 
-    /// The tag of slot `slot` in step `step`: distinct for every tensor of a step, and for
-    /// consecutive steps while the tag space allows.
+    /// The tag of slot `slot` in step `step` (`MessageTags.World.tensor`).
     private func tag(slot: Int, step: UInt64) -> Int {
-        let stepsInTagSpace = max(1, Self.tagLimit / max(1, crossingCount))
-        return slot + crossingCount * Int(step % UInt64(stepsInTagSpace))
+        MessageTags.World.tensor(slot: slot, crossings: crossingCount, step: step)
     }
 
     private func allocate(_ bytes: Int) {
@@ -221,9 +214,9 @@ public final class RankExecutor {
         let lossRank = plan.rankOfNode[graph.model.loss.node]
         var loss: Float?
         if rank == lossRank {
-            if rank == 0 { loss = lossValue } else { try communicator.send([lossValue], to: 0, tag: Self.lossTag) }
+            if rank == 0 { loss = lossValue } else { try communicator.send([lossValue], to: 0, tag: MessageTags.World.loss) }
         } else if rank == 0 {
-            loss = try communicator.receive(Float.self, count: 1, from: lossRank, tag: Self.lossTag).first
+            loss = try communicator.receive(Float.self, count: 1, from: lossRank, tag: MessageTags.World.loss).first
         }
         times.step = MPIEnvironment.wallTime() - started
         return (loss, times)
@@ -252,9 +245,9 @@ public final class RankExecutor {
             guard let owner = ownerOf[name] else { continue }
             if owner == rank {
                 let values = graph.model.parameters.values(of: name) ?? []
-                if rank == 0 { gathered[name] = values } else { try communicator.send(values, to: 0, tag: Self.parameterTag) }
+                if rank == 0 { gathered[name] = values } else { try communicator.send(values, to: 0, tag: MessageTags.World.parameters) }
             } else if rank == 0 {
-                gathered[name] = try communicator.receive(Float.self, from: owner, tag: Self.parameterTag)
+                gathered[name] = try communicator.receive(Float.self, from: owner, tag: MessageTags.World.parameters)
             }
         }
         return rank == 0 ? gathered : nil
