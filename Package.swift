@@ -47,7 +47,7 @@ let package = Package(
         // the seeded generator, medians, byte sizes and durations, union-find, the min-heap, the
         // optimizer vocabulary and a parameter's memory, JSON lines.
         .target(name: "Basics"),
-        .target(name: "MPI", dependencies: ["CMPI"]),
+        .target(name: "MPI", dependencies: ["Basics", "CMPI"]),
         .target(name: "Tensors", dependencies: ["Basics", "COpenBLAS", "CZlib"]),
         .target(name: "Placement", dependencies: ["Basics", "CClp"]),
         // ONNX import apart from Placement, so that only what reads ONNX links SwiftProtobuf.
@@ -76,7 +76,10 @@ let package = Package(
         ),
         // Point-to-point benchmark of the Swift layer (Benchmarks/run-pingpong.sh runs it beside C).
         .executableTarget(name: "fedbaechi-pingpong", dependencies: ["MPI"], path: "Benchmarks/PingPong"),
-        .testTarget(name: "MPITests", dependencies: ["MPI"]),
+        // What several test targets need: the fedbaechi binary, mpirun and datasets looked up, commands
+        // run in the foreground or background, temporary folders, the rank suites' skip trait.
+        .target(name: "TestSupport", dependencies: ["MPI", "Tensors"], path: "Tests/TestSupport"),
+        .testTarget(name: "MPITests", dependencies: ["Basics", "MPI", "TestSupport"]),
         .testTarget(name: "BasicsTests", dependencies: ["Basics"]),
         .testTarget(name: "PlacementTests", dependencies: ["Basics", "Placement", "ONNXImport"]),
         .testTarget(
@@ -88,12 +91,12 @@ let package = Package(
                 .product(name: "CryptoExtras", package: "swift-crypto"),
             ]
         ),
-        .testTarget(name: "TensorsTests", dependencies: ["Basics", "Tensors"]),
-        .testTarget(name: "CLITests", dependencies: ["fedbaechi", "MPI"]),
+        .testTarget(name: "TensorsTests", dependencies: ["Basics", "Tensors", "TestSupport"]),
+        .testTarget(name: "CLITests", dependencies: ["fedbaechi", "MPI", "TestSupport"]),
         // Seeded mutation fuzzing of every reader of untrusted files and of the flags' values.
-        .testTarget(name: "FuzzTests", dependencies: ["Basics", "fedbaechi", "Placement", "ONNXImport", "Tensors", "CZlib"]),
-        .testTarget(name: "ModelParallelTests", dependencies: ["Basics", "Runtime", "MPI", "Tensors", "Placement"]),
-        .testTarget(name: "FederatedMPITests", dependencies: ["Basics", "Runtime", "MPI", "Tensors", "Federated"]),
+        .testTarget(name: "FuzzTests", dependencies: ["Basics", "fedbaechi", "Placement", "ONNXImport", "Tensors", "CZlib", "TestSupport"]),
+        .testTarget(name: "ModelParallelTests", dependencies: ["Basics", "Runtime", "MPI", "Tensors", "Placement", "TestSupport"]),
+        .testTarget(name: "FederatedMPITests", dependencies: ["Basics", "Runtime", "MPI", "Tensors", "Federated", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,10 +1,14 @@
 # Swift targets of the package, built the way SwiftPM builds them: Swift 6 language mode, one
 # module per folder of Sources/.
 
-# fedbaechi_swift_library(<name> DEPENDS <targets...>): every .swift file under Sources/<name>.
+# fedbaechi_swift_library(<name> [FOLDER <folder>] DEPENDS <targets...>): every .swift file under
+# Sources/<name>, or under <folder> (Tests/TestSupport).
 function(fedbaechi_swift_library name)
-  cmake_parse_arguments(ARG "" "" "DEPENDS" ${ARGN})
-  file(GLOB_RECURSE sources CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/Sources/${name}/*.swift)
+  cmake_parse_arguments(ARG "" "FOLDER" "DEPENDS" ${ARGN})
+  if(NOT ARG_FOLDER)
+    set(ARG_FOLDER ${PROJECT_SOURCE_DIR}/Sources/${name})
+  endif()
+  file(GLOB_RECURSE sources CONFIGURE_DEPENDS ${ARG_FOLDER}/*.swift)
   add_library(${name} STATIC ${sources})
   set_target_properties(${name} PROPERTIES Swift_MODULE_NAME ${name})
   # -package-name: the modules form one package, as under SwiftPM.

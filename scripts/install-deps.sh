@@ -6,6 +6,7 @@ set -euo pipefail
 packages=(
   pkg-config
   libopenmpi-dev openmpi-bin      # MPI (Open MPI 4.1)
+  libmpich-dev                    # MPICH's headers: scripts/check-mpich.sh compiles Sources/CMPI against them
   libopenblas-dev                 # BLAS kernels
   coinor-libclp-dev               # the LP solver behind m-SCT
   zlib1g-dev                      # reads the gzip'd datasets
@@ -37,6 +38,23 @@ else
   $sudo apt-get update -q
   $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
+
+# Open MPI stays the MPI that mpicc, mpirun and <mpi.h> mean: fedbaechi builds and runs on it, and
+# MPICH is here only for its headers. Debian ranks Open MPI first, but a machine whose alternatives
+# were set by hand, or a later MPICH, could switch them; each group is set back to Open MPI then.
+restore_open_mpi() {
+  local group=$1 openmpi current
+  openmpi=$(update-alternatives --list "$group" 2>/dev/null | grep -m1 openmpi) || return 0
+  current=$(update-alternatives --query "$group" | sed -n 's/^Value: //p')
+  if [ "$current" != "$openmpi" ]; then
+    echo "install-deps: $group pointed to $current; setting it back to Open MPI ($openmpi)"
+    $sudo update-alternatives --set "$group" "$openmpi"
+  fi
+}
+for group in mpi mpirun "mpi-$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || gcc -print-multiarch)"; do
+  restore_open_mpi "$group"
+done
+mpirun --version 2>/dev/null | grep -q "Open MPI" || { echo "install-deps: mpirun is not Open MPI's" >&2; exit 1; }
 
 # onnx from PyPI, the version Sources/ONNXImport/Generated was made from. Debian 12's own Python
 # is "externally managed" (PEP 668): pip then needs --break-system-packages, which only adds

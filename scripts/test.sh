@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Set-up command 2: the whole test suite. Builds once, runs the unit and end-to-end tests with
-# `swift test`, then the MPI suites under mpirun with 2, 4 and 8 ranks and the federated suite with
-# 9 and 15 (oversubscribed).
+# Set-up command 2: the whole test suite. Builds once, compiles the MPI header against MPICH, runs
+# the unit and end-to-end tests with `swift test`, then the MPI suites under mpirun with 2, 4 and 8
+# ranks and the federated suite with 9 and 15 (oversubscribed).
 #
 # `mpirun ... swift test` would deadlock on the build folder's lock, so the MPI suites run the
 # already built test executable directly.
@@ -20,6 +20,8 @@ step() {
 }
 
 swift build --build-tests || { echo "build failed"; echo "0 passed, 1 failed"; exit 1; }
+# Sources/CMPI/cmpi.h against MPICH's headers too, not only the Open MPI it builds on.
+step "cmpi.h against MPICH" bash scripts/check-mpich.sh
 step "swift test (unit and end-to-end)" swift test --skip-build
 
 bundle=".build/debug/fedbaechiPackageTests.xctest"

@@ -8,7 +8,6 @@
 #define FEDBAECHI_CMPI_H
 
 #include <mpi.h>
-#include <stdio.h>
 
 // Communicators and groups.
 static inline MPI_Comm cmpi_comm_world(void) { return MPI_COMM_WORLD; }
@@ -33,6 +32,18 @@ static inline MPI_Op cmpi_op_min(void) { return MPI_MIN; }
 // Error handling: errors return codes instead of aborting, so Swift can throw.
 static inline MPI_Errhandler cmpi_errors_return(void) { return MPI_ERRORS_RETURN; }
 
+// The error class of a failed peer process (MPI 5 and ULFM; MPICH as MPIX_), or -1 where the
+// library has none.
+static inline int cmpi_err_proc_failed(void) {
+#if defined(MPI_ERR_PROC_FAILED)
+    return MPI_ERR_PROC_FAILED;
+#elif defined(MPIX_ERR_PROC_FAILED)
+    return MPIX_ERR_PROC_FAILED;
+#else
+    return -1;
+#endif
+}
+
 // Sentinels.
 static inline void *cmpi_in_place(void) { return MPI_IN_PLACE; }
 static inline MPI_Status *cmpi_status_ignore(void) { return MPI_STATUS_IGNORE; }
@@ -51,24 +62,7 @@ static inline const char *cmpi_implementation_name(void) {
     return "MPICH";
 #else
     return "unknown MPI";
-// Writes a whole line to stderr and flushes both streams, before an abort ends the process.
-static inline void cmpi_write_error_line(const char *line) {
-    fflush(stdout);
-    fprintf(stderr, "%s\n", line);
-    fflush(stderr);
-}
-
 #endif
-}
-
-// Line-buffered stdout, so that progress reaches a batch system's .out file while a job runs.
-static inline void cmpi_line_buffer_stdout(void) { setvbuf(stdout, NULL, _IOLBF, 0); }
-
-// Writes a whole line to stderr and flushes both streams, before an abort ends the process.
-static inline void cmpi_write_error_line(const char *line) {
-    fflush(stdout);
-    fprintf(stderr, "%s\n", line);
-    fflush(stderr);
 }
 
 #endif

@@ -88,7 +88,7 @@ extension Communicator {
     /// Sends `chunks[i]` from `root` to rank `i`; every rank returns its own chunk. Only root's `chunks` are read.
     public func scatterv<T: MPIElement>(_ chunks: [[T]], root: Int) throws(MPIError) -> [T] {
         if rank == root, chunks.count != size {
-            throw MPIError(function: "MPI_Scatterv", message: "root has \(chunks.count) chunks for \(size) ranks", errorClass: MPI_ERR_COUNT)
+            throw MPIError(function: "MPI_Scatterv", message: "root has \(chunks.count) chunks for \(size) ranks", errorClass: .count)
         }
         var counts = rank == root ? try chunks.map { (chunk) throws(MPIError) in try mpiCount(chunk.count, "MPI_Scatterv") } : []
         var myCount: [Int32] = [0]

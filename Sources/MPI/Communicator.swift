@@ -92,13 +92,13 @@ public final class Communicator: @unchecked Sendable {
     /// independently of each other. `tag` keeps concurrent creations apart.
     public func subcommunicator(ranks: [Int], tag: Int = 0) throws(MPIError) -> Communicator {
         guard Set(ranks).count == ranks.count, !ranks.isEmpty else {
-            throw MPIError(function: "MPI_Comm_create_group", message: "ranks must be distinct and non-empty: \(ranks)", errorClass: MPI_ERR_GROUP)
+            throw MPIError(function: "MPI_Comm_create_group", message: "ranks must be distinct and non-empty: \(ranks)", errorClass: .group)
         }
         if let bad = ranks.first(where: { $0 < 0 || $0 >= size }) {
-            throw MPIError(function: "MPI_Comm_create_group", message: "rank \(bad) is not in a communicator of size \(size)", errorClass: MPI_ERR_RANK)
+            throw MPIError(function: "MPI_Comm_create_group", message: "rank \(bad) is not in a communicator of size \(size)", errorClass: .rank)
         }
         guard ranks.contains(rank) else {
-            throw MPIError(function: "MPI_Comm_create_group", message: "rank \(rank) is not in the group \(ranks)", errorClass: MPI_ERR_GROUP)
+            throw MPIError(function: "MPI_Comm_create_group", message: "rank \(rank) is not in the group \(ranks)", errorClass: .group)
         }
         var parentGroup: MPI_Group? = nil
         var group: MPI_Group? = nil
@@ -110,7 +110,7 @@ public final class Communicator: @unchecked Sendable {
         var newComm: MPI_Comm? = nil
         try check(MPI_Comm_create_group(handle, group, Int32(tag), &newComm), "MPI_Comm_create_group")
         guard let newComm, newComm != cmpi_comm_null() else {
-            throw MPIError(function: "MPI_Comm_create_group", message: "no communicator was created", errorClass: MPI_ERR_COMM)
+            throw MPIError(function: "MPI_Comm_create_group", message: "no communicator was created", errorClass: .communicator)
         }
         return try Communicator(owning: newComm)
     }

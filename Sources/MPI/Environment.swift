@@ -68,7 +68,7 @@ public enum MPIEnvironment {
                 return .failure(MPIError(
                     function: "MPI_Init_thread",
                     message: "the MPI library provides \(level), fedbaechi needs \(required)",
-                    errorClass: MPI_ERR_OTHER))
+                    errorClass: .other))
             }
             MPI_Comm_set_errhandler(cmpi_comm_world(), cmpi_errors_return())
             MPI_Comm_set_errhandler(cmpi_comm_self(), cmpi_errors_return())
@@ -83,13 +83,7 @@ public enum MPIEnvironment {
     }
 
     /// Whether `MPI_Init_thread` has run and `MPI_Finalize` has not.
-    public static var isInitialized: Bool {
-        var initialized: Int32 = 0
-        var finalized: Int32 = 0
-        MPI_Initialized(&initialized)
-        MPI_Finalized(&finalized)
-        return initialized != 0 && finalized == 0
-    }
+    public static var isInitialized: Bool { mpiIsRunning() }
 
     /// The thread level MPI provided, once initialised.
     public static var threadLevel: ThreadLevel? { state.withLock { $0.threadLevel } }
@@ -122,7 +116,7 @@ public enum MPIEnvironment {
     public static func abort(code: Int32 = 1, message: String) -> Never {
         let rank = isInitialized ? (try? world().rank) : nil
         let prefix = rank.map { "fedbaechi: rank \($0): " } ?? "fedbaechi: "
-        cmpi_write_error_line(prefix + message)
+        writeErrorLine(prefix + message)
         if isInitialized {
             MPI_Abort(cmpi_comm_world(), code)
         }
@@ -158,5 +152,5 @@ public enum MPIEnvironment {
     }
 
     /// Makes stdout line-buffered so progress reaches a batch job's .out file as it happens.
-    public static func lineBufferStandardOutput() { cmpi_line_buffer_stdout() }
+    public static func lineBufferStandardOutput() { makeStandardOutputLineBuffered() }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 @Suite struct DoctorCLITests {
@@ -23,12 +24,10 @@ import Testing
 }
 
 /// `doctor` under a real launcher: rank 0 reports every rank, and MPI is finalised so mpirun succeeds.
-@Suite(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/mpirun"), "needs mpirun"))
+@Suite(.enabled(if: mpirunPath != nil, "needs mpirun"))
 struct DoctorUnderMPITests {
     @Test func rankZeroReportsForAll() throws {
-        let result = try run(URL(fileURLWithPath: "/usr/bin/mpirun"),
-                             ["--oversubscribe", "-np", "3", fedbaechiBinary.path, "doctor", "--json"],
-                             environment: ["OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"],
+        let result = try run(mpirunPath!, ["--oversubscribe", "-np", "3", try #require(fedbaechiBinary).path, "doctor", "--json"],
                              timeout: 60)
         #expect(result.status == 0, "stderr: \(result.stderr)")
         let report = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any]

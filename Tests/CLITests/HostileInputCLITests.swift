@@ -1,12 +1,6 @@
 import Foundation
+import TestSupport
 import Testing
-
-/// A folder of this test's own, removed when the test ends.
-private func scratch() throws -> URL {
-    let url = FileManager.default.temporaryDirectory.appendingPathComponent("fedbaechi-hostile-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-    return url
-}
 
 private let fig1 = (try? String(contentsOf: packageRoot.appendingPathComponent("Tests/Fixtures/fig1.json"), encoding: .utf8)) ?? ""
 
@@ -40,7 +34,7 @@ private func expectOneLineRejection(_ result: CommandResult, _ expected: String,
         ("", "the file is empty"),
     ])
     func damagedGraphFile(_ content: String, _ expected: String) throws {
-        let folder = try scratch()
+        let folder = try makeTemporaryFolder("hostile")
         defer { try? FileManager.default.removeItem(at: folder) }
         let path = folder.appendingPathComponent("damaged.json").path
         try Data(content.utf8).write(to: URL(fileURLWithPath: path))
@@ -51,7 +45,7 @@ private func expectOneLineRejection(_ result: CommandResult, _ expected: String,
     /// Files that must not be read at all: more than the limit (sparse, so the test writes nothing),
     /// an endless device, a folder.
     @Test func filesThatAreNotRead() throws {
-        let folder = try scratch()
+        let folder = try makeTemporaryFolder("hostile")
         defer { try? FileManager.default.removeItem(at: folder) }
         let huge = folder.appendingPathComponent("huge.json")
         try Data("{".utf8).write(to: huge)
@@ -86,7 +80,7 @@ private enum TinyFashion {
 
     /// gzip's own output, as Debian ships the files.
     static func gzip(_ url: URL) throws {
-        let result = try run(URL(fileURLWithPath: "/bin/gzip"), ["-n", "-f", url.path])
+        let result = try run("/bin/gzip", ["-n", "-f", url.path])
         try #require(result.status == 0, "gzip: \(result.stderr)")
         try FileManager.default.moveItem(at: url.appendingPathExtension("gz"), to: url)
     }
@@ -95,7 +89,7 @@ private enum TinyFashion {
 @Suite struct HostileDatasetCLITests {
     /// The tiny dataset trains: the damaged copies below differ from it in one file only.
     @Test func tinyDatasetTrains() throws {
-        let folder = try scratch()
+        let folder = try makeTemporaryFolder("hostile")
         defer { try? FileManager.default.removeItem(at: folder) }
         try TinyFashion.write(to: folder)
         try TinyFashion.gzip(folder.appendingPathComponent(TinyFashion.names[3]))
@@ -112,7 +106,7 @@ private enum TinyFashion {
     /// Each damage, in one file of the tiny dataset, is one line on stderr and exit status 2.
     @Test(arguments: Damage.allCases)
     func damagedDatasetFile(_ damage: Damage) throws {
-        let folder = try scratch()
+        let folder = try makeTemporaryFolder("hostile")
         defer { try? FileManager.default.removeItem(at: folder) }
         try TinyFashion.write(to: folder)
         let trainImages = folder.appendingPathComponent(TinyFashion.names[0])

@@ -1,16 +1,10 @@
 import Foundation
+import TestSupport
 import Testing
 
 private let fashionDirectory = "/usr/share/datasets/fashion-mnist"
-private let fashionInstalled = FileManager.default.fileExists(atPath: fashionDirectory + "/t10k-labels-idx1-ubyte.gz")
 private let fig1Path = packageRoot.appendingPathComponent("Tests/Fixtures/fig1.json").path
 private let tinyCNNPath = packageRoot.appendingPathComponent("Tests/Fixtures/tiny-cnn.onnx").path
-
-private func scratch() throws -> URL {
-    let url = FileManager.default.temporaryDirectory.appendingPathComponent("fedbaechi-messages-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-    return url
-}
 
 /// Foundation's own words, which name neither the file nor what it should hold.
 private let foundationTexts = ["The file", "NSCocoaErrorDomain", "The data is missing", "couldn’t be", "couldn't be", "The operation"]
@@ -18,7 +12,7 @@ private let foundationTexts = ["The file", "NSCocoaErrorDomain", "The data is mi
 /// What users meet on the command line: file errors, statuses, datasets, help, --version.
 @Suite struct MessagesCLITests {
     @Test func fileErrorsNameThePathAndWhatWasExpected() throws {
-        let folder = try scratch()
+        let folder = try makeTemporaryFolder("messages")
         defer { try? FileManager.default.removeItem(at: folder) }
         let missing = folder.appendingPathComponent("nope.json").path
         var result = try fedbaechi(["place", missing, "--devices", "2", "--memory", "1GiB"])
@@ -49,7 +43,7 @@ private let foundationTexts = ["The file", "NSCocoaErrorDomain", "The data is mi
 
     /// Random bytes in a file named .onnx are a damaged ONNX model, not "not JSON".
     @Test func randomBytesInAnONNXFileAreCalledADamagedModel() throws {
-        let folder = try scratch()
+        let folder = try makeTemporaryFolder("messages")
         defer { try? FileManager.default.removeItem(at: folder) }
         var generator = SystemRandomNumberGenerator()
         let path = folder.appendingPathComponent("model.onnx").path
@@ -62,7 +56,7 @@ private let foundationTexts = ["The file", "NSCocoaErrorDomain", "The data is mi
 
     /// `"op_overhead_us": 0` and other integers are numbers; `true` is not.
     @Test func costModelsTakeIntegers() throws {
-        let folder = try scratch()
+        let folder = try makeTemporaryFolder("messages")
         defer { try? FileManager.default.removeItem(at: folder) }
         let model = folder.appendingPathComponent("device.json").path
         try Data(#"{"cost_model": {"op_overhead_us": 0, "flops_per_second": 1000000000000, "memory_bytes_per_second": 100000000000}}"#.utf8)
@@ -99,7 +93,7 @@ private let foundationTexts = ["The file", "NSCocoaErrorDomain", "The data is mi
 
     /// A folder given with --data-directory that lacks the data: the advice is about that folder.
     @Test func aDataDirectoryWithoutTheDataIsAdvisedAbout() throws {
-        let folder = try scratch()
+        let folder = try makeTemporaryFolder("messages")
         defer { try? FileManager.default.removeItem(at: folder) }
         let result = try fedbaechi(["train", "single", "--model", "mlp", "--data-directory", folder.path])
         #expect(result.status == 2, "stderr: \(result.stderr)")
@@ -120,10 +114,10 @@ private let foundationTexts = ["The file", "NSCocoaErrorDomain", "The data is mi
     /// Uncompressed IDX files (as some mirrors unpack them) are read like the gzip'd ones.
     @Test(.enabled(if: fashionInstalled, "dataset-fashion-mnist is not installed"))
     func uncompressedIDXFilesAreRead() throws {
-        let folder = try scratch()
+        let folder = try makeTemporaryFolder("messages")
         defer { try? FileManager.default.removeItem(at: folder) }
         for name in ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"] {
-            let unzip = try run(URL(fileURLWithPath: "/bin/sh"), ["-c", "gzip -dc \(fashionDirectory)/\(name).gz > \(folder.path)/\(name)"])
+            let unzip = try run("/bin/sh", ["-c", "gzip -dc \(fashionDirectory)/\(name).gz > \(folder.path)/\(name)"])
             #expect(unzip.status == 0)
         }
         let doctor = try fedbaechi(["doctor", "--data-directory", folder.path])

@@ -1,17 +1,12 @@
 import Foundation
+import TestSupport
 import Testing
 
 private let fixtures = packageRoot.appendingPathComponent("Tests/Fixtures")
 
-private func scratchFolder() throws -> URL {
-    let url = FileManager.default.temporaryDirectory.appendingPathComponent("fedbaechi-onnx-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-    return url
-}
-
 /// `light_resnet50.onnx` of `pip install onnx`, or nil.
 private let lightResNet: URL? = {
-    guard let result = try? run(URL(fileURLWithPath: "/usr/bin/env"),
+    guard let result = try? run("/usr/bin/env",
                                 ["python3", "-c", "import onnx, os; print(os.path.dirname(onnx.__file__))"]),
           result.status == 0 else { return nil }
     let url = URL(fileURLWithPath: result.stdout.trimmingCharacters(in: .whitespacesAndNewlines))
@@ -25,7 +20,7 @@ private let lightResNet: URL? = {
         let inference = try fedbaechi(["place", model, "--devices", "2", "--memory", "1GiB", "--batch", "8"])
         #expect(inference.status == 0, "stderr: \(inference.stderr)")
         #expect(inference.stdout.contains("tiny-cnn (onnx, batch 8, inference, 6 forward ops): 7 ops"))
-        let folder = try scratchFolder()
+        let folder = try makeTemporaryFolder("onnx")
         let plan = folder.appendingPathComponent("plan.json").path
         let training = try fedbaechi(["place", model, "--devices", "2", "--memory", "1GiB", "--batch", "8", "--training",
                                       "--optimizer", "adam", "--output", plan])
@@ -38,7 +33,7 @@ private let lightResNet: URL? = {
     }
 
     @Test func detectsByContentNotName() throws {
-        let folder = try scratchFolder()
+        let folder = try makeTemporaryFolder("onnx")
         let renamed = folder.appendingPathComponent("model.bin")
         try FileManager.default.copyItem(at: fixtures.appendingPathComponent("tiny-cnn.onnx"), to: renamed)
         let result = try fedbaechi(["place", renamed.path, "--devices", "1", "--memory", "1GiB"])
@@ -74,7 +69,7 @@ private let lightResNet: URL? = {
     }
 
     @Test func calibrateWritesADeviceFilePlaceReads() throws {
-        let folder = try scratchFolder()
+        let folder = try makeTemporaryFolder("onnx")
         let device = folder.appendingPathComponent("device.json").path
         let calibrate = try fedbaechi(["calibrate", "--output", device, "--repeats", "3", "--size", "128", "--bandwidth-bytes", "4MiB"])
         #expect(calibrate.status == 0, "stderr: \(calibrate.stderr)")

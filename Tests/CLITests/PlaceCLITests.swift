@@ -1,12 +1,6 @@
 import Foundation
+import TestSupport
 import Testing
-
-/// A scratch folder for one test's files.
-private func scratch() throws -> URL {
-    let url = FileManager.default.temporaryDirectory.appendingPathComponent("fedbaechi-place-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-    return url
-}
 
 private func write(_ text: String, _ name: String, in folder: URL) throws -> String {
     let url = folder.appendingPathComponent(name)
@@ -31,7 +25,7 @@ private func lines(_ text: String) -> [Substring] { text.split(separator: "\n") 
 
 @Suite struct PlaceCLITests {
     @Test func fig1PlanTableJSONAndGantt() throws {
-        let folder = try scratch()
+        let folder = try makeTemporaryFolder("place")
         let graph = try write(fig1JSON, "fig1.json", in: folder)
         let planPath = folder.appendingPathComponent("plan.json").path
         let svgPath = folder.appendingPathComponent("plan.svg").path
@@ -59,7 +53,7 @@ private func lines(_ text: String) -> [Substring] { text.split(separator: "\n") 
     }
 
     @Test func planJSONToStandardOutput() throws {
-        let folder = try scratch()
+        let folder = try makeTemporaryFolder("place")
         let result = try fedbaechi(["place", try write(fig1JSON, "g.json", in: folder), "--devices", "2", "--memory", "1GiB", "--output", "-"])
         #expect(result.status == 0, "stderr: \(result.stderr)")
         let plan = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any]
@@ -67,7 +61,7 @@ private func lines(_ text: String) -> [Substring] { text.split(separator: "\n") 
     }
 
     @Test func profileFormatIsDetectedByContent() throws {
-        let folder = try scratch()
+        let folder = try makeTemporaryFolder("place")
         let profile = """
             {"cost_units": {"compute_cost": "microseconds"}, "nodes": [
               {"name": "x", "op": "Const", "inputs": [], "colocation_group": ["loc:@x"], "cost": null},
@@ -80,7 +74,7 @@ private func lines(_ text: String) -> [Substring] { text.split(separator: "\n") 
     }
 
     @Test func devicesThatDiffer() throws {
-        let folder = try scratch()
+        let folder = try makeTemporaryFolder("place")
         let devices = try write(#"{"devices": [{"name": "small", "memory": "1MiB"}, {"name": "big", "memory": 4194304}], "latency": "10us"}"#,
                                 "devices.json", in: folder)
         let planPath = folder.appendingPathComponent("plan.json").path
@@ -112,7 +106,7 @@ private func lines(_ text: String) -> [Substring] { text.split(separator: "\n") 
         (#"{"something": "else"}"#, "unrecognised graph file"),
     ])
     func badGraphIsRejected(_ content: String, _ expected: String) throws {
-        let folder = try scratch()
+        let folder = try makeTemporaryFolder("place")
         let result = try fedbaechi(["place", try write(content, "bad.json", in: folder), "--devices", "2", "--memory", "1GiB"])
         #expect(result.status == 2)
         #expect(lines(result.stderr).count == 1, "stderr: \(result.stderr)")
@@ -130,7 +124,7 @@ private func lines(_ text: String) -> [Substring] { text.split(separator: "\n") 
         (["--devices", "2", "--memory", "0B"], "--memory must be more than 0 bytes"),
     ])
     func badFlagIsRejected(_ flags: [String], _ expected: String) throws {
-        let folder = try scratch()
+        let folder = try makeTemporaryFolder("place")
         let result = try fedbaechi(["place", try write(fig1JSON, "g.json", in: folder)] + flags)
         // A usage error: the message first, then the usage.
         #expect(result.status == 64)
@@ -139,7 +133,7 @@ private func lines(_ text: String) -> [Substring] { text.split(separator: "\n") 
     }
 
     @Test func badFilesAreRejected() throws {
-        let folder = try scratch()
+        let folder = try makeTemporaryFolder("place")
         let graph = try write(fig1JSON, "g.json", in: folder)
         let missing = try fedbaechi(["place", folder.appendingPathComponent("nope.json").path, "--devices", "2", "--memory", "1GiB"])
         #expect(missing.status == 2 && missing.stderr.contains("cannot read"))
@@ -152,7 +146,7 @@ private func lines(_ text: String) -> [Substring] { text.split(separator: "\n") 
 
     @Test(arguments: ["m-etf", "m-sct", "m-topo", "expert", "single", "auto"])
     func noPlanFitsExitsThreeWithTheMemoryThatWould(_ algorithm: String) throws {
-        let folder = try scratch()
+        let folder = try makeTemporaryFolder("place")
         let nodes = (0..<4).map { node("p\($0)", compute: 10, persistent: 50) }.joined(separator: ", ")
         let graph = try write(#"{"nodes": [\#(nodes)], "edges": []}"#, "heavy.json", in: folder)
         let result = try fedbaechi(["place", graph, "--devices", "2", "--memory", "40B", "--algorithm", algorithm])
@@ -166,7 +160,7 @@ private func lines(_ text: String) -> [Substring] { text.split(separator: "\n") 
 
     @Test func neverInitialisesMPI() throws {
         // Pretend to be rank 0 of 2 under a launcher that is not there: MPI_Init would fail or hang.
-        let folder = try scratch()
+        let folder = try makeTemporaryFolder("place")
         let result = try fedbaechi(["place", try write(fig1JSON, "g.json", in: folder), "--devices", "2", "--memory", "1GiB"],
                                    environment: ["OMPI_COMM_WORLD_SIZE": "2", "OMPI_COMM_WORLD_RANK": "0", "PMIX_RANK": "0"],
                                    timeout: 60)
@@ -209,7 +203,7 @@ private func lines(_ text: String) -> [Substring] { text.split(separator: "\n") 
         """
 
     @Test func sameSeedSamePlanAndTheSummarySaysWhatWasTried() throws {
-        let folder = try scratch()
+        let folder = try makeTemporaryFolder("place")
         var plans = [[String: Any]]()
         var summaries = [String]()
         for (k, seed) in ["3", "3", "4"].enumerated() {
@@ -232,7 +226,7 @@ private func lines(_ text: String) -> [Substring] { text.split(separator: "\n") 
     }
 
     @Test func searchIsNeverSlowerThanOneRun() throws {
-        let folder = try scratch()
+        let folder = try makeTemporaryFolder("place")
         for algorithm in ["m-etf", "m-sct", "auto"] {
             var steps = [Double]()
             for search in ["0", "10"] {
@@ -260,7 +254,7 @@ private func lines(_ text: String) -> [Substring] { text.split(separator: "\n") 
 
     @Test(arguments: ["m-sct", "m-topo", "auto"])
     func aWrittenPlanJudgesToTheSameStep(_ algorithm: String) throws {
-        let folder = try scratch()
+        let folder = try makeTemporaryFolder("place")
         let planPath = folder.appendingPathComponent("plan.json").path
         let judgedPath = folder.appendingPathComponent("judged.json").path
         let graph = "synthetic:layered:800:40:3"
@@ -280,7 +274,7 @@ private func lines(_ text: String) -> [Substring] { text.split(separator: "\n") 
     }
 
     @Test func anExpertsPlacementIsJudgedWithBaechisOrder() throws {
-        let folder = try scratch()
+        let folder = try makeTemporaryFolder("place")
         let plan = try write(#"{"placement": {"0": 0, "1": 0, "2": 0, "3": 0, "4": 1, "5": 1}}"#, "expert.json", in: folder)
         let result = try fedbaechi(["place", fig1Path, "--devices", "2", "--memory", "1GiB", "--plan", plan])
         #expect(result.status == 0, "stderr: \(result.stderr)")
@@ -299,7 +293,7 @@ private func lines(_ text: String) -> [Substring] { text.split(separator: "\n") 
         (#"{"placement": {"in": 0, "a1": 0, "a2": 0, "b1": 0, "b2": 0, "out": 0}}"#, 3, "does not fit 2 devices of 300 B"),
     ])
     func badPlansAreRejected(_ plan: String, _ status: Int32, _ expected: String) throws {
-        let folder = try scratch()
+        let folder = try makeTemporaryFolder("place")
         let graph = try write(colocatedJSON, "pairs.json", in: folder)
         let path = try write(plan, "plan.json", in: folder)
         let result = try fedbaechi(["place", graph, "--devices", "2", "--memory", "300B", "--plan", path])
@@ -316,7 +310,7 @@ private func lines(_ text: String) -> [Substring] { text.split(separator: "\n") 
     }
 
     @Test func judgingAPlanDoesNotSearch() throws {
-        let folder = try scratch()
+        let folder = try makeTemporaryFolder("place")
         let plan = try write(#"{"placement": {"0": 0, "1": 0, "2": 0, "3": 0, "4": 1, "5": 1}}"#, "p.json", in: folder)
         let result = try fedbaechi(["place", fig1Path, "--devices", "2", "--memory", "1GiB", "--plan", plan, "--search", "5"])
         #expect(result.status == 2)

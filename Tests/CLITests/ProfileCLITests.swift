@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 @Suite struct ProfileCLITests {
@@ -6,7 +7,7 @@ import Testing
     /// existing nodes whose bytes match the producer's output, and a DAG.
     @Test(arguments: ["mlp", "lenet", "inception-mini", "gru-lm", "rnn-stack"])
     func everyModelGivesAPlacementGraph(_ model: String) throws {
-        let output = FileManager.default.temporaryDirectory.appendingPathComponent("fedbaechi-\(UUID().uuidString).json")
+        let output = temporaryPath("profile", extension: "json")
         defer { try? FileManager.default.removeItem(at: output) }
         let result = try fedbaechi(["profile", "--model", model, "--batch", "2", "--repeats", "1",
                                     "--vocabulary", "50", "--output", output.path])

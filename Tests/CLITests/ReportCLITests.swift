@@ -2,17 +2,11 @@ import Foundation
 #if canImport(FoundationXML)
 import FoundationXML
 #endif
+import TestSupport
 import Testing
 
-private let fashionInstalled = FileManager.default.fileExists(atPath: "/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz")
 private let python = ["/usr/bin/python3", "/usr/local/bin/python3"].first { FileManager.default.isExecutableFile(atPath: $0) }
 private let eventReader = packageRoot.appendingPathComponent("Tests/Fixtures/read_tfevents.py").path
-
-private func scratch() throws -> URL {
-    let url = FileManager.default.temporaryDirectory.appendingPathComponent("fedbaechi-report-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-    return url
-}
 
 /// The JSON objects of a metrics file.
 private func records(_ path: String) throws -> [[String: Any]] {
@@ -49,7 +43,7 @@ private final class CurveTitles: NSObject, XMLParserDelegate {
 private func tensorBoardScalars(_ folder: String) throws -> (version: String?, scalars: [String: [[Double]]]) {
     let files = try FileManager.default.contentsOfDirectory(atPath: folder).filter { $0.hasPrefix("events.out.tfevents.") }
     #expect(files.count == 1, "\(files)")
-    let result = try run(URL(fileURLWithPath: python!), [eventReader, folder + "/" + files[0]])
+    let result = try run(python!, [eventReader, folder + "/" + files[0]])
     #expect(result.status == 0, "reader: \(result.stderr)")
     let object = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any]
     return (object?["file_version"] as? String, object?["scalars"] as? [String: [[Double]]] ?? [:])
@@ -60,7 +54,7 @@ private func tensorBoardScalars(_ folder: String) throws -> (version: String?, s
     /// of them (table, SVG, TensorBoard) agreeing with the records.
     @Test(.enabled(if: fashionInstalled, "dataset-fashion-mnist is not installed"))
     func aTrainingRunIsReported() throws {
-        let folder = try scratch()
+        let folder = try makeTemporaryFolder("report")
         defer { try? FileManager.default.removeItem(at: folder) }
         let metrics = folder.appendingPathComponent("run.jsonl").path
         let train = try fedbaechi(["train", "single", "--model", "mlp", "--limit-train", "32", "--limit-test", "16",
@@ -101,7 +95,7 @@ private func tensorBoardScalars(_ folder: String) throws -> (version: String?, s
     /// A federated metrics file, written here as `train federated --metrics` writes it: the
     /// report draws every site's own curves and names the range of their accuracies.
     @Test func aFederatedRunHasPerSiteCurves() throws {
-        let folder = try scratch()
+        let folder = try makeTemporaryFolder("report")
         defer { try? FileManager.default.removeItem(at: folder) }
         let metrics = folder.appendingPathComponent("fed.jsonl").path
         func site(_ id: Int, _ round: Int) -> String {
@@ -131,7 +125,7 @@ private func tensorBoardScalars(_ folder: String) throws -> (version: String?, s
     }
 
     @Test func aDamagedMetricsFileIsNamedByLine() throws {
-        let folder = try scratch()
+        let folder = try makeTemporaryFolder("report")
         defer { try? FileManager.default.removeItem(at: folder) }
         let metrics = folder.appendingPathComponent("bad.jsonl").path
         try Data("{\"kind\": \"epoch\", \"epoch\": 1, \"train_loss\": 1.5, \"train_seconds\": 1}\n{\"epoch\": \"two\"}\n".utf8)

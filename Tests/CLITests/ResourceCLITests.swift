@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 private let fig1Path = packageRoot.appendingPathComponent("Tests/Fixtures/fig1.json").path

@@ -1,19 +1,11 @@
 import Foundation
+import TestSupport
 import Testing
-
-private let fashionInstalled = FileManager.default.fileExists(atPath: "/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz")
-private let fortunesInstalled = FileManager.default.fileExists(atPath: "/usr/share/games/fortunes/zippy")
-
-private func temporaryFolder() throws -> URL {
-    let url = FileManager.default.temporaryDirectory.appendingPathComponent("fedbaechi-cli-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-    return url
-}
 
 @Suite struct TrainCLITests {
     @Test(.enabled(if: fashionInstalled, "dataset-fashion-mnist is not installed"))
     func quickRunWritesMetricsPerEpoch() throws {
-        let folder = try temporaryFolder()
+        let folder = try makeTemporaryFolder("cli")
         defer { try? FileManager.default.removeItem(at: folder) }
         let metrics = folder.appendingPathComponent("out.jsonl").path
         let result = try fedbaechi(["train", "single", "--model", "mlp", "--dataset", "fashion-mnist",
@@ -68,7 +60,7 @@ private func temporaryFolder() throws -> URL {
     }
 
     @Test func damagedDatasetIsAOneLineError() throws {
-        let folder = try temporaryFolder()
+        let folder = try makeTemporaryFolder("cli")
         defer { try? FileManager.default.removeItem(at: folder) }
         for name in ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"] {
             try Data([0x08, 0x03, 0x00, 0x00, 0x00, 0x01]).write(to: folder.appendingPathComponent(name))

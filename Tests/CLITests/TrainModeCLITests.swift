@@ -1,8 +1,7 @@
 import Foundation
+import TestSupport
 import Testing
 @testable import fedbaechi
-
-private let fashionInstalled = FileManager.default.fileExists(atPath: "/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz")
 
 /// `train`'s modes are subcommands with only their own flags; `--mode` stays as an alias.
 @Suite struct TrainModeCLITests {
@@ -33,8 +32,7 @@ private let fashionInstalled = FileManager.default.fileExists(atPath: "/usr/shar
     /// the same training to the bit.
     @Test(.enabled(if: fashionInstalled, "dataset-fashion-mnist is not installed"))
     func stepsRunAcrossEpochsAndTheAliasTrainsAlike() throws {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("fedbaechi-mode-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let folder = try makeTemporaryFolder("mode")
         defer { try? FileManager.default.removeItem(at: folder) }
         let common = ["--model", "mlp", "--limit-train", "40", "--limit-test", "20", "--batch-size", "16", "--steps", "5", "--seed", "4"]
         let first = folder.appendingPathComponent("a.jsonl").path

@@ -4,6 +4,7 @@ import Foundation
 import MPI
 @testable import Runtime
 import Tensors
+import TestSupport
 import Testing
 
 /// Federated aggregation and training under a real `mpirun` with 9 and 15 ranks (scripts/test.sh):
@@ -12,7 +13,7 @@ import Testing
 ///
 /// One test whose scenarios run in a fixed order on every rank (they are collectives); a thrown error
 /// aborts the job instead of leaving ranks waiting.
-@Suite(.serialized, .enabled(if: MPIEnvironment.isUnderLauncher, "runs only under mpirun (scripts/test.sh starts it)"))
+@Suite(.serialized, .onlyUnderMPILauncher)
 struct FederatedRankTests {
     let dimension = 257
 

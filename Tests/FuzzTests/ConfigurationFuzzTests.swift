@@ -1,6 +1,7 @@
 import ArgumentParser
 import Basics
 import Foundation
+import TestSupport
 import Testing
 @testable import fedbaechi
 
@@ -17,7 +18,7 @@ import Testing
     /// Every mutant devices file gives devices with memory, or one line and exit status 2.
     @Test(.timeLimit(.minutes(FuzzBudget.timeLimitMinutes)))
     func mutatedDevicesFilesAreReadOrRejected() throws {
-        let folder = try scratchFolder()
+        let folder = try makeTemporaryFolder("fuzz")
         defer { try? FileManager.default.removeItem(at: folder) }
         let path = folder.appendingPathComponent("devices.json").path
         var mutator = Mutator(seed: FuzzBudget.seed ^ stableHash("devices"), seeds: Self.devicesSeeds.map { Data($0.utf8) },

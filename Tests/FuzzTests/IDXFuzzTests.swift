@@ -1,5 +1,6 @@
 import CZlib
 import Foundation
+import TestSupport
 import Testing
 import Tensors
 
@@ -32,12 +33,6 @@ enum IDXSeeds {
     static let labels = plain([3], body: [7, 0, 9])
 }
 
-func scratchFolder() throws -> URL {
-    let url = FileManager.default.temporaryDirectory.appendingPathComponent("fedbaechi-fuzz-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-    return url
-}
-
 @Suite struct IDXFuzzTests {
     /// Sets one 32-bit dimension (or the rank, or the type) of a plain IDX header to a value on an edge.
     static let headerMutations: [@Sendable (inout [UInt8], inout FuzzRandom) -> Void] = [
@@ -58,7 +53,7 @@ func scratchFolder() throws -> URL {
     /// line; images and labels go through Fashion-MNIST's own checks as well.
     @Test(.timeLimit(.minutes(FuzzBudget.timeLimitMinutes)))
     func mutatedFilesAreReadOrRejected() throws {
-        let folder = try scratchFolder()
+        let folder = try makeTemporaryFolder("fuzz")
         defer { try? FileManager.default.removeItem(at: folder) }
         let imagesPath = folder.appendingPathComponent("images").path
         let labelsPath = folder.appendingPathComponent("labels").path
@@ -95,7 +90,7 @@ func scratchFolder() throws -> URL {
     /// Headers that promise more than fedbaechi reads are refused from the header alone: no
     /// allocation of the promised size and no decompression of the rest.
     @Test func hugeHeadersAreRefusedBeforeAllocating() throws {
-        let folder = try scratchFolder()
+        let folder = try makeTemporaryFolder("fuzz")
         defer { try? FileManager.default.removeItem(at: folder) }
         let path = folder.appendingPathComponent("huge").path
         for dimensions in [[1 << 20, 1 << 20], [0xFFFF_FFFF, 0xFFFF_FFFF, 0xFFFF_FFFF, 0xFFFF_FFFF], [(1 << 30) + 1], [1 << 16, 1 << 15]] {
@@ -114,7 +109,7 @@ func scratchFolder() throws -> URL {
     /// A small gzip file whose content runs on far past what its header promises (a gzip bomb) is
     /// refused after reading one byte too many, not after inflating all of it.
     @Test func gzipBombIsStoppedAtTheHeadersSize() throws {
-        let folder = try scratchFolder()
+        let folder = try makeTemporaryFolder("fuzz")
         defer { try? FileManager.default.removeItem(at: folder) }
         let path = folder.appendingPathComponent("bomb.gz").path
         let bomb = try IDXSeeds.gzip(IDXSeeds.plain([1000], body: [UInt8](repeating: 1, count: 1000)) + [UInt8](repeating: 0, count: 64 << 20), in: folder)

@@ -1,9 +1,11 @@
 import Foundation
 import MPI
+import TestSupport
 import Testing
 
 /// The abort scenario itself: started by `AbortTests` under mpirun, never directly.
-@Suite(.enabled(if: underMPILauncher && ProcessInfo.processInfo.environment["FEDBAECHI_ABORT_SCENARIO"] != nil))
+@Suite(.enabled(if: underMPILauncher && abortScenario != nil,
+                "AbortTests starts this scenario under mpirun: it never runs on its own"))
 struct AbortScenario {
     @Test func oneRankAborts() throws {
         let world = try MPIEnvironment.world()
@@ -22,29 +24,14 @@ struct AbortScenario {
 struct AbortTests {
     @Test func abortEndsEveryRank() throws {
         let token = "abort-\(ProcessInfo.processInfo.processIdentifier)-\(UInt32.random(in: 0...UInt32.max))"
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: mpirunPath!)
-        process.arguments = ["--oversubscribe", "-np", "4", "-x", "FEDBAECHI_ABORT_SCENARIO",
-                             testExecutable, "--testing-library", "swift-testing", "--filter", "AbortScenario"]
-        var environment = ProcessInfo.processInfo.environment
-        environment["FEDBAECHI_ABORT_SCENARIO"] = token
-        environment["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
-        environment["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
-        process.environment = environment
-        let errors = Pipe()
-        process.standardError = errors
-        process.standardOutput = FileHandle.nullDevice
         let start = Date()
-        try process.run()
-        let collected = errors.fileHandleForReading.readDataToEndOfFile()
-        while process.isRunning && Date().timeIntervalSince(start) < 60 { usleep(50_000) }
+        let (status, _, stderr) = try run(mpirunPath!, ["--oversubscribe", "-np", "4", "-x", "FEDBAECHI_ABORT_SCENARIO", testExecutable,
+                                                        "--testing-library", "swift-testing", "--filter", "AbortScenario"],
+                                          environment: ["FEDBAECHI_ABORT_SCENARIO": token], timeout: 60)
         let elapsed = Date().timeIntervalSince(start)
-        if process.isRunning { process.terminate() }
-        process.waitUntilExit()
 
-        let stderr = String(decoding: collected, as: UTF8.self)
         #expect(elapsed < 10, "the job took \(elapsed) s to end")
-        #expect(process.terminationStatus != 0)
+        #expect(status != 0)
         #expect(stderr.contains("rank 1: scenario abort from rank 1"), "stderr: \(stderr)")
         usleep(500_000)
         #expect(processesCarrying(token).isEmpty, "ranks left running: \(processesCarrying(token))")

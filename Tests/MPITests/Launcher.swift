@@ -1,14 +1,8 @@
 import Foundation
 import MPI
 
-/// Whether this test process was started by mpirun (the MPI suites run only then).
-let underMPILauncher = MPIEnvironment.isUnderLauncher
-
-/// `mpirun`, when installed.
-let mpirunPath: String? = ["/usr/bin/mpirun", "/usr/local/bin/mpirun"].first { FileManager.default.isExecutableFile(atPath: $0) }
-
-/// This test executable, so a test can start copies of it under mpirun.
-let testExecutable: String = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+/// The token of an abort scenario run (`AbortTests` starts one under mpirun), nil in every other run.
+let abortScenario = ProcessInfo.processInfo.environment["FEDBAECHI_ABORT_SCENARIO"]
 
 /// Runs `body` on every rank; an error on any rank ends the whole job with its message instead of
 /// leaving the other ranks blocked in a collective (which would hang the suite).

@@ -1,5 +1,6 @@
 import Foundation
 import MPI
+import TestSupport
 import Testing
 
 /// The MPI layer under a real `mpirun`, at whatever rank count the launcher gave.
@@ -7,8 +8,8 @@ import Testing
 /// Every rank must call the same collectives in the same order, so the checks run as ONE test
 /// whose scenarios follow each other in a fixed order, separated by barriers. A failed
 /// expectation does not stop the sequence (no rank is left waiting); a thrown error aborts the job.
-@Suite(.serialized, .enabled(if: underMPILauncher && ProcessInfo.processInfo.environment["FEDBAECHI_ABORT_SCENARIO"] == nil,
-                             "runs only under mpirun (scripts/test.sh starts them)"))
+@Suite(.serialized, .onlyUnderMPILauncher,
+       .disabled(if: abortScenario != nil, "this mpirun job is AbortTests' abort scenario"))
 struct MPIRankTests {
     @Test func conformance() throws {
         try MPIEnvironment.initialize()
@@ -196,6 +197,7 @@ struct MPIRankTests {
             Issue.record("receiving from a rank that does not exist did not throw")
         } catch {
             #expect(error.function == "MPI_Recv")
+            #expect(error.errorClass == .rank, "\(error)")
             #expect(!error.message.isEmpty)
             #expect(error.message.lowercased().contains("rank"), "message: \(error.message)")
         }
@@ -203,7 +205,26 @@ struct MPIRankTests {
             _ = try world.subcommunicator(ranks: [0, world.size])
             Issue.record("a group with a rank outside the communicator did not throw")
         } catch {
+            #expect(error.errorClass == .rank, "\(error)")
             #expect(error.message.contains("\(world.size)"))
+        }
+        // Each named class is one MPI knows, and its own class (the standard makes every class a code of it).
+        for entry in MPIErrorClass.named {
+            #expect(MPIErrorClass(code: entry.errorClass.rawValue) == entry.errorClass, "\(entry.name)")
+            #expect(!MPIError(code: entry.errorClass.rawValue, function: "test").message.hasPrefix("MPI error code"), "\(entry.name)")
+        }
+        // A message longer than the receive buffer: MPI's own class for it.
+        if world.size > 1 {
+            if world.rank == 0 {
+                try world.send([Int32](repeating: 7, count: 3), to: 1, tag: 55)
+            } else if world.rank == 1 {
+                do {
+                    _ = try world.receive(Int32.self, count: 1, from: 0, tag: 55)
+                    Issue.record("receiving 3 values into room for 1 did not throw")
+                } catch {
+                    #expect(error.errorClass == .truncate, "\(error)")
+                }
+            }
         }
         // The world still works after the errors.
         #expect(try world.allreduce(1, .sum) == world.size)

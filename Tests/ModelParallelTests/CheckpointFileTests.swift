@@ -1,6 +1,7 @@
 import Foundation
 import Runtime
 import Tensors
+import TestSupport
 import Testing
 
 /// The checkpoint format and directory: round trips, damage detection, fallback, pruning.
@@ -12,10 +13,6 @@ struct CheckpointFileTests {
         checkpoint.parameters.optimizerSteps = ["fc.weight": 7]
         checkpoint.scalars = ["steps": 12, "loss": Double(1.5).bitPattern]
         return checkpoint
-    }
-
-    func temporaryDirectory() -> String {
-        FileManager.default.temporaryDirectory.appendingPathComponent("ckpt-\(UUID().uuidString)").path
     }
 
     @Test func aCheckpointRoundTripsBitForBit() throws {
@@ -46,7 +43,7 @@ struct CheckpointFileTests {
     }
 
     @Test func theDirectoryKeepsTheNewestTwoAndFallsBackPastDamage() throws {
-        let path = temporaryDirectory()
+        let path = temporaryPath("ckpt").path
         defer { try? FileManager.default.removeItem(atPath: path) }
         let directory = try CheckpointDirectory(path: path, rank: 1)
         for position in [2, 4, 6] { try directory.save(sample(position: position, rank: 1)) }

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// A checkpoint directory belongs to one run: real `fedbaechi` processes (and mpirun jobs) reusing,
@@ -99,14 +100,14 @@ extension FailureTests {
         defer { remove(directory) }
         let job = ["-np", "2", fedbaechiBinary!.path, "train", "model-parallel", "--model", "mlp", "--limit-train", "16",
                    "--limit-test", "8", "--batch-size", "8", "--checkpoint-every", "1", "--checkpoint-dir", directory]
-        var (status, out, err) = try run(mpirun!, job + ["--steps", "4"], timeout: 600)
+        var (status, out, err) = try run(mpirunPath!, job + ["--steps", "4"], timeout: 600)
         #expect(status == 0, "stderr: \(err)")
         let whole = files(directory)
         for position in [3, 4] {
             try Data("damaged".utf8).write(to: URL(fileURLWithPath: directory + String(format: "/ckpt-%010d-rank00001.fbck", position)))
         }
         let damaged = files(directory)
-        (status, out, err) = try run(mpirun!, job + ["--steps", "6", "--resume"], timeout: 600)
+        (status, out, err) = try run(mpirunPath!, job + ["--steps", "6", "--resume"], timeout: 600)
         #expect(status == 2)
         #expect(err.contains("cannot resume from \(directory): rank 1 has no intact checkpoint")
                 && err.contains("ckpt-0000000004-rank00001.fbck") && err.contains("ckpt-0000000003-rank00001.fbck")
@@ -117,7 +118,7 @@ extension FailureTests {
         // Rank 1's step 3 restored: the job resumes from 3 on every rank, and redoes step 4 exactly.
         let three = String(format: "ckpt-%010d-rank00001.fbck", 3)
         try whole[three]!.write(to: URL(fileURLWithPath: directory + "/" + three))
-        (status, out, err) = try run(mpirun!, job + ["--steps", "4", "--resume"], timeout: 600)
+        (status, out, err) = try run(mpirunPath!, job + ["--steps", "4", "--resume"], timeout: 600)
         #expect(status == 0, "stderr: \(err)")
         #expect(err.contains("rank 0 has step 4, but not every rank has it intact: every rank resumes from step 3"), "stderr: \(err)")
         #expect(out.contains("resuming from step 3 of 4"), "stdout: \(out)")
@@ -132,7 +133,7 @@ extension FailureTests {
     @Test func sigtermToMpirunWritesACheckpointAndSaysWhere() throws {
         let directory = scratch()
         defer { remove(directory) }
-        let job = try Background(mpirun!, ["-np", "2", fedbaechiBinary!.path, "train", "model-parallel", "--model", "mlp",
+        let job = try Background(mpirunPath!, ["-np", "2", fedbaechiBinary!.path, "train", "model-parallel", "--model", "mlp",
                                            "--limit-train", "800", "--limit-test", "8", "--batch-size", "8", "--steps", "100",
                                            "--checkpoint-every", "50", "--checkpoint-dir", directory],
                                  environment: ["OMPI_MCA_odls_base_sigkill_timeout": "20"], signals: true)
@@ -153,7 +154,7 @@ extension FailureTests {
     @Test func sigtermToAFederatedJobStopsAtARound() throws {
         let directory = scratch()
         defer { remove(directory) }
-        let job = try Background(mpirun!, ["-np", "3", fedbaechiBinary!.path, "train", "federated", "--rounds", "50",
+        let job = try Background(mpirunPath!, ["-np", "3", fedbaechiBinary!.path, "train", "federated", "--rounds", "50",
                                            "--aggregation", "fedavg", "--partition", "iid", "--model", "mlp", "--limit-train", "48",
                                            "--limit-test", "12", "--batch-size", "16", "--checkpoint-every", "10", "--checkpoint-dir", directory],
                                  environment: ["OMPI_MCA_odls_base_sigkill_timeout": "30"], signals: true)
@@ -181,7 +182,7 @@ extension FailureTests {
     @Test func sigintToMpirunSaysWhereTheRunWas() throws {
         let directory = scratch()
         defer { remove(directory) }
-        let job = try Background(mpirun!, ["-np", "2", fedbaechiBinary!.path, "train", "model-parallel", "--model", "mlp",
+        let job = try Background(mpirunPath!, ["-np", "2", fedbaechiBinary!.path, "train", "model-parallel", "--model", "mlp",
                                            "--limit-train", "800", "--limit-test", "8", "--batch-size", "8", "--steps", "100",
                                            "--checkpoint-every", "1", "--checkpoint-dir", directory],
                                  environment: ["OMPI_MCA_odls_base_sigkill_timeout": "3"], signals: true)

@@ -1,9 +1,10 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// Real processes killed with SIGKILL mid-run: the job ends promptly and completely, and a rerun with
 /// `--resume` finishes with final checkpoints identical, byte for byte, to an uninterrupted run's.
-@Suite(.serialized, .enabled(if: fedbaechiBinary != nil && mpirun != nil && fashionInstalled && !underMPILauncher,
+@Suite(.serialized, .enabled(if: fedbaechiBinary != nil && mpirunPath != nil && fashionInstalled && !underMPILauncher,
                              "needs the built binary, mpirun and dataset-fashion-mnist"))
 struct FailureTests {
     let small = ["--model", "mlp", "--limit-train", "64", "--limit-test", "16", "--batch-size", "8", "--checkpoint-every", "2"]
@@ -47,10 +48,10 @@ struct FailureTests {
         let (whole, interrupted) = (scratch(), scratch())
         defer { remove(whole, interrupted) }
         let mpi = ["-np", "\(ranks)", fedbaechiBinary!.path] + arguments
-        let (status, _, err) = try run(mpirun!, mpi + ["--checkpoint-dir", whole], timeout: 600)
+        let (status, _, err) = try run(mpirunPath!, mpi + ["--checkpoint-dir", whole], timeout: 600)
         #expect(status == 0, "stderr: \(err)")
 
-        let job = try Background(mpirun!, mpi + ["--checkpoint-dir", interrupted])
+        let job = try Background(mpirunPath!, mpi + ["--checkpoint-dir", interrupted])
         #expect(waitForFile(interrupted + "/\(killAfter)-rank00001.fbck", timeout: 300))
         let victims = rankProcesses(marker: interrupted)
         let victim = try #require(victims[1], "rank 1's process was not found")
@@ -64,7 +65,7 @@ struct FailureTests {
         Thread.sleep(forTimeInterval: 1)
         #expect(rankProcesses(marker: interrupted).isEmpty, "processes left running after the job ended")
 
-        let (resumed, out, resumeErr) = try run(mpirun!, mpi + ["--checkpoint-dir", interrupted, "--resume"], timeout: 600)
+        let (resumed, out, resumeErr) = try run(mpirunPath!, mpi + ["--checkpoint-dir", interrupted, "--resume"], timeout: 600)
         #expect(resumed == 0, "stderr: \(resumeErr)")
         #expect(out.contains("resuming"))
         try expectSameFinalCheckpoints(whole, interrupted, position: position, ranks: ranks)
@@ -85,7 +86,7 @@ struct FailureTests {
         return directory + "/" + (try #require(names.last))
     }
 
-    func scratch() -> String { FileManager.default.temporaryDirectory.appendingPathComponent("fail-\(UUID().uuidString)").path }
+    func scratch() -> String { temporaryPath("fail").path }
 
     func remove(_ paths: String...) { for path in paths { try? FileManager.default.removeItem(atPath: path) } }
 
@@ -114,60 +115,4 @@ struct FailureTests {
         }
         return found
     }
-}
-
-/// A command running in the background, its output going to files.
-final class Background {
-    let process = Process()
-    let outURL = FileManager.default.temporaryDirectory.appendingPathComponent("bg-\(UUID().uuidString).out")
-    let errURL = FileManager.default.temporaryDirectory.appendingPathComponent("bg-\(UUID().uuidString).err")
-
-    /// The test runner's threads block SIGINT and SIGTERM, and Foundation's `Process` passes that mask
-    /// on: mpirun, which takes signals the classic way, would never see one. With `signals`, the
-    /// command starts through perl (in every Debian system), which clears the mask and execs it.
-    init(_ executable: String, _ arguments: [String], environment extra: [String: String] = [:], signals: Bool = false) throws {
-        if signals {
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/perl")
-            process.arguments = ["-e", "use POSIX; sigprocmask(SIG_SETMASK, POSIX::SigSet->new) or die; exec { $ARGV[0] } @ARGV or die \"$ARGV[0]: $!\"",
-                                 executable] + arguments
-        } else {
-            process.executableURL = URL(fileURLWithPath: executable)
-            process.arguments = arguments
-        }
-        var environment = ProcessInfo.processInfo.environment.merging(extra) { $1 }
-        environment["OPENBLAS_NUM_THREADS"] = "1"
-        environment["OMPI_MCA_rmaps_base_oversubscribe"] = "1"
-        if getuid() == 0 { environment["OMPI_ALLOW_RUN_AS_ROOT"] = "1"; environment["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1" }
-        process.environment = environment
-        _ = FileManager.default.createFile(atPath: outURL.path, contents: nil)
-        _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
-        process.standardOutput = try FileHandle(forWritingTo: outURL)
-        process.standardError = try FileHandle(forWritingTo: errURL)
-        try process.run()
-    }
-
-    deinit {
-        if process.isRunning { process.terminate() }
-        try? FileManager.default.removeItem(at: outURL)
-        try? FileManager.default.removeItem(at: errURL)
-    }
-
-    var pid: Int32 { process.processIdentifier }
-
-    func kill(pid: Int32, signal: Int32 = SIGKILL) { _ = Foundation.kill(pid, signal) }
-
-    /// The exit status, or nil if it was still running after `timeout` seconds (then it is ended).
-    func wait(timeout: TimeInterval) -> Int32? {
-        let deadline = Date().addingTimeInterval(timeout)
-        while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
-        if process.isRunning {
-            process.terminate()
-            process.waitUntilExit()
-            return nil
-        }
-        return process.terminationStatus
-    }
-
-    var standardError: String { (try? String(contentsOf: errURL, encoding: .utf8)) ?? "" }
-    var standardOutput: String { (try? String(contentsOf: outURL, encoding: .utf8)) ?? "" }
 }

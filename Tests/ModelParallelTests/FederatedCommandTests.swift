@@ -1,12 +1,13 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// `fedbaechi train federated` end to end under mpirun (started by the test, not under it).
-@Suite(.enabled(if: fedbaechiBinary != nil && mpirun != nil && fashionInstalled && !underMPILauncher,
+@Suite(.enabled(if: fedbaechiBinary != nil && mpirunPath != nil && fashionInstalled && !underMPILauncher,
                 "needs the built binary, mpirun and dataset-fashion-mnist"))
 struct FederatedCommandTests {
-    func federated(_ ranks: Int, _ arguments: [String]) throws -> (Int32, String, String) {
-        try run(mpirun!, ["-np", "\(ranks)", fedbaechiBinary!.path, "train", "federated"] + arguments)
+    func federated(_ ranks: Int, _ arguments: [String]) throws -> CommandResult {
+        try run(mpirunPath!, ["-np", "\(ranks)", fedbaechiBinary!.path, "train", "federated"] + arguments)
     }
 
     /// JSON records of a metrics file.
@@ -16,9 +17,7 @@ struct FederatedCommandTests {
         }
     }
 
-    func temporaryFile(_ name: String) -> URL {
-        FileManager.default.temporaryDirectory.appendingPathComponent("\(name)-\(UUID().uuidString).jsonl")
-    }
+    func temporaryFile(_ name: String) -> URL { temporaryPath(name, extension: "jsonl") }
 
     @Test func threeMaskedSitesTrainAndWriteARecordPerRound() throws {
         let metrics = temporaryFile("federated")

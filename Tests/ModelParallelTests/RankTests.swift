@@ -3,6 +3,7 @@ import MPI
 import Placement
 import Runtime
 import Tensors
+import TestSupport
 import Testing
 
 /// Model-parallel training under a real `mpirun`: every step's loss and the final weights equal
@@ -10,7 +11,7 @@ import Testing
 ///
 /// One test whose scenarios run in a fixed order on every rank (plans are collectives); a thrown
 /// error aborts the job instead of leaving ranks waiting.
-@Suite(.serialized, .enabled(if: underMPILauncher, "runs only under mpirun (scripts/test.sh starts it)"))
+@Suite(.serialized, .onlyUnderMPILauncher)
 struct ModelParallelRankTests {
     static let placers: [Algorithm] = [.mTOPO, .mETF, .mSCT, .expert]
     let batch = 3

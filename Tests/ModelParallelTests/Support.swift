@@ -4,9 +4,7 @@ import MPI
 import Placement
 import Runtime
 import Tensors
-
-/// Whether this test process was started by mpirun (the rank suites run only then).
-let underMPILauncher = MPIEnvironment.isUnderLauncher
+import TestSupport
 
 /// Zoo models shrunk so that eight debug-build ranks on two cores train them in seconds.
 func tinySpec(_ kind: ModelKind) -> ModelSpec {

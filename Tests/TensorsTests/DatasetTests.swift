@@ -1,16 +1,7 @@
 import Foundation
+import TestSupport
 import Testing
 @testable import Tensors
-
-/// A fresh folder under the system's temporary directory.
-func temporaryFolder() throws -> URL {
-    let url = FileManager.default.temporaryDirectory.appendingPathComponent("fedbaechi-tests-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-    return url
-}
-
-let fashionInstalled = KnownDataset.fashionMNIST.missingFiles().isEmpty
-let fortunesInstalled = KnownDataset.fortunes.missingFiles().isEmpty
 
 /// An uncompressed IDX file of unsigned bytes (zlib reads plain files as they are).
 func idxFile(dimensions: [Int], body: [UInt8], magic: [UInt8]? = nil) -> Data {
@@ -21,7 +12,7 @@ func idxFile(dimensions: [Int], body: [UInt8], magic: [UInt8]? = nil) -> Data {
 
 @Suite struct IDXTests {
     @Test func readsAWellFormedFile() throws {
-        let folder = try temporaryFolder()
+        let folder = try makeTemporaryFolder("tests")
         defer { try? FileManager.default.removeItem(at: folder) }
         let path = folder.appendingPathComponent("tiny-idx3").path
         try idxFile(dimensions: [2, 1, 3], body: [1, 2, 3, 4, 5, 6]).write(to: URL(fileURLWithPath: path))
@@ -31,7 +22,7 @@ func idxFile(dimensions: [Int], body: [UInt8], magic: [UInt8]? = nil) -> Data {
     }
 
     @Test func rejectsBadMagicAndShortData() throws {
-        let folder = try temporaryFolder()
+        let folder = try makeTemporaryFolder("tests")
         defer { try? FileManager.default.removeItem(at: folder) }
         let badMagic = folder.appendingPathComponent("bad-magic").path
         try idxFile(dimensions: [2], body: [1, 2], magic: [0x1f, 0x00, 0x08, 0x01]).write(to: URL(fileURLWithPath: badMagic))
@@ -62,7 +53,7 @@ func idxFile(dimensions: [Int], body: [UInt8], magic: [UInt8]? = nil) -> Data {
 
     @Test(.enabled(if: fashionInstalled, "dataset-fashion-mnist is not installed"))
     func damagedGzipCopies() throws {
-        let folder = try temporaryFolder()
+        let folder = try makeTemporaryFolder("tests")
         defer { try? FileManager.default.removeItem(at: folder) }
         let original = try Data(contentsOf: URL(fileURLWithPath: KnownDataset.fashionMNIST.defaultDirectory + "/t10k-labels-idx1-ubyte.gz"))
         let truncated = folder.appendingPathComponent("truncated.gz").path
@@ -86,7 +77,7 @@ func idxFile(dimensions: [Int], body: [UInt8], magic: [UInt8]? = nil) -> Data {
     }
 
     @Test func labelsThatAreNotClassesAreRejected() throws {
-        let folder = try temporaryFolder()
+        let folder = try makeTemporaryFolder("tests")
         defer { try? FileManager.default.removeItem(at: folder) }
         let images = folder.appendingPathComponent("images").path
         let labels = folder.appendingPathComponent("labels").path
@@ -118,7 +109,7 @@ func idxFile(dimensions: [Int], body: [UInt8], magic: [UInt8]? = nil) -> Data {
     }
 
     @Test func smallCorpusInAFolder() throws {
-        let folder = try temporaryFolder()
+        let folder = try makeTemporaryFolder("tests")
         defer { try? FileManager.default.removeItem(at: folder) }
         let text = (0..<20).map { "fortune number \($0) says hello world" }.joined(separator: "\n%\n")
         try Data(text.utf8).write(to: folder.appendingPathComponent("greetings"))
@@ -132,7 +123,7 @@ func idxFile(dimensions: [Int], body: [UInt8], magic: [UInt8]? = nil) -> Data {
     }
 
     @Test func damagedFilesGiveClearErrors() throws {
-        let folder = try temporaryFolder()
+        let folder = try makeTemporaryFolder("tests")
         defer { try? FileManager.default.removeItem(at: folder) }
         try Data("one fortune\n%\nanother".utf8).write(to: folder.appendingPathComponent("good"))
         try Data([0x47, 0x00, 0x13, 0xff, 0x00]).write(to: folder.appendingPathComponent("binary"))
@@ -144,7 +135,7 @@ func idxFile(dimensions: [Int], body: [UInt8], magic: [UInt8]? = nil) -> Data {
         #expect { try FortunesCorpus.load(directory: folder.path) } throws: { error in
             (error as? DatasetError)?.description.contains("not UTF-8") == true
         }
-        let empty = try temporaryFolder()
+        let empty = try makeTemporaryFolder("tests")
         defer { try? FileManager.default.removeItem(at: empty) }
         #expect(throws: DatasetError.self) { try FortunesCorpus.load(directory: empty.path) }
     }
@@ -160,7 +151,7 @@ func idxFile(dimensions: [Int], body: [UInt8], magic: [UInt8]? = nil) -> Data {
         #expect(corpus.allTrain.inputs.allSatisfy { $0 >= 0 && $0 < 10_000 })
 
         // A category cut mid-fortune still loads, with fewer sequences.
-        let folder = try temporaryFolder()
+        let folder = try makeTemporaryFolder("tests")
         defer { try? FileManager.default.removeItem(at: folder) }
         let source = try Data(contentsOf: URL(fileURLWithPath: KnownDataset.fortunes.defaultDirectory + "/zippy"))
         try source.prefix(source.count / 3 + 17).write(to: folder.appendingPathComponent("zippy"))

@@ -88,6 +88,29 @@ public struct SiteRoundStats: Sendable, Codable {
     }
 }
 
+extension SiteRoundStats {
+    /// How many doubles `packed` holds: every site sends this many, and site s's are the s-th run of them.
+    static let packedCount = 8
+
+    /// The figures as one site sends them to every other (the site is the sender's rank, not sent);
+    /// a test accuracy of nil (language models) travels as -1.
+    var packed: [Double] {
+        [trainLoss, testLoss, testAccuracy ?? -1, Double(testExamples), Double(trainExamples), Double(bytesSent),
+         localSeconds, aggregationSeconds]
+    }
+
+    /// The figures site `site` sent as `packed`.
+    init(site: Int, packed v: ArraySlice<Double>) throws {
+        guard v.count == Self.packedCount else {
+            throw LogicError("site \(site) sent \(v.count) round figures, \(Self.packedCount) expected")
+        }
+        let v = Array(v)
+        self.init(site: site, trainExamples: Int(v[4]), trainLoss: v[0], testLoss: v[1],
+                  testAccuracy: v[2] < 0 ? nil : v[2], testExamples: Int(v[3]), bytesSent: Int(v[5]),
+                  localSeconds: v[6], aggregationSeconds: v[7])
+    }
+}
+
 /// A round as rank 0 reports it.
 public struct FederatedRoundReport: Sendable {
     public var round: Int
@@ -206,16 +229,13 @@ public final class FederatedSite: @unchecked Sendable {
             try load(result.z)
         }
 
-        // Every site's figures on every site: eight numbers each.
-        let mine = [trainLoss, own.loss, own.accuracy ?? -1, Double(test.count), Double(train.count), Double(bytes),
-                    localSeconds, aggregationSeconds]
-        let all = try world.allgather(mine)
-        let sites = (0..<world.size).map { s in
-            let v = Array(all[(s * 8)..<((s + 1) * 8)])
-            return SiteRoundStats(site: s, trainExamples: Int(v[4]), trainLoss: v[0], testLoss: v[1],
-                                  testAccuracy: v[2] < 0 ? nil : v[2], testExamples: Int(v[3]), bytesSent: Int(v[5]),
-                                  localSeconds: v[6], aggregationSeconds: v[7])
-        }
+        // Every site's figures on every site.
+        let mine = SiteRoundStats(site: world.rank, trainExamples: train.count, trainLoss: trainLoss, testLoss: own.loss,
+                                  testAccuracy: own.accuracy, testExamples: test.count, bytesSent: bytes,
+                                  localSeconds: localSeconds, aggregationSeconds: aggregationSeconds)
+        let all = try world.allgather(mine.packed)
+        let n = SiteRoundStats.packedCount
+        let sites = try (0..<world.size).map { s in try SiteRoundStats(site: s, packed: all[(s * n)..<((s + 1) * n)]) }
         let global: Evaluation
         if configuration.aggregation == .local {
             global = Self.combine(sites.map { ($0.testLoss, $0.testAccuracy, $0.testExamples) }, task: trainer.model.task)

@@ -129,13 +129,13 @@ public final class SiteAggregator: @unchecked Sendable {
                 throw FederatedError("site \(world.rank) is in no group of class \(c)")
             }
             members.append(mine)
-            groups.append(try world.subcommunicator(ranks: mine, tag: c))
+            groups.append(try world.subcommunicator(ranks: mine, tag: MessageTags.World.GroupCreation.classGroup(c)))
             leaderSites.append(parallelClass.map { $0[0] }.sorted())
         }
         var leaderGroups: [Communicator?] = []
         for c in 0..<schedule.classesUsed {
             leaderGroups.append(members[c][0] == world.rank
-                ? try world.subcommunicator(ranks: leaderSites[c], tag: schedule.classesUsed + c) : nil)
+                ? try world.subcommunicator(ranks: leaderSites[c], tag: MessageTags.World.GroupCreation.leaderGroup(c, classes: schedule.classesUsed)) : nil)
         }
         self.members = members
         self.groups = groups
@@ -197,7 +197,7 @@ public final class SiteAggregator: @unchecked Sendable {
     private func groupPhase(_ contribution: [Double], classIndex c: Int, round: Int, iteration k: Int) throws -> [UInt64]? {
         let group = groups[c]
         let count = contribution.count
-        let tag = 7_100 + k % 1_000
+        let tag = MessageTags.ClassGroup.contribution(iteration: k)
         if group.rank != 0 {
             bytesSent += count * 8
             if schedule.masked {

@@ -136,21 +136,22 @@ public struct ModelParallelReport: Sendable {
     /// Gathers each rank's step times (the first step, a warm-up, is left out when there are more)
     /// and peak memory on rank 0; nil on other ranks.
     public static func gather(_ executor: RankExecutor, stepTimes: [RankStepTimes],
-                              world: Communicator) throws(MPIError) -> ModelParallelReport? {
+                              world: Communicator) throws -> ModelParallelReport? {
         let measured = stepTimes.count > 1 ? Array(stepTimes.dropFirst()) : stepTimes
-        let local = [median(measured.map(\.compute)), median(measured.map(\.communicationWait)),
-                     median(measured.map(\.other)), Double(executor.peakBytes)]
+        let local = RankFigures(compute: median(measured.map(\.compute)), communicationWait: median(measured.map(\.communicationWait)),
+                                other: median(measured.map(\.other)), peakBytes: executor.peakBytes)
         let steps = measured.map(\.step)
-        let perRank = try world.gatherv(local, root: 0)
+        let perRank = try world.gatherv(local.packed, root: 0)
         let allSteps = try world.gatherv(steps, root: 0)
         guard let perRank, let allSteps else { return nil }
         let plan = executor.plan
         let slowest = steps.indices.map { s in allSteps.map { $0.indices.contains(s) ? $0[s] : 0 }.max() ?? 0 }
         return ModelParallelReport(
-            ranks: perRank.enumerated().map { rank, values in
-                RankSummary(rank: rank, nodes: plan.order[rank].count, compute: values[0], communicationWait: values[1],
-                            other: values[2], peakBytes: Int(values[3]),
-                            predictedPeakBytes: plan.predictedPeakBytes.indices.contains(rank) ? plan.predictedPeakBytes[rank] : 0)
+            ranks: try perRank.enumerated().map { rank, packed in
+                let figures = try RankFigures(rank: rank, packed: packed)
+                return RankSummary(rank: rank, nodes: plan.order[rank].count, compute: figures.compute,
+                                   communicationWait: figures.communicationWait, other: figures.other, peakBytes: figures.peakBytes,
+                                   predictedPeakBytes: plan.predictedPeakBytes.indices.contains(rank) ? plan.predictedPeakBytes[rank] : 0)
             },
             medianStepSeconds: median(slowest), predictedStepSeconds: plan.predictedMakespanMicros / 1e6,
             memoryLimitBytes: plan.memoryLimitBytes)

@@ -1,3 +1,4 @@
+import Basics
 import Foundation
 import MPI
 import Tensors
@@ -48,11 +49,6 @@ public final class RankExecutor {
     public private(set) var peakBytes = 0
     private var liveBytes = 0
 
-    /// Tags 0..<tagLimit name (tensor, step); the MPI standard guarantees tags up to 32767.
-    static let tagLimit = 32_000
-    static let lossTag = 32_001
-    static let parameterTag = 32_002
-
     public init(graph: TrainingGraph, plan: ModelParallelPlan, communicator: Communicator) throws(ModelParallelError) {
         guard plan.rankCount == communicator.size else {
             throw ModelParallelError(.badInput, "the plan is for \(plan.rankCount) ranks, the job has \(communicator.size)")
@@ -89,8 +85,8 @@ public final class RankExecutor {
             }
         }
         neededFeeds = feeds
-        guard crossingCount <= Self.tagLimit else {
-            throw ModelParallelError(.badInput, "the plan sends \(crossingCount) tensors per step, more than the \(Self.tagLimit) MPI tags available")
+        guard crossingCount <= MessageTags.World.tensors.count else {
+            throw ModelParallelError(.badInput, "the plan sends \(crossingCount) tensors per step, more than the \(MessageTags.World.tensors.count) MPI tags available")
         }
 
         // Keep only the parameters this rank owns (where their read node runs).
@@ -109,11 +105,9 @@ public final class RankExecutor {
         peakBytes = owned
     }
 
-    /// The tag of slot `slot` in step `step`: distinct for every tensor of a step, and for
-    /// consecutive steps while the tag space allows.
+    /// The tag of slot `slot` in step `step` (`MessageTags.World.tensor`).
     private func tag(slot: Int, step: UInt64) -> Int {
-        let stepsInTagSpace = max(1, Self.tagLimit / max(1, crossingCount))
-        return slot + crossingCount * Int(step % UInt64(stepsInTagSpace))
+        MessageTags.World.tensor(slot: slot, crossings: crossingCount, step: step)
     }
 
     private func allocate(_ bytes: Int) {
@@ -126,13 +120,14 @@ public final class RankExecutor {
 
     /// One training step of this rank. `feeds` holds (at least) the inputs in `neededFeeds`.
     /// Returns the loss on rank 0 (received from the loss's rank), nil on other ranks.
-    public func step(feeds: [String: Tensor], step: UInt64) throws(MPIError) -> (loss: Float?, times: RankStepTimes) {
+    /// Throws `MPIError` when MPI fails, and `LogicError` when the plan or the caller broke an invariant.
+    public func step(feeds: [String: Tensor], step: UInt64) throws -> (loss: Float?, times: RankStepTimes) {
         let started = MPIEnvironment.wallTime()
         var times = RankStepTimes()
         var values: [ValueRef: Tensor] = [:]
         for name in neededFeeds {
             guard let index = graph.model.feeds[name], let tensor = feeds[name] else {
-                throw MPIError(function: "step", message: "rank \(rank) was not given the input \(name)")
+                throw LogicError("rank \(rank) was not given the input \(name)")
             }
             values[ValueRef(node: index)] = tensor
             allocate(tensor.byteCount)
@@ -163,7 +158,7 @@ public final class RankExecutor {
                     values[input] = Tensor(shape: plan.shapes[input.node][input.port], data: data)
                 }
                 guard let value = values[input] else {
-                    throw MPIError(function: "step", message: "rank \(rank): \(node.name) runs before its input \(graph.nodes[input.node].name) exists")
+                    throw LogicError("rank \(rank): \(node.name) runs before its input \(graph.nodes[input.node].name) exists")
                 }
                 inputs.append(value)
             }
@@ -214,16 +209,16 @@ public final class RankExecutor {
         times.communicationWait += MPIEnvironment.wallTime() - waitStart
         liveBytes = 0
         guard pendingReceives.isEmpty else {
-            throw MPIError(function: "step", message: "rank \(rank) received \(pendingReceives.count) tensors it never read")
+            throw LogicError("rank \(rank) received \(pendingReceives.count) tensors it never read")
         }
 
         // The loss goes to rank 0 for progress reports.
         let lossRank = plan.rankOfNode[graph.model.loss.node]
         var loss: Float?
         if rank == lossRank {
-            if rank == 0 { loss = lossValue } else { try communicator.send([lossValue], to: 0, tag: Self.lossTag) }
+            if rank == 0 { loss = lossValue } else { try communicator.send([lossValue], to: 0, tag: MessageTags.World.loss) }
         } else if rank == 0 {
-            loss = try communicator.receive(Float.self, count: 1, from: lossRank, tag: Self.lossTag).first
+            loss = try communicator.receive(Float.self, count: 1, from: lossRank, tag: MessageTags.World.loss).first
         }
         times.step = MPIEnvironment.wallTime() - started
         return (loss, times)
@@ -252,9 +247,9 @@ public final class RankExecutor {
             guard let owner = ownerOf[name] else { continue }
             if owner == rank {
                 let values = graph.model.parameters.values(of: name) ?? []
-                if rank == 0 { gathered[name] = values } else { try communicator.send(values, to: 0, tag: Self.parameterTag) }
+                if rank == 0 { gathered[name] = values } else { try communicator.send(values, to: 0, tag: MessageTags.World.parameters) }
             } else if rank == 0 {
-                gathered[name] = try communicator.receive(Float.self, from: owner, tag: Self.parameterTag)
+                gathered[name] = try communicator.receive(Float.self, from: owner, tag: MessageTags.World.parameters)
             }
         }
         return rank == 0 ? gathered : nil

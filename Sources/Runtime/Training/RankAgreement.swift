@@ -11,7 +11,8 @@ func agreeOnSetup<Result>(_ world: Communicator, _ body: () throws -> Result) th
     var failure: (any UserFacingError)?
     do {
         outcome = try body()
-    } catch let error as any UserFacingError {
+    } catch let error as any UserFacingError where !(error is MPIError) {
+        // An MPI failure is not an outcome to agree on: the agreement is itself an MPI call.
         failure = error
     }
     let failedRanks = try world.allreduce(failure == nil ? 0 : 1, .sum)
