@@ -104,6 +104,8 @@ struct FederatedCommandTests {
         let (masked, _, maskedErr) = try federated(3, ["--aggregation", "fedavg", "--masked"])
         #expect(masked == 2)
         #expect(maskedErr.contains("apply to --aggregation admm only"))
+        // Refused on every rank, said once.
+        #expect(maskedErr.split(separator: "\n").filter { $0.hasPrefix("fedbaechi:") }.count == 1, "stderr: \(maskedErr)")
         let (secrets, _, secretsErr) = try federated(3, ["--aggregation", "local", "--insecure-reproducible-secrets"])
         #expect(secrets == 2)
         #expect(secretsErr.contains("apply to --aggregation admm only"))

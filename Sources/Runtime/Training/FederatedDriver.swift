@@ -93,7 +93,6 @@ public struct FederatedDriver: TrainingDriver {
     }
 
     public func run() throws {
-        try federated.checkAggregationOptions()
         _ = try MPIEnvironment.initialize()
         let world = try MPIEnvironment.world()
         let isRoot = world.rank == 0
@@ -104,6 +103,7 @@ public struct FederatedDriver: TrainingDriver {
         // Set-up without communication: the schedule is chosen before any data is read, for the initial
         // model's scale (the same on every site).
         let (choice, configuration, data) = try agreeOnSetup(world) {
+            try options.checkAggregationOptions()
             let choice = options.aggregation == .admm
                 ? try Self.schedule(options, sites: world.size, model: settings.model, seed: settings.seed) : nil
             var spec = ModelSpec(kind: settings.model)
