@@ -82,6 +82,19 @@ extension Communicator {
         return request
     }
 
+    /// Starts sending `array` as it is, without a copy: the request holds the array until it completes.
+    /// A Swift array is copy-on-write, so a caller that changes its own array meanwhile changes a copy,
+    /// and the bytes in flight stay as they were. (The buffer address outlives `withUnsafeBufferPointer`
+    /// on purpose: a native array's storage does not move while a reference holds it unchanged.)
+    /// How a model-parallel rank sends a parameter or an activation it also keeps, at no extra memory.
+    public func sendAsync<T: MPIElement>(sharing array: [T], to destination: Int, tag: Int = 0) throws(MPIError) -> Request {
+        let held = HeldArray(array)
+        let address = held.array.withUnsafeBufferPointer { $0 }
+        let request = try sendAsync(address, to: destination, tag: tag)
+        request.keepAlive = held
+        return request
+    }
+
     /// Starts receiving into `buffer`. The memory must stay valid until the request completes.
     public func receiveAsync<T: MPIElement>(into buffer: UnsafeMutableBufferPointer<T>, from source: Int, tag: Int = 0) throws(MPIError) -> Request {
         let count = try mpiCount(buffer.count, "MPI_Irecv")
@@ -97,6 +110,12 @@ extension Communicator {
         request.keepAlive = storage
         return ReceiveRequest(request: request, storage: storage)
     }
+}
+
+/// An array a nonblocking send reads while it is in flight.
+final class HeldArray<T: MPIElement>: @unchecked Sendable {
+    let array: [T]
+    init(_ array: [T]) { self.array = array }
 }
 
 /// Heap memory that a nonblocking operation reads or writes while it is in flight.

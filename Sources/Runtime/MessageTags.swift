@@ -13,24 +13,32 @@ public enum MessageTags {
         /// The tensors that cross ranks in a step. A tensor's slot (0..<crossings per step) plus
         /// crossings × the step's place in a cycle of as many steps as fit: the tags of one step are
         /// distinct, and so are those of consecutive steps while the range allows.
-        public static let tensors = 0..<32_000
+        public static let tensors = 0..<24_000
+        /// The tensors that cross ranks in an evaluation pass (forward only, in inference mode), numbered
+        /// the same way in a range of their own.
+        public static let evaluationTensors = 24_000..<32_000
         /// The step's loss, from the rank that computes it to rank 0.
         public static let loss = 32_001
-        /// A parameter's values, from the rank that owns it to rank 0 (evaluation, reports).
+        /// A parameter's values, from the rank that owns it to rank 0 (reports, tests).
         public static let parameters = 32_002
+        /// An evaluation batch's logits, from the rank that computes them to rank 0, which scores them.
+        public static let prediction = 32_003
 
-        /// The tag of the tensor in `slot` of `crossings` per step, in step `step`.
-        public static func tensor(slot: Int, crossings: Int, step: UInt64) -> Int {
-            precondition(slot >= 0 && slot < max(1, crossings) && crossings <= tensors.count, "slot \(slot) of \(crossings)")
-            let stepsInRange = max(1, tensors.count / max(1, crossings))
-            return tensors.lowerBound + slot + crossings * Int(step % UInt64(stepsInRange))
+        /// The tag of the tensor in `slot` of `crossings` per pass, in pass `step`, within `range`
+        /// (`tensors` for training steps, `evaluationTensors` for evaluation passes).
+        public static func tensor(slot: Int, crossings: Int, step: UInt64, in range: Range<Int> = tensors) -> Int {
+            precondition(slot >= 0 && slot < max(1, crossings) && crossings <= range.count, "slot \(slot) of \(crossings)")
+            let stepsInRange = max(1, range.count / max(1, crossings))
+            return range.lowerBound + slot + crossings * Int(step % UInt64(stepsInRange))
         }
 
         /// Every point-to-point tag of the world, by use.
         public static let table: [(use: String, tags: ClosedRange<Int>)] = [
             ("tensors", tensors.lowerBound...(tensors.upperBound - 1)),
+            ("evaluation tensors", evaluationTensors.lowerBound...(evaluationTensors.upperBound - 1)),
             ("loss", loss...loss),
             ("parameters", parameters...parameters),
+            ("prediction", prediction...prediction),
         ]
 
         /// The tags of `MPI_Comm_create_group` on the world, which a federated job calls to make its

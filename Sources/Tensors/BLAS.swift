@@ -32,6 +32,17 @@ extension BLAS {
 
     public static func resetStatistics() { statistics = Statistics() }
 
+    /// One tiny product, so that OpenBLAS maps its work buffers (up to 128 MiB of address space) now:
+    /// OpenBLAS retries forever when the system refuses them, so a process maps them while it has room.
+    public static func reserveWorkBuffers() {
+        var a: [Float] = [1], b: [Float] = [1], c: [Float] = [0]
+        a.withUnsafeMutableBufferPointer { a in
+            b.withUnsafeMutableBufferPointer { b in
+                c.withUnsafeMutableBufferPointer { c in sgemm(m: 1, n: 1, k: 1, a.baseAddress!, b.baseAddress!, c.baseAddress!) }
+            }
+        }
+    }
+
     /// C = alpha * op(A) * op(B) + beta * C in row-major storage, where op(A) is m x k and op(B) is k x n.
     /// Leading dimensions are those of the stored (untransposed) matrices.
     @inline(__always)

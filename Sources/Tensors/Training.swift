@@ -35,7 +35,7 @@ public enum Examples: Sendable {
 
     /// Class labels of image examples (nil for text).
     public var classLabels: [Int]? {
-        guard case .images(let data) = self else { return nil }
+        guard case .images(let data) = self, data.parts.contains(.labels) else { return nil }
         return data.labels.data.map { Int($0) }
     }
 }
@@ -45,8 +45,12 @@ extension Model {
     public func feeds<Indices: Collection<Int>>(_ examples: Examples, _ indices: Indices) -> [String: Tensor] {
         switch (task, examples) {
         case (.classification, .images(let data)):
+            // Only the parts this process holds.
             let batch = data.batch(indices)
-            return ["images": batch.images, "labels": batch.labels]
+            var feeds: [String: Tensor] = [:]
+            if batch.parts.contains(.images) { feeds["images"] = batch.images }
+            if batch.parts.contains(.labels) { feeds["labels"] = batch.labels }
+            return feeds
         case (.languageModel(_, let predicted, let stateSize), .text(let data)):
             let batch = data.batch(indices)
             let steps = batch.targets.shape[1]
@@ -147,29 +151,44 @@ public final class Trainer: @unchecked Sendable {
     public func resume(atStep step: UInt64) { steps = step }
 
     public func evaluate(_ examples: Examples, batchSize: Int = 500) -> Evaluation {
-        var lossSum = 0.0
-        var correct = 0
-        var labelled = 0
+        var tally = EvaluationTally(task: model.task)
         for start in stride(from: 0, to: examples.count, by: batchSize) {
             let indices = start..<min(start + batchSize, examples.count)
             let feeds = model.feeds(examples, indices)
             let outputs = graph.infer(feeds, outputs: [model.prediction, model.loss])
-            let logits = outputs[0]
-            let labels = feeds["labels"] ?? feeds["targets"]!
-            lossSum += Double(outputs[1].data[0]) * Double(labels.count)
-            labelled += labels.count
-            let classes = logits.shape[1]
-            logits.data.withUnsafeBufferPointer { lp in
-                for row in 0..<labels.count {
-                    let scores = lp[(row * classes)..<((row + 1) * classes)]
-                    if scores.indices.max(by: { scores[$0] < scores[$1] })! - row * classes == Int(labels.data[row]) {
-                        correct += 1
-                    }
+            tally.add(logits: outputs[0], loss: outputs[1].data[0], labels: feeds["labels"] ?? feeds["targets"]!)
+        }
+        return tally.evaluation
+    }
+}
+
+/// Scores of a model summed over batches of held-out examples: the one scoring rule of every mode.
+public struct EvaluationTally: Sendable {
+    public let task: Task
+    private var lossSum = 0.0
+    private var correct = 0
+    private var labelled = 0
+
+    public init(task: Task) { self.task = task }
+
+    /// One batch: its logits [rows, classes], its mean loss and its labels (or target tokens).
+    public mutating func add(logits: Tensor, loss: Float, labels: Tensor) {
+        lossSum += Double(loss) * Double(labels.count)
+        labelled += labels.count
+        let classes = logits.shape[1]
+        logits.data.withUnsafeBufferPointer { lp in
+            for row in 0..<labels.count {
+                let scores = lp[(row * classes)..<((row + 1) * classes)]
+                if scores.indices.max(by: { scores[$0] < scores[$1] })! - row * classes == Int(labels.data[row]) {
+                    correct += 1
                 }
             }
         }
+    }
+
+    public var evaluation: Evaluation {
         let loss = lossSum / Double(max(1, labelled))
-        switch model.task {
+        switch task {
         case .classification: return Evaluation(loss: loss, accuracy: Double(correct) / Double(max(1, labelled)))
         case .languageModel: return Evaluation(loss: loss, perplexity: exp(loss))
         }

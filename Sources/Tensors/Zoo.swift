@@ -51,8 +51,10 @@ public struct ModelSpec: Sendable {
         self.vocabulary = vocabulary
     }
 
-    public func build(seed: UInt64) -> Model {
-        let b = GraphBuilder(name: kind.rawValue, seed: seed)
+    /// The model with initial values from `seed`; `holding: .none` declares the parameters without
+    /// making their values (a model-parallel rank then holds only its own).
+    public func build(seed: UInt64, holding: ParameterHolding = .all) -> Model {
+        let b = GraphBuilder(name: kind.rawValue, seed: seed, holding: holding)
         switch kind {
         case .mlp: return mlp(b)
         case .lenet: return lenet(b)

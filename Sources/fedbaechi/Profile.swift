@@ -10,8 +10,11 @@ struct Profile: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Profile a model's training graph (forward, backward, update) for placement.",
         discussion: """
-            Runs a training step on seeded random inputs, times every node alone (median of --repeats \
-            runs) and writes the graph in the placement format (docs/formats.md):
+            Infers every shape, times every op alone on synthetic inputs of its shapes (median of \
+            --repeats runs; forward and backward together, one op's tensors at a time, so the model is \
+            never held whole) and writes the graph in the placement format (docs/formats.md). Under \
+            mpirun the ranks share the ops and rank 0 writes the graph. --method whole-step runs a \
+            training step and times every node on its values instead (one process, the whole model):
               {"name", "nodes": [{"name", "compute_us", "persistent_bytes",
                  "temporary_bytes", "output_bytes", "output_shapes", "colocation"}],
                "edges": [{"src", "dst", "output", "bytes"}]}
@@ -19,8 +22,9 @@ struct Profile: ParsableCommand {
             With --time-steps N it also times N whole training steps and reports the share spent in \
             sgemm and the GFLOP/s reached, beside a plain 1024x1024x1024 sgemm.
 
-            Example:
+            Examples:
               fedbaechi profile --model lenet --batch 64 --output lenet.json
+              mpirun -np 4 fedbaechi profile --model rnn-stack --batch 32 --output rnn.json
             """
     )
 
@@ -32,6 +36,12 @@ struct Profile: ParsableCommand {
 
     @Option(help: "Where to write the graph (JSON); without it the graph goes to standard output.")
     var output: String?
+
+    @Option(help: "mlp only: widths of the hidden layers, comma-separated (default 1024,1024).", transform: TypedArgument.widths)
+    var hidden: [Int]?
+
+    @Option(help: "How to measure: ops (each op alone on synthetic inputs, shared among mpirun's ranks) or whole-step.")
+    var method: SharedProfiling.Method = .operators
 
     @Option(help: "Timed runs per node; the median is kept.")
     var repeats = 7
@@ -55,32 +65,38 @@ struct Profile: ParsableCommand {
         guard (1...1000).contains(repeats) else { throw ValidationError("--repeats must be between 1 and 1000") }
         guard (3...1_000_000).contains(vocabulary) else { throw ValidationError("--vocabulary must be between 3 and 1000000") }
         guard (0...100_000).contains(timeSteps) else { throw ValidationError("--time-steps must be between 0 and 100000") }
+        if hidden != nil, model != .mlp { throw ValidationError("--hidden sizes the mlp, not \(model.rawValue)") }
     }
 
     func run() throws {
         var spec = ModelSpec(kind: model, vocabulary: vocabulary)
-        spec.vocabulary = vocabulary
-        let graph = TrainingGraph(model: spec.build(seed: seed),
-                                  optimizer: optimizer.make(learningRate: optimizer.defaultLearningRate), seed: seed)
-        let examples = syntheticExamples(for: graph.model, count: batch, steps: spec.steps, seed: seed)
-        let feeds = graph.model.feeds(examples, 0..<batch)
-        let profiled = graph.profile(feeds: feeds, repeats: repeats)
+        if let hidden { spec.hidden = hidden }
+        let optimizer = self.optimizer.make(learningRate: self.optimizer.defaultLearningRate)
+        // Rank 0 has the profile; other ranks of an mpirun job have shared the work and are done.
+        guard let (profiled, seconds, ranks) = try SharedProfiling.profile(
+            spec: spec, optimizer: optimizer, seed: seed, batch: batch, repeats: repeats, method: method) else { return }
 
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         let json = try encoder.encode(profiled)
+        let graph = TrainingGraph(model: spec.build(seed: seed, holding: .none), optimizer: optimizer, seed: seed)
+        let said = summary(profiled, graph: graph) + "\n" + String(format: "profiled %@ on %d rank%@ in %.2f s",
+                                                                     method == .wholeStep ? "whole-step" : "op by op", ranks,
+                                                                     ranks == 1 ? "" : "s", seconds)
         if let output {
             do {
                 try json.write(to: URL(fileURLWithPath: output))
             } catch {
                 throw Refusal(FileProblem.writeFailure(error, path: output), status: .badInput)
             }
-            print(summary(profiled, graph: graph))
+            print(said)
         } else {
             print(String(decoding: json, as: UTF8.self))
         }
         if timeSteps > 0 {
-            let report = timing(graph, feeds: feeds)
+            let held = TrainingGraph(model: spec.build(seed: seed), optimizer: optimizer, seed: seed)
+            let examples = syntheticExamples(for: held.model, count: batch, steps: spec.steps, seed: seed)
+            let report = timing(held, feeds: held.model.feeds(examples, 0..<batch))
             // Standard output may be the graph itself: then the report goes to standard error.
             if output == nil { FileHandle.standardError.write(Data((report + "\n").utf8)) } else { print(report) }
         }
@@ -88,7 +104,7 @@ struct Profile: ParsableCommand {
 
     private func summary(_ profiled: TrainingProfile, graph: TrainingGraph) -> String {
         var lines = ["graph \(profiled.name), batch \(batch): \(profiled.nodes.count) nodes, \(profiled.edges.count) edges, "
-                     + "\(graph.model.parameters.count) parameters -> \(output ?? "-")",
+                     + "\(graph.model.parameters.declaredCount) parameters -> \(output ?? "-")",
                      "role           nodes   compute (ms)  persistent (MiB)"]
         for role in [NodeRole.input, .variable, .forward, .backward, .gradientSum, .update] {
             let members = zip(graph.nodes, profiled.nodes).filter { $0.0.role == role }.map(\.1)

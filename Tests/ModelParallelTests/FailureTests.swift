@@ -30,8 +30,14 @@ struct FailureTests {
         try expectSameFinalCheckpoints(whole, interrupted, position: 8, ranks: 1)
     }
 
+    /// Both runs place one saved profile: a plan made from timings measured anew could give another rank
+    /// a parameter, and each rank's file holds what that rank owns (the resumed run keeps its own plan).
     @Test func aKilledModelParallelRankEndsTheJobAndTheRerunResumes() throws {
-        try killAndResume(ranks: 2, position: 8, arguments: ["train", "model-parallel", "--steps", "8"] + small,
+        let profile = temporaryPath("fail-profile", extension: "json").path
+        defer { try? FileManager.default.removeItem(atPath: profile) }
+        let (profiled, _, profileErr) = try fedbaechi(["profile", "--model", "mlp", "--batch", "8", "--repeats", "1", "--output", profile])
+        try #require(profiled == 0, "stderr: \(profileErr)")
+        try killAndResume(ranks: 2, position: 8, arguments: ["train", "model-parallel", "--steps", "8", "--profile", profile] + small,
                           killAfter: "ckpt-0000000004")
     }
 

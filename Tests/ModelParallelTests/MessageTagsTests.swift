@@ -22,22 +22,26 @@ import Testing
         let table = MessageTags.World.table
         #expect(table.contains { $0.tags.contains(MessageTags.World.loss) })
         #expect(table.contains { $0.tags.contains(MessageTags.World.parameters) })
-        #expect(table.contains { $0.tags.lowerBound == MessageTags.World.tensors.lowerBound
-                                 && $0.tags.upperBound == MessageTags.World.tensors.upperBound - 1 })
+        #expect(table.contains { $0.tags.contains(MessageTags.World.prediction) })
+        for range in [MessageTags.World.tensors, MessageTags.World.evaluationTensors] {
+            #expect(table.contains { $0.tags.lowerBound == range.lowerBound && $0.tags.upperBound == range.upperBound - 1 })
+        }
     }
 
     /// The tags of one step's tensors are distinct and inside the tensor range, for any number of tensors
     /// per step the executor accepts and any step; consecutive steps use other tags while two steps fit.
-    @Test(arguments: [1, 2, 7, 999, 10_667, 16_000, 16_001, 32_000])
+    @Test(arguments: [1, 2, 7, 999, 4_001, 7_999, 8_000, 12_000, 12_001, 24_000])
     func tensorTagsOfAStepAreDistinctAndInRange(crossings: Int) {
-        for step: UInt64 in [0, 1, 2, 5, 1_000_003, .max] {
-            let tags = (0..<crossings).map { MessageTags.World.tensor(slot: $0, crossings: crossings, step: step) }
-            #expect(Set(tags).count == crossings, "\(crossings) tensors in step \(step)")
-            #expect(tags.allSatisfy { MessageTags.World.tensors.contains($0) }, "\(crossings) tensors in step \(step)")
-            #expect(!tags.contains(MessageTags.World.loss) && !tags.contains(MessageTags.World.parameters))
-            if 2 * crossings <= MessageTags.World.tensors.count, step < .max {
-                let next = (0..<crossings).map { MessageTags.World.tensor(slot: $0, crossings: crossings, step: step + 1) }
-                #expect(Set(tags).isDisjoint(with: next), "\(crossings) tensors, steps \(step) and \(step + 1)")
+        for range in [MessageTags.World.tensors, MessageTags.World.evaluationTensors] where crossings <= range.count {
+            for step: UInt64 in [0, 1, 2, 5, 1_000_003, .max] {
+                let tags = (0..<crossings).map { MessageTags.World.tensor(slot: $0, crossings: crossings, step: step, in: range) }
+                #expect(Set(tags).count == crossings, "\(crossings) tensors in step \(step)")
+                #expect(tags.allSatisfy { range.contains($0) }, "\(crossings) tensors in step \(step)")
+                #expect(!tags.contains(MessageTags.World.loss) && !tags.contains(MessageTags.World.parameters))
+                if 2 * crossings <= range.count, step < .max {
+                    let next = (0..<crossings).map { MessageTags.World.tensor(slot: $0, crossings: crossings, step: step + 1, in: range) }
+                    #expect(Set(tags).isDisjoint(with: next), "\(crossings) tensors, steps \(step) and \(step + 1)")
+                }
             }
         }
     }

@@ -79,7 +79,7 @@ import Testing
     func inMemoryGraphIsTheSavedOne(_ kind: ModelKind) throws {
         let graph = TrainingGraph(model: tinySpec(kind).build(seed: 2), optimizer: Adam(), seed: 2)
         let feeds = syntheticFeeds(graph.model, batch: 3, index: 0, seed: 2, tokens: tinySpec(kind).steps)
-        var profile = graph.profile(feeds: feeds, repeats: 1)
+        var profile = graph.wholeStepProfile(feeds: feeds, repeats: 1)
         profile.nodes[1].colocation = "together"
         profile.nodes[2].colocation = "together"
         let built = try profile.placementGraph()
@@ -96,16 +96,16 @@ import Testing
         let c = configuration(.lenet, .mETF)
         let graph = TrainingGraph(model: c.spec.build(seed: c.seed), optimizer: c.optimizer, seed: c.seed)
         let feeds = syntheticFeeds(graph.model, batch: 4, index: 0, seed: 3, tokens: c.spec.steps)
-        let expected = ModelParallelPlan.shapes(of: c.spec, optimizer: c.optimizer, seed: c.seed, feeds: feeds)
+        let expected = executedShapes(of: c.spec, optimizer: c.optimizer, seed: c.seed, feeds: feeds)
         #expect(expected.flatMap { $0 }.contains { $0.first == 4 }, "batch-sized outputs")
         #expect(try ModelParallelJob.makePlan(c, ranks: 2, feeds: feeds).shapes == expected)
 
         let profile = TrainingGraph(model: c.spec.build(seed: c.seed), optimizer: c.optimizer, seed: c.seed)
-            .profile(feeds: feeds, repeats: 1)
+            .wholeStepProfile(feeds: feeds, repeats: 1)
         var withoutShapes = profile
         for i in withoutShapes.nodes.indices { withoutShapes.nodes[i].outputShapes = nil }
         let otherBatch = TrainingGraph(model: c.spec.build(seed: c.seed), optimizer: c.optimizer, seed: c.seed)
-            .profile(feeds: syntheticFeeds(graph.model, batch: 2, index: 0, seed: 3, tokens: c.spec.steps), repeats: 1)
+            .wholeStepProfile(feeds: syntheticFeeds(graph.model, batch: 2, index: 0, seed: 3, tokens: c.spec.steps), repeats: 1)
         for saved in [profile, withoutShapes, otherBatch] {
             let path = FileManager.default.temporaryDirectory.appendingPathComponent("fedbaechi-\(UUID().uuidString).json")
             defer { try? FileManager.default.removeItem(at: path) }
@@ -120,7 +120,7 @@ import Testing
         let lenet = TrainingGraph(model: tinySpec(.lenet).build(seed: 1), optimizer: Adam(), seed: 1)
         let mlp = TrainingGraph(model: tinySpec(.mlp).build(seed: 1), optimizer: Adam(), seed: 1)
         let feeds = syntheticFeeds(mlp.model, batch: 2, index: 0, seed: 1, tokens: 4)
-        let profile = mlp.profile(feeds: feeds, repeats: 1)
+        let profile = mlp.wholeStepProfile(feeds: feeds, repeats: 1)
         #expect(throws: ModelParallelError.self) {
             try ModelParallelPlan.make(graph: lenet, profile: profile, algorithm: .mETF, ranks: 2, memoryBytes: 1 << 30)
         }

@@ -65,21 +65,37 @@ struct ModelParallelRankTests {
             #expect(run.losses.allSatisfy { $0.isFinite }, "\(label)")
             let difference = run.weights.flatMap { firstDifference($0, reference.weights) }
             #expect(difference == nil, "\(label): final weights differ at \(difference ?? "")")
+            // The scoring pass, run across the ranks, gives the single process's logits and loss bit for bit.
+            #expect(run.evaluations.count == reference.evaluations.count, "\(label)")
+            for (mine, theirs) in zip(run.evaluations, reference.evaluations) {
+                #expect(mine.logits.shape == theirs[0].shape && mine.logits.data.map(\.bitPattern) == theirs[0].data.map(\.bitPattern),
+                        "\(label): evaluation logits differ")
+                #expect(mine.loss.bitPattern == theirs[1].data[0].bitPattern, "\(label): evaluation loss \(mine.loss) vs \(theirs[1].data[0])")
+            }
         }
+        // Each rank holds exactly the parameters whose read it runs, and together they hold each once.
+        let graph = run.executor.graph
+        let owned = Set(graph.nodes.indices.compactMap { index -> String? in
+            guard case .read(let name) = graph.nodes[index].action, plan.rankOfNode[index] == world.rank else { return nil }
+            return name
+        })
+        #expect(Set(graph.model.parameters.names) == owned, "\(label): rank \(world.rank) holds other parameters than it owns")
+        let held = try world.allreduce(graph.model.parameters.count, .sum)
+        #expect(held == graph.model.parameters.declaredCount, "\(label): the ranks hold \(held) values of \(graph.model.parameters.declaredCount)")
         return run.executor
     }
 
     func placedTraining(_ spec: ModelSpec, algorithm: Algorithm, world: Communicator) throws {
         let configuration = ModelParallelConfiguration(spec: spec, optimizer: optimizer(), seed: seed, algorithm: algorithm,
                                                        memoryBytes: 1 << 30, profileRepeats: 1)
-        let plan = try ModelParallelJob.distributePlan(configuration, world: world) { feeds(spec) }
+        let plan = try ModelParallelJob.distributePlan(configuration, world: world, feeds: feeds(spec))
         try check(spec, plan: plan, world: world, label: "\(spec.kind.rawValue) \(algorithm.rawValue)")
     }
 
     func everythingOnRankZero(_ world: Communicator) throws {
         let spec = tinySpec(.lenet)
         let graph = TrainingGraph(model: spec.build(seed: seed), optimizer: optimizer(), seed: seed)
-        let shapes = ModelParallelPlan.shapes(of: spec, optimizer: optimizer(), seed: seed, feeds: feeds(spec))
+        let shapes = executedShapes(of: spec, optimizer: optimizer(), seed: seed, feeds: feeds(spec))
         let plan = ModelParallelPlan.allOn(rank: 0, of: world.size, graph: graph, shapes: shapes)
         let executor = try check(spec, plan: plan, world: world, label: "all on rank 0")
         if world.rank != 0 {

@@ -37,9 +37,14 @@ func syntheticFeeds(_ model: Model, batch: Int, index: Int, seed: UInt64, tokens
     }
 }
 
-/// Single-process training of the same model: the losses of every step and the final weights.
+/// Held-out batches after training: one of the training batch's size (the plan's shapes) and one larger
+/// (shapes inferred for it).
+func evaluationBatchSizes(batch: Int) -> [Int] { [batch, batch + 2] }
+
+/// Single-process training of the same model: the losses of every step, the final weights, and the
+/// logits and loss of each evaluation batch afterwards (inference mode).
 func referenceTraining(_ spec: ModelSpec, optimizer: any Optimizer, seed: UInt64, batch: Int,
-                       steps: Int) -> (losses: [Float], weights: [String: [Float]]) {
+                       steps: Int) -> (losses: [Float], weights: [String: [Float]], evaluations: [[Tensor]]) {
     let graph = TrainingGraph(model: spec.build(seed: seed), optimizer: optimizer, seed: seed)
     var losses: [Float] = []
     for step in 0..<steps {
@@ -47,15 +52,21 @@ func referenceTraining(_ spec: ModelSpec, optimizer: any Optimizer, seed: UInt64
     }
     var weights: [String: [Float]] = [:]
     for name in graph.model.parameters.names { weights[name] = graph.model.parameters.values(of: name) }
-    return (losses, weights)
+    let evaluations = evaluationBatchSizes(batch: batch).enumerated().map { index, size in
+        graph.infer(syntheticFeeds(graph.model, batch: size, index: 100 + index, seed: seed, tokens: spec.steps),
+                    outputs: [graph.model.prediction, graph.model.loss])
+    }
+    return (losses, weights, evaluations)
 }
 
-/// Model-parallel training of `spec` with `plan` on `world`: losses (rank 0) and gathered weights (rank 0).
+/// Model-parallel training of `spec` with `plan` on `world`, each rank making only the parameters it
+/// owns: losses (rank 0), gathered weights (rank 0), and the evaluations of `evaluationBatchSizes` (rank 0).
 func modelParallelTraining(_ spec: ModelSpec, optimizer: any Optimizer, seed: UInt64, batch: Int, steps: Int,
                            plan: ModelParallelPlan, world: Communicator) throws
-    -> (losses: [Float], weights: [String: [Float]]?, executor: RankExecutor, times: [RankStepTimes]) {
-    let graph = TrainingGraph(model: spec.build(seed: seed), optimizer: optimizer, seed: seed)
-    let names = graph.model.parameters.names
+    -> (losses: [Float], weights: [String: [Float]]?, executor: RankExecutor, times: [RankStepTimes],
+        evaluations: [(logits: Tensor, loss: Float)]) {
+    let graph = TrainingGraph(model: spec.build(seed: seed, holding: .none), optimizer: optimizer, seed: seed)
+    let names = graph.model.parameters.declaredNames
     let executor = try RankExecutor(graph: graph, plan: plan, communicator: world)
     var losses: [Float] = []
     var times: [RankStepTimes] = []
@@ -65,7 +76,12 @@ func modelParallelTraining(_ spec: ModelSpec, optimizer: any Optimizer, seed: UI
         if let loss { losses.append(loss) }
         times.append(stepTimes)
     }
-    return (losses, try executor.gatherParameters(names: names), executor, times)
+    var evaluations: [(logits: Tensor, loss: Float)] = []
+    for (index, size) in evaluationBatchSizes(batch: batch).enumerated() {
+        let feeds = syntheticFeeds(graph.model, batch: size, index: 100 + index, seed: seed, tokens: spec.steps)
+        if let result = try executor.evaluate(feeds: feeds, batchSize: size) { evaluations.append(result) }
+    }
+    return (losses, try executor.gatherParameters(names: names), executor, times, evaluations)
 }
 
 /// Bitwise equality of two weight sets, with the first difference named.
@@ -98,4 +114,15 @@ func splitPlan(_ configuration: ModelParallelConfiguration, ranks: Int, feeds: [
         if let plan = try? ModelParallelJob.makePlan(limited, ranks: ranks, feeds: feeds) { return plan }
     }
     return nil
+}
+
+/// Shapes of every node output for `feeds`, from one real training step on a copy of the model: the
+/// truth shape inference is checked against.
+func executedShapes(of spec: ModelSpec, optimizer: any Optimizer, seed: UInt64, feeds: [String: Tensor]) -> [[[Int]]] {
+    let graph = TrainingGraph(model: spec.build(seed: seed), optimizer: optimizer, seed: seed)
+    var values = graph.feedValues(feeds)
+    graph.run(graph.executionOrder, values: &values, context: ExecutionContext(training: true, step: 0, seed: seed))
+    return graph.nodes.indices.map { node in
+        (0..<graph.nodes[node].outputCount).map { values[ValueRef(node: node, port: $0)]?.shape ?? [] }
+    }
 }

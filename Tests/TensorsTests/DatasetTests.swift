@@ -35,6 +35,33 @@ func idxFile(dimensions: [Int], body: [UInt8], magic: [UInt8]? = nil) -> Data {
         #expect(throws: DatasetError.self) { try IDXArray.read(path: empty) }
     }
 
+    /// A process that needs no examples counts them from the header alone; one that reads only labels
+    /// (or only images) holds only those, equal to the whole set's.
+    @Test func partsAreReadAloneAndCountedFromTheHeader() throws {
+        let folder = try makeTemporaryFolder("tests")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let images = folder.appendingPathComponent("images").path
+        let labels = folder.appendingPathComponent("labels").path
+        try idxFile(dimensions: [3, 28, 28], body: (0..<(3 * 784)).map { UInt8($0 % 251) }).write(to: URL(fileURLWithPath: images))
+        try idxFile(dimensions: [3], body: [4, 0, 9]).write(to: URL(fileURLWithPath: labels))
+        #expect(try IDXArray.dimensions(path: images) == [3, 28, 28])
+        let whole = try FashionMNIST.split(images, labels)
+        let onlyLabels = try FashionMNIST.split(images, labels, parts: .labels)
+        let onlyImages = try FashionMNIST.split(images, labels, limit: 2, parts: .images)
+        let none = try FashionMNIST.split(images, labels, parts: [])
+        #expect(onlyLabels.labels.data == whole.labels.data && onlyLabels.images.count == 0 && onlyLabels.count == 3)
+        #expect(onlyImages.images.data == Array(whole.images.data.prefix(2 * 784)) && onlyImages.labels.count == 0 && onlyImages.count == 2)
+        #expect(none.count == 3 && none.images.count == 0 && none.labels.count == 0)
+        // A model's feeds are only the parts held.
+        let model = ModelSpec(kind: .mlp).build(seed: 1, holding: .none)
+        #expect(Set(model.feeds(.images(onlyLabels), [2, 0]).keys) == ["labels"])
+        #expect(model.feeds(.images(onlyLabels), [2, 0])["labels"]?.data == [9, 4])
+        #expect(model.feeds(.images(none), [1]).isEmpty)
+        // Headers are still checked against each other.
+        try idxFile(dimensions: [2], body: [1, 2]).write(to: URL(fileURLWithPath: labels))
+        #expect { try FashionMNIST.split(images, labels, parts: .images) } throws: { "\($0)".contains("2 labels for 3 images") }
+    }
+
     @Test(.enabled(if: fashionInstalled, "dataset-fashion-mnist is not installed"))
     func realFashionMNIST() throws {
         let directory = KnownDataset.fashionMNIST.defaultDirectory

@@ -86,7 +86,7 @@ import Testing
     @Test func profileWritesThePlacementFormat() throws {
         let graph = TrainingGraph(model: tinySpec(.inceptionMini).build(seed: 1), optimizer: Adam())
         let feeds = graph.model.feeds(tinyExamples(graph.model, count: 2, steps: 4), 0..<2)
-        let profiled = graph.profile(feeds: feeds, repeats: 3)
+        let profiled = graph.wholeStepProfile(feeds: feeds, repeats: 3)
         #expect(profiled.nodes.count == graph.nodes.count)
         let byName = Dictionary(uniqueKeysWithValues: profiled.nodes.map { ($0.name, $0) })
         #expect(byName.count == profiled.nodes.count, "names are unique")

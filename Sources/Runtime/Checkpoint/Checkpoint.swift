@@ -69,6 +69,15 @@ public enum CheckpointFile {
     }
 
     public static func encode(_ checkpoint: Checkpoint) throws -> Data {
+        var file = Data()
+        try stream(checkpoint) { file.append(contentsOf: $0) }
+        return file
+    }
+
+    /// The file's bytes in order, handed to `sink` piece by piece straight from the parameter arrays:
+    /// writing a checkpoint takes no second copy of what the rank holds (a model-parallel rank's memory
+    /// stays within its plan while it saves). The checksum, which precedes the payload, is a first pass.
+    static func stream(_ checkpoint: Checkpoint, into sink: (UnsafeRawBufferPointer) throws -> Void) throws {
         var entries: [ArrayEntry] = []
         var blobs: [[Float]] = []
         for name in checkpoint.parameters.values.keys.sorted() {
@@ -84,20 +93,23 @@ public enum CheckpointFile {
                             scalars: checkpoint.scalars, optimizerSteps: checkpoint.parameters.optimizerSteps, arrays: entries)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
+        var payloadHead = Data()
         let json = try encoder.encode(header)
-        var payload = Data()
-        payload.reserveCapacity(4 + json.count + blobs.reduce(0) { $0 + 4 * $1.count })
-        append(UInt32(json.count), to: &payload)
-        payload.append(json)
-        for blob in blobs {
-            blob.withUnsafeBytes { payload.append(contentsOf: $0) }  // Float32 little-endian on every platform we build for
+        append(UInt32(json.count), to: &payloadHead)
+        payloadHead.append(json)
+        // The payload: the header, then every array as Float32 little-endian (every platform we build for).
+        func payload(_ piece: (UnsafeRawBufferPointer) throws -> Void) rethrows {
+            try payloadHead.withUnsafeBytes(piece)
+            for blob in blobs { try blob.withUnsafeBytes(piece) }
         }
-        var file = Data(magic)
-        append(formatVersion, to: &file)
-        append(UInt64(payload.count), to: &file)
-        append(crc32(payload), to: &file)
-        file.append(payload)
-        return file
+        var crc: uLong = CZlib.crc32(0, nil, 0)
+        payload { crc = crc32(crc, $0) }
+        var prefix = Data(magic)
+        append(formatVersion, to: &prefix)
+        append(UInt64(payloadHead.count + blobs.reduce(0) { $0 + 4 * $1.count }), to: &prefix)
+        append(UInt32(truncatingIfNeeded: crc), to: &prefix)
+        try prefix.withUnsafeBytes(sink)
+        try payload(sink)
     }
 
     public static func decode(_ data: Data) throws(CheckpointError) -> Checkpoint {
@@ -113,7 +125,7 @@ public enum CheckpointFile {
         guard length <= UInt64(largestPayload), data.count - prefix == Int(length) else {
             throw CheckpointError("the file is truncated or has trailing bytes (\(data.count - prefix) payload bytes, header says \(length))")
         }
-        let payload = data.subdata(in: (data.startIndex + prefix)..<data.endIndex)
+        let payload = data[(data.startIndex + prefix)..<data.endIndex]  // a slice: no copy of the arrays
         let stored: UInt32 = read(data, at: magic.count + 10)
         guard crc32(payload) == stored else { throw CheckpointError("checksum mismatch: the file is damaged") }
         guard payload.count >= 4 else { throw CheckpointError("the payload has no header") }
@@ -152,17 +164,20 @@ public enum CheckpointFile {
     }
 
     private static func crc32(_ data: Data) -> UInt32 {
-        data.withUnsafeBytes { raw -> UInt32 in
-            var crc: uLong = CZlib.crc32(0, nil, 0)
-            guard let base = raw.baseAddress?.assumingMemoryBound(to: Bytef.self) else { return UInt32(truncatingIfNeeded: crc) }
-            var offset = 0
-            while offset < raw.count {  // zlib takes lengths as UInt32
-                let length = min(1 << 30, raw.count - offset)
-                crc = CZlib.crc32(crc, base + offset, uInt(length))
-                offset += length
-            }
-            return UInt32(truncatingIfNeeded: crc)
+        data.withUnsafeBytes { UInt32(truncatingIfNeeded: crc32(CZlib.crc32(0, nil, 0), $0)) }
+    }
+
+    /// `crc` continued over `bytes`.
+    private static func crc32(_ crc: uLong, _ bytes: UnsafeRawBufferPointer) -> uLong {
+        guard let base = bytes.baseAddress?.assumingMemoryBound(to: Bytef.self) else { return crc }
+        var crc = crc
+        var offset = 0
+        while offset < bytes.count {  // zlib takes lengths as UInt32
+            let length = min(1 << 30, bytes.count - offset)
+            crc = CZlib.crc32(crc, base + offset, uInt(length))
+            offset += length
         }
+        return crc
     }
 
     private static func append<T: FixedWidthInteger>(_ value: T, to data: inout Data) {
@@ -221,24 +236,27 @@ public struct CheckpointDirectory: Sendable {
     /// Writes atomically, then removes this rank's checkpoints older than the newest `keep`, and those
     /// after this one: they are of a course the run abandoned when it resumed from an earlier step.
     public func save(_ checkpoint: Checkpoint) throws(CheckpointError) {
-        let data: Data
-        do { data = try CheckpointFile.encode(checkpoint) } catch { throw CheckpointError("cannot encode the checkpoint: \(error)") }
         let final = path + "/" + fileName(position: checkpoint.position)
         let temporary = final + ".tmp"
         let descriptor = open(temporary, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         guard descriptor >= 0 else { throw CheckpointError("cannot write \(temporary): \(String(cString: strerror(errno)))") }
         var failure: String?
-        data.withUnsafeBytes { raw in
-            var written = 0
-            while written < raw.count {
-                let n = write(descriptor, raw.baseAddress! + written, raw.count - written)
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    failure = String(cString: strerror(errno))
-                    return
+        do {
+            try CheckpointFile.stream(checkpoint) { raw in
+                var written = 0
+                while written < raw.count {
+                    let n = write(descriptor, raw.baseAddress! + written, raw.count - written)
+                    if n < 0 {
+                        if errno == EINTR { continue }
+                        throw CheckpointError(String(cString: strerror(errno)))
+                    }
+                    written += n
                 }
-                written += n
             }
+        } catch let error as CheckpointError {
+            failure = error.description
+        } catch {
+            failure = "cannot encode the checkpoint: \(error)"
         }
         if failure == nil, fsync(descriptor) != 0 { failure = String(cString: strerror(errno)) }
         close(descriptor)

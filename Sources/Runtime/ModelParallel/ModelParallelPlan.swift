@@ -23,6 +23,9 @@ public struct ModelParallelPlan: Codable, Sendable, Equatable {
     public var predictedMakespanMicros: Double
     public var predictedPeakBytes: [Int]
     public var placementSeconds: Double
+    /// Wall time of the job's shared profiling, and how many ranks shared it (nil: a saved profile).
+    public var profilingSeconds: Double?
+    public var profilingRanks: Int?
 
     /// Ranks that run no node at all.
     public var idleRanks: [Int] { order.indices.filter { order[$0].isEmpty } }
@@ -59,26 +62,16 @@ extension ModelParallelPlan {
     /// ranks oversubscribing cores, so latency is a scheduler slice rather than a wire's.
     public static let localLink = LinkModel(bytesPerSecond: 2e9, latencyMicros: 50)
 
-    /// Shapes of every node output for `feeds`, from one training step on a throwaway copy of the
-    /// model: for plans made by hand, and for a saved profile that has no shapes for this batch.
-    public static func shapes(of spec: ModelSpec, optimizer: any Optimizer, seed: UInt64,
-                              feeds: [String: Tensor]) -> [[[Int]]] {
-        let graph = TrainingGraph(model: spec.build(seed: seed), optimizer: optimizer, seed: seed)
-        var values = graph.feedValues(feeds)
-        graph.run(graph.executionOrder, values: &values, context: ExecutionContext(training: true, step: 0, seed: seed))
-        return graph.nodes.indices.map { node in
-            (0..<graph.nodes[node].outputCount).map { values[ValueRef(node: node, port: $0)]?.shape ?? [] }
-        }
-    }
-
     /// Places `profile` (the graph's measured nodes, with their output shapes) on `ranks` devices of
     /// `memoryBytes` each.
     ///
     /// Every backward node is colocated with its forward node (Baechi's `colocate_grads_with_ops`),
-    /// on top of the profile's own groups (a parameter's read, gradient sum and update).
+    /// on top of the profile's own groups (a parameter's read, gradient sum and update). The placer
+    /// searches tie-break orders as `fedbaechi place` does by default (from `searchSeed`): the fastest
+    /// simulated plan that fits wins, and tight memory limits find plans a single run misses.
     public static func make(graph: TrainingGraph, profile: TrainingProfile,
                             algorithm: Algorithm, ranks: Int, memoryBytes: Int,
-                            link: LinkModel = localLink) throws(ModelParallelError) -> ModelParallelPlan {
+                            link: LinkModel = localLink, searchSeed: UInt64 = 1) throws(ModelParallelError) -> ModelParallelPlan {
         guard profile.nodes.map(\.name) == graph.nodes.map(\.name) else {
             throw ModelParallelError(.badInput, "the profile \(profile.name) does not describe this model's training graph "
                                      + "(\(profile.nodes.count) nodes, the graph has \(graph.nodes.count))")
@@ -101,7 +94,8 @@ extension ModelParallelPlan {
         }
         let planner = Planner(graph: placementGraph, link: link)
         let plan: PlacementPlan
-        switch planner.plan(algorithm, devices: DeviceSpec.uniform(count: ranks, memoryBytes: memoryBytes)) {
+        switch planner.plan(algorithm, devices: DeviceSpec.uniform(count: ranks, memoryBytes: memoryBytes),
+                            search: SearchOptions.standard(for: placementGraph, seed: searchSeed)) {
         case .success(let made): plan = made
         case .failure(let failure):
             var message = "no plan fits \(ranks) rank\(ranks == 1 ? "" : "s") of \(Quantity.formatBytes(memoryBytes)) with \(algorithm.rawValue): \(failure.reason)"

@@ -7,7 +7,7 @@ import Tensors
 /// stop on a signal. The two modes differ only in how a step runs and how the model is scored.
 struct EpochLoop {
     let settings: TrainingSettings
-    let data: TrainingData
+    let data: DataDescription
     let batching: Batching
     let totalSteps: Int
     let epochCount: Int
@@ -18,11 +18,11 @@ struct EpochLoop {
     /// Where rank 0 writes a record per epoch; opened once the loop knows whether the run resumes.
     var metrics: JSONLinesWriter?
 
-    init(settings: TrainingSettings, data: TrainingData, length: TrainingLength, speaks: Bool,
+    init(settings: TrainingSettings, data: DataDescription, length: TrainingLength, speaks: Bool,
          reporter: any TrainingReporter, checkpoints: CheckpointSession) {
         self.settings = settings
         self.data = data
-        batching = Batching(examples: data.train.count, batchSize: settings.chosenBatchSize)
+        batching = Batching(examples: data.trainCount, batchSize: settings.chosenBatchSize)
         (totalSteps, epochCount) = length.plan(stepsPerEpoch: batching.stepsPerEpoch)
         self.speaks = speaks
         self.reporter = reporter
@@ -87,7 +87,7 @@ struct EpochLoop {
     /// The line that opens a run: the model, the data, the optimizer.
     func opening(parameters: Int) -> String {
         "model \(settings.model.rawValue): \(parameters) parameters; \(data.summary): "
-            + "\(data.train.count) training, \(data.test.count) test examples; "
+            + "\(data.trainCount) training, \(data.testCount) test examples; "
             + "\(settings.optimizer.rawValue) learning rate \(settings.chosenLearningRate), batch \(batching.batchSize), "
             + "seed \(settings.seed), BLAS threads \(BLAS.threadCount)"
     }

@@ -106,7 +106,7 @@ public struct FederatedDriver: TrainingDriver {
             try options.checkAggregationOptions()
             let choice = options.aggregation == .admm
                 ? try Self.schedule(options, sites: world.size, model: settings.model, seed: settings.seed) : nil
-            var spec = ModelSpec(kind: settings.model)
+            var spec = settings.modelSpec()
             let data = try SiteData.load(settings, scheme: scheme, spec: &spec, site: world.rank, sites: world.size)
             let configuration = FederatedConfiguration(
                 spec: spec, optimizer: settings.optimizer.make(learningRate: settings.chosenLearningRate), seed: settings.seed,

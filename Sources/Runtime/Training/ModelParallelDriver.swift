@@ -19,9 +19,11 @@ public struct ModelParallelSettings: Sendable {
     }
 }
 
-/// Model-parallel training on the ranks of an MPI job: rank 0 places the profiled training graph on the
-/// job's ranks and broadcasts the plan; every rank runs its part of every step; rank 0 reports progress,
-/// the test score per epoch (on parameters gathered from their owners) and per-rank time and memory.
+/// Model-parallel training on the ranks of an MPI job, where no process ever holds the whole model: the
+/// ranks profile the training graph op by op together, rank 0 places it and broadcasts the plan; every
+/// rank makes only its own parameters, loads only the inputs its nodes read and runs its part of every
+/// step and of every evaluation pass; rank 0 reports progress, the test score per epoch and each rank's
+/// time and memory (counted, and resident as the operating system reports it).
 public struct ModelParallelDriver: TrainingDriver {
     public var settings: TrainingSettings
     public var placement: ModelParallelSettings
@@ -37,16 +39,23 @@ public struct ModelParallelDriver: TrainingDriver {
     }
 
     public func run() throws {
+        ResidentMemory.returnLargeBlocksToTheSystem()
         _ = try MPIEnvironment.initialize()
         let world = try MPIEnvironment.world()
+        // A rank whose system limit cannot hold its share says so now, not with a failed allocation mid-run.
+        try agreeOnSetup(world) { try RankMemoryGuard.checkAddressSpace(rank: world.rank, limitBytes: placement.memoryBytes) }
+        BLAS.reserveWorkBuffers()
+        // What the runtime, MPI and the libraries hold before any model or data: the fixed part of a rank.
+        let startResidentBytes = ResidentMemory.currentBytes ?? 0
         let isRoot = world.rank == 0
         func say(_ line: String) { if isRoot { reporter.say(line) } }
 
-        let (spec, data) = try agreeOnSetup(world) {
-            var spec = ModelSpec(kind: settings.model)
-            let data = try TrainingData.load(settings, spec: &spec, testLimit: settings.limitTest)
-            try data.requireExamples(spec: spec)
-            return (spec, data)
+        // Counts, not examples: a rank loads only the inputs its nodes read, once the plan says which.
+        let (spec, description) = try agreeOnSetup(world) {
+            var spec = settings.modelSpec()
+            let description = try RankData.describe(settings, spec: &spec)
+            try description.requireExamples(spec: spec)
+            return (spec, description)
         }
         var configuration = ModelParallelConfiguration(
             spec: spec, optimizer: settings.optimizer.make(learningRate: settings.chosenLearningRate), seed: settings.seed,
@@ -60,7 +69,7 @@ public struct ModelParallelDriver: TrainingDriver {
         ])
         let checkpoints = try CheckpointSession(settings.checkpoints, identity: identity, unit: "step", world: world, reporter: reporter)
         configuration.planFile = checkpoints.directoryPath.map { $0 + "/" + CheckpointRun.planFileName }
-        var loop = EpochLoop(settings: settings, data: data, length: length, speaks: isRoot, reporter: reporter,
+        var loop = EpochLoop(settings: settings, data: description, length: length, speaks: isRoot, reporter: reporter,
                              checkpoints: checkpoints)
         if checkpoints.alreadyComplete(target: loop.totalSteps) {
             try world.barrier()
@@ -72,20 +81,28 @@ public struct ModelParallelDriver: TrainingDriver {
                              status: .badInput, everyRank: true)
         }
 
-        let graph = TrainingGraph(model: spec.build(seed: settings.seed), optimizer: configuration.optimizer, seed: settings.seed)
-        let parameterNames = graph.model.parameters.names
-        say(loop.opening(parameters: graph.model.parameters.count))
+        // The model's parameters are declared, not made: the executor makes only this rank's own.
+        let graph = TrainingGraph(model: spec.build(seed: settings.seed, holding: .none), optimizer: configuration.optimizer,
+                                  seed: settings.seed)
+        say(loop.opening(parameters: graph.model.parameters.declaredCount))
+        let batchSize = loop.batching.batchSize
+        let sample = syntheticExamples(for: graph.model, count: batchSize, steps: spec.steps, seed: settings.seed)
         let plan: ModelParallelPlan
         do {
-            plan = try ModelParallelJob.distributePlan(configuration, world: world) {
-                graph.model.feeds(data.train, 0..<loop.batching.batchSize)
-            }
-        } catch let error as ModelParallelError {
-            throw JobFailure(error, everyRank: true)  // rank 0 broadcast it: every rank has it
+            plan = try ModelParallelJob.distributePlan(configuration, world: world, feeds: graph.model.feeds(sample, 0..<batchSize))
+        } catch let error as any UserFacingError where !(error is MPIError) {
+            throw JobFailure(error, everyRank: true)  // rank 0 broadcast it, or every rank met it alike
         }
         say(Self.placementSummary(plan, graph: graph))
 
         let executor = try RankExecutor(graph: graph, plan: plan, communicator: world)
+        RankMemoryGuard.install(rank: world.rank, limitBytes: plan.memoryLimitBytes)
+        // Rank 0 scores the evaluation: it holds the test labels (or target tokens) besides what its nodes read.
+        var testFeeds = executor.neededEvaluationFeeds
+        if isRoot { testFeeds.insert(graph.model.feeds["labels"] != nil ? "labels" : "targets") }
+        let data = try agreeOnSetup(world) {
+            try RankData.load(settings, description: description, spec: spec, trainFeeds: executor.neededFeeds, testFeeds: testFeeds)
+        }
         let resumed = checkpoints.resumed
         if let resumed {
             do { try graph.model.parameters.restore(resumed.parameters) } catch {
@@ -94,21 +111,25 @@ public struct ModelParallelDriver: TrainingDriver {
             say("resuming from step \(resumed.position) of \(loop.totalSteps) (\(checkpoints.directoryPath!))")
         }
         loop.metrics = try isRoot ? openMetrics(settings.metricsPath, appending: resumed != nil) : nil
-        // Rank 0 scores the gathered parameters with one full copy of the model, made once.
-        let scorer = isRoot ? Trainer(model: spec.build(seed: settings.seed), optimizer: configuration.optimizer, seed: settings.seed) : nil
         var stepTimes: [RankStepTimes] = []
         let steps = try loop.run(
             from: resumed?.position ?? 0, lossSum: Double(checkpointBits: resumed?.scalars["epoch_loss_sum"]),
             step: { examples, position in
-                let feeds = executor.neededFeeds.isEmpty ? [:] : graph.model.feeds(data.train, examples)
-                let (loss, times) = try executor.step(feeds: feeds, step: position)
+                let (loss, times) = try executor.step(feeds: data.feeds(graph.model, training: true, examples), step: position)
                 stepTimes.append(times)
                 return loss
             },
             evaluate: {
-                guard let weights = try executor.gatherParameters(names: parameterNames), let scorer else { return nil }
-                for (name, values) in weights { try scorer.model.parameters.set(name, values) }
-                return scorer.evaluate(data.test)
+                // In batches of the training size: the memory the plan was made for.
+                var tally = EvaluationTally(task: graph.model.task)
+                for start in stride(from: 0, to: description.testCount, by: batchSize) {
+                    let indices = start..<min(start + batchSize, description.testCount)
+                    let feeds = data.feeds(graph.model, training: false, indices)
+                    guard let (logits, loss) = try executor.evaluate(feeds: feeds, batchSize: indices.count) else { continue }
+                    guard let labels = feeds["labels"] ?? feeds["targets"] else { throw LogicError("rank 0 holds no test labels") }
+                    tally.add(logits: logits, loss: loss, labels: labels)
+                }
+                return isRoot ? tally.evaluation : nil
             },
             checkpoint: { position, lossSum in
                 var checkpoint = Checkpoint(position: position, rank: world.rank, ranks: world.size, run: identity.configuration)
@@ -117,16 +138,19 @@ public struct ModelParallelDriver: TrainingDriver {
                 return checkpoint
             })
 
-        if let report = try ModelParallelReport.gather(executor, stepTimes: stepTimes, world: world) {
+        if let report = try ModelParallelReport.gather(executor, stepTimes: stepTimes, startResidentBytes: startResidentBytes,
+                                                       dataBytes: data.heldBytes, world: world) {
             reporter.say(report.table)
             try loop.metrics?.write(ModelParallelRecord(
                 model: settings.model.rawValue, algorithm: plan.algorithm, ranks: plan.rankCount, steps: steps,
                 medianStepMs: report.medianStepSeconds * 1000, predictedStepMs: report.predictedStepSeconds * 1000,
                 memoryLimitBytes: plan.memoryLimitBytes, withinMemory: report.withinMemory,
-                placementSeconds: plan.placementSeconds,
+                placementSeconds: plan.placementSeconds, profilingSeconds: plan.profilingSeconds, profilingRanks: plan.profilingRanks,
+                fixedOverheadBytes: ResidentMemory.fixedOverheadBytes, residentWithinLimit: report.residentWithinLimit,
                 perRank: report.ranks.map {
                     .init(rank: $0.rank, nodes: $0.nodes, computeMs: $0.compute * 1000, communicationWaitMs: $0.communicationWait * 1000,
-                          otherMs: $0.other * 1000, peakBytes: $0.peakBytes, predictedPeakBytes: $0.predictedPeakBytes)
+                          otherMs: $0.other * 1000, peakBytes: $0.peakBytes, predictedPeakBytes: $0.predictedPeakBytes,
+                          peakRSSBytes: $0.peakResidentBytes, startRSSBytes: $0.startResidentBytes, dataBytes: $0.dataBytes)
                 }))
         }
         try loop.metrics?.close()
@@ -136,7 +160,11 @@ public struct ModelParallelDriver: TrainingDriver {
 
     /// The plan in a few lines: the algorithm, the predicted step, and each rank's nodes, parameters and memory.
     static func placementSummary(_ plan: ModelParallelPlan, graph: TrainingGraph) -> String {
-        var lines = ["placement: \(plan.algorithm) on \(plan.rankCount) rank\(plan.rankCount == 1 ? "" : "s") of "
+        var lines: [String] = []
+        if let seconds = plan.profilingSeconds, let ranks = plan.profilingRanks {
+            lines.append("profiled op by op on \(ranks) rank\(ranks == 1 ? "" : "s") in \(String(format: "%.2f", seconds)) s")
+        }
+        lines += ["placement: \(plan.algorithm) on \(plan.rankCount) rank\(plan.rankCount == 1 ? "" : "s") of "
                      + "\(Quantity.formatBytes(plan.memoryLimitBytes)) in \(String(format: "%.3f", plan.placementSeconds)) s; "
                      + "predicted step \(Quantity.formatMicros(plan.predictedMakespanMicros))",
                      "rank  nodes  parameters  predicted peak"]
@@ -144,7 +172,7 @@ public struct ModelParallelDriver: TrainingDriver {
             let parameters = graph.nodes.indices.filter { graph.nodes[$0].role == .variable && plan.rankOfNode[$0] == rank }
                 .reduce(0) { total, index in
                     guard case .read(let name) = graph.nodes[index].action else { return total }
-                    return total + (graph.model.parameters.tensor(name)?.count ?? 0)
+                    return total + (graph.model.parameters.declaration(name)?.count ?? 0)
                 }
             lines.append(String(format: "%4d  %5d  %10d  ", rank, plan.order[rank].count, parameters)
                          + Quantity.formatBytes(plan.predictedPeakBytes[rank]).padding(toLength: 14, withPad: " ", startingAt: 0))

@@ -15,7 +15,7 @@ public struct SingleProcessDriver: TrainingDriver {
     }
 
     public func run() throws {
-        var spec = ModelSpec(kind: settings.model)
+        var spec = settings.modelSpec()
         let data = try TrainingData.load(settings, spec: &spec, testLimit: settings.limitTest)
         try data.requireExamples(spec: spec)
         let trainer = Trainer(model: spec.build(seed: settings.seed),
@@ -28,7 +28,7 @@ public struct SingleProcessDriver: TrainingDriver {
                 throw Refusal("\(checkpoints.filePath(position: resumed.position)): \(error)")
             }
         }
-        var loop = EpochLoop(settings: settings, data: data, length: length, speaks: true, reporter: reporter,
+        var loop = EpochLoop(settings: settings, data: data.description, length: length, speaks: true, reporter: reporter,
                              checkpoints: checkpoints)
         reporter.say(loop.opening(parameters: trainer.model.parameters.count))
         if checkpoints.alreadyComplete(target: loop.totalSteps) { return }

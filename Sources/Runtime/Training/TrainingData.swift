@@ -3,11 +3,33 @@ import Federated
 import Foundation
 import Tensors
 
+/// What a run's data are, without the examples: every rank of a model-parallel job knows this,
+/// whatever it loads.
+struct DataDescription: Codable, Sendable {
+    var summary: String
+    var trainCount: Int
+    var testCount: Int
+    /// A text corpus's vocabulary (nil for images).
+    var vocabulary: Int?
+
+    /// Refuses a data set too small to train on or score.
+    func requireExamples(spec: ModelSpec) throws {
+        guard trainCount > 0, testCount > 0 else {
+            throw Refusal("\(summary) gives \(trainCount) training and \(testCount) test examples: "
+                          + "too little text for sequences of \(spec.steps) tokens")
+        }
+    }
+}
+
 /// The examples a run trains and scores on, with a line that says what they are.
 struct TrainingData {
     var train: Examples
     var test: Examples
     var summary: String
+
+    var description: DataDescription {
+        DataDescription(summary: summary, trainCount: train.count, testCount: test.count)
+    }
 
     /// Loads the examples a model trains on (`spec.vocabulary` is set from a text corpus); a `DatasetError`
     /// says what is missing or damaged and carries its exit status.
@@ -32,11 +54,83 @@ struct TrainingData {
     }
 
     /// Refuses a data set too small to train on or score.
-    func requireExamples(spec: ModelSpec) throws {
-        guard train.count > 0, test.count > 0 else {
-            throw Refusal("\(summary) gives \(train.count) training and \(test.count) test examples: "
-                          + "too little text for sequences of \(spec.steps) tokens")
+    func requireExamples(spec: ModelSpec) throws { try description.requireExamples(spec: spec) }
+}
+
+/// The part of the data one model-parallel rank holds: only the inputs its nodes read, in training
+/// (`train`) and in evaluation (`test`); a rank that reads no input holds no example.
+struct RankData {
+    var description: DataDescription
+    var train: Examples?
+    var test: Examples?
+    /// The inputs held for training and for evaluation.
+    var trainFeeds: Set<String>
+    var testFeeds: Set<String>
+
+    /// What the data are, counted as a rank without examples counts them: image files' headers only;
+    /// a text corpus is read for its vocabulary (the model's shape depends on it) and then dropped.
+    static func describe(_ settings: TrainingSettings, spec: inout ModelSpec) throws -> DataDescription {
+        switch settings.dataset {
+        case .fashionMNIST:
+            let data = try FashionMNIST.load(directory: settings.dataDirectory ?? settings.dataset.defaultDirectory,
+                                             trainLimit: settings.limitTrain, testLimit: settings.limitTest, train: [], test: [])
+            return DataDescription(summary: "fashion-mnist", trainCount: data.train.count, testCount: data.test.count)
+        case .fortunes:
+            var description = try TrainingData.load(settings, spec: &spec, testLimit: settings.limitTest).description
+            description.vocabulary = spec.vocabulary
+            return description
         }
+    }
+
+    /// Loads the examples' parts that `trainFeeds` and `testFeeds` name (model inputs).
+    static func load(_ settings: TrainingSettings, description: DataDescription, spec: ModelSpec,
+                     trainFeeds: Set<String>, testFeeds: Set<String>) throws -> RankData {
+        var data = RankData(description: description, trainFeeds: trainFeeds, testFeeds: testFeeds)
+        switch settings.dataset {
+        case .fashionMNIST:
+            func parts(_ feeds: Set<String>) -> ImageParts {
+                ImageParts().union(feeds.contains("images") ? .images : []).union(feeds.contains("labels") ? .labels : [])
+            }
+            let (trainParts, testParts) = (parts(trainFeeds), parts(testFeeds))
+            guard !trainParts.isEmpty || !testParts.isEmpty else { return data }
+            let loaded = try FashionMNIST.load(directory: settings.dataDirectory ?? settings.dataset.defaultDirectory,
+                                               trainLimit: settings.limitTrain, testLimit: settings.limitTest,
+                                               train: trainParts, test: testParts)
+            if !trainParts.isEmpty { data.train = .images(loaded.train) }
+            if !testParts.isEmpty { data.test = .images(loaded.test) }
+        case .fortunes:
+            // Tokens and targets come from one corpus; the initial state is zeros and needs none.
+            let text: Set<String> = ["tokens", "targets"]
+            guard !trainFeeds.isDisjoint(with: text) || !testFeeds.isDisjoint(with: text) else { return data }
+            var shaped = spec
+            let loaded = try TrainingData.load(settings, spec: &shaped, testLimit: settings.limitTest)
+            if !trainFeeds.isDisjoint(with: text) { data.train = loaded.train }
+            if !testFeeds.isDisjoint(with: text) { data.test = loaded.test }
+        }
+        return data
+    }
+
+    /// Bytes of examples this rank holds.
+    var heldBytes: Int {
+        [train, test].reduce(0) { total, examples in
+            switch examples {
+            case .images(let images): total + images.images.byteCount + images.labels.byteCount
+            case .text(let text): total + (text.inputs.count + text.targets.count) * MemoryLayout<Float>.size
+            case nil: total
+            }
+        }
+    }
+
+    /// The inputs `names` of the examples `indices` of the training (or test) set.
+    func feeds<Indices: Collection<Int>>(_ model: Model, training: Bool, _ indices: Indices) -> [String: Tensor] {
+        let names = training ? trainFeeds : testFeeds
+        guard !names.isEmpty else { return [:] }
+        var feeds: [String: Tensor] = [:]
+        if let examples = training ? train : test { feeds = model.feeds(examples, indices) }
+        if names.contains("initial_state"), feeds["initial_state"] == nil, case .languageModel(_, _, let stateSize) = model.task {
+            feeds["initial_state"] = Tensor(zeros: [indices.count, stateSize])
+        }
+        return feeds.filter { names.contains($0.key) }
     }
 }
 

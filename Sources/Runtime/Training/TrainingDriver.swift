@@ -32,6 +32,8 @@ public struct TrainingSettings: Sendable {
     /// Where rank 0 writes one JSON record per epoch (round) and a summary.
     public var metricsPath: String?
     public var checkpoints: CheckpointSettings?
+    /// mlp: widths of the hidden layers (nil: the zoo's).
+    public var hidden: [Int]?
 
     public init(model: ModelKind, dataDirectory: String? = nil, seed: UInt64 = 1, batchSize: Int? = nil,
                 optimizer: OptimizerKind = .adam, learningRate: Float? = nil, limitTrain: Int? = nil, limitTest: Int? = nil,
@@ -50,6 +52,13 @@ public struct TrainingSettings: Sendable {
 
     public var dataset: KnownDataset { model.dataset }
     public var chosenBatchSize: Int { batchSize ?? model.defaultBatchSize }
+
+    /// The zoo model this run trains, with the sizes asked for.
+    public func modelSpec() -> ModelSpec {
+        var spec = ModelSpec(kind: model)
+        if let hidden { spec.hidden = hidden }
+        return spec
+    }
     public var chosenLearningRate: Float { learningRate ?? optimizer.defaultLearningRate }
 
     /// What makes two runs the same run (`RunIdentity`): a checkpoint is resumed only by the same values.
@@ -59,6 +68,7 @@ public struct TrainingSettings: Sendable {
             "optimizer": optimizer.rawValue, "learning_rate": "\(chosenLearningRate)", "batch_size": "\(chosenBatchSize)",
             "limit_train": limitTrain.map(String.init) ?? "all",
         ]
+        if let hidden { values["hidden"] = hidden.map(String.init).joined(separator: ",") }
         values.merge(extra) { $1 }
         return RunIdentity(values)
     }

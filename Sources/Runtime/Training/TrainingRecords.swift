@@ -80,11 +80,16 @@ public struct ModelParallelRecord: Codable, Sendable {
         public var otherMs: Double
         public var peakBytes: Int
         public var predictedPeakBytes: Int
+        /// The operating system's figures: peak resident memory, and resident memory at start.
+        public var peakRSSBytes: Int
+        public var startRSSBytes: Int
+        public var dataBytes: Int
 
         enum CodingKeys: String, CodingKey {
             case rank, nodes
             case computeMs = "compute_ms", communicationWaitMs = "communication_wait_ms", otherMs = "other_ms"
             case peakBytes = "peak_bytes", predictedPeakBytes = "predicted_peak_bytes"
+            case peakRSSBytes = "peak_rss_bytes", startRSSBytes = "start_rss_bytes", dataBytes = "data_bytes"
         }
     }
     public var kind = "summary"
@@ -98,11 +103,20 @@ public struct ModelParallelRecord: Codable, Sendable {
     public var memoryLimitBytes: Int
     public var withinMemory: Bool
     public var placementSeconds: Double
+    /// Wall time of the job's shared profiling and the ranks that shared it (nil: a saved profile or plan).
+    public var profilingSeconds: Double?
+    public var profilingRanks: Int?
+    /// The documented fixed overhead of a rank, and whether every rank's peak resident memory stayed
+    /// within its limit plus it.
+    public var fixedOverheadBytes: Int
+    public var residentWithinLimit: Bool
     public var perRank: [Rank]
 
     enum CodingKeys: String, CodingKey {
         case kind, mode, model, algorithm, ranks, steps
         case medianStepMs = "median_step_ms", predictedStepMs = "predicted_step_ms", memoryLimitBytes = "memory_limit_bytes"
         case withinMemory = "within_memory", placementSeconds = "placement_seconds", perRank = "per_rank"
+        case profilingSeconds = "profiling_seconds", profilingRanks = "profiling_ranks"
+        case fixedOverheadBytes = "fixed_overhead_bytes", residentWithinLimit = "resident_within_limit"
     }
 }

@@ -17,11 +17,21 @@ public struct IDXArray: Sendable {
     /// exactly what its header promises. Decompression stops as soon as it is clear the file is
     /// wrong, so the work and memory are bounded by the header's (checked) size.
     public static func read(path: String) throws -> IDXArray {
+        try read(path: path, body: true)
+    }
+
+    /// The dimensions in a file's header, checked as `read` checks them, without reading the elements:
+    /// how a process that needs no examples learns how many there are.
+    public static func dimensions(path: String) throws -> [Int] {
+        try read(path: path, body: false).dimensions
+    }
+
+    private static func read(path: String, body: Bool) throws -> IDXArray {
         guard let file = gzopen(path, "rb") else {
             throw DatasetError.corrupt(file: path, reason: "cannot open: \(String(cString: strerror(errno)))")
         }
         defer { gzclose(file) }
-        return try parse(file: path) { buffer in try inflate(file, path: path, into: buffer) }
+        return try parse(file: path, body: body) { buffer in try inflate(file, path: path, into: buffer) }
     }
 
     /// Parses IDX bytes already in memory (tests, and callers that decompressed themselves).
@@ -37,7 +47,8 @@ public struct IDXArray: Sendable {
 
     /// The format itself over any source of bytes: `fill` copies up to `buffer.count` next bytes
     /// into `buffer` and returns how many (fewer only at the end).
-    private static func parse(file: String, fill: (UnsafeMutableBufferPointer<UInt8>) throws -> Int) throws -> IDXArray {
+    private static func parse(file: String, body readsBody: Bool = true,
+                              fill: (UnsafeMutableBufferPointer<UInt8>) throws -> Int) throws -> IDXArray {
         // Grows with what actually arrives, so a header promising 1 GiB over a few bytes of data
         // costs a few bytes, not a 1 GiB allocation.
         func read(_ count: Int) throws -> [UInt8] {
@@ -72,6 +83,7 @@ public struct IDXArray: Sendable {
             }
             expected = product
         }
+        guard readsBody else { return IDXArray(dimensions: dimensions, bytes: []) }
         let body = try read(expected)
         guard body.count == expected else {
             throw DatasetError.corrupt(file: file, reason: "header promises \(shape) bytes of data, file holds \(body.count)")

@@ -104,14 +104,17 @@ public final class Model: @unchecked Sendable {
 public final class GraphBuilder {
     public let name: String
     public let seed: UInt64
+    /// Which parameters the built model holds.
+    public let holding: ParameterHolding
     private(set) var nodes: [Node] = []
     private var feeds: [String: Int] = [:]
     private let parameters = ParameterStore()
     private var usedNames: Set<String> = []
 
-    public init(name: String, seed: UInt64) {
+    public init(name: String, seed: UInt64, holding: ParameterHolding = .all) {
         self.name = name
         self.seed = seed
+        self.holding = holding
     }
 
     private func add(_ node: Node) -> Int {
@@ -127,10 +130,9 @@ public final class GraphBuilder {
     }
 
     /// A trainable parameter, initialised from (seed, name) so that adding a layer does not change
-    /// the others' initial values.
+    /// the others' initial values, and so that whoever holds it starts from the same values.
     public func parameter(_ name: String, shape: [Int], _ initializer: Initializer) -> ValueRef {
-        var random = SplitMix64(seed: seed, stream: "init/" + name)
-        parameters.add(name, Tensor(shape: shape, data: initializer.values(count: shape.reduce(1, *), random: &random)))
+        parameters.declare(ParameterDeclaration(name: name, shape: shape, initializer: initializer, seed: seed))
         return ValueRef(node: add(Node(name: "var/" + name, action: .read(parameter: name), inputs: [],
                                        outputCount: 1, colocation: "param/" + name)))
     }
@@ -166,9 +168,11 @@ public final class GraphBuilder {
                     name: name + "/bias")
     }
 
+    /// The model, holding the parameters the builder was asked to (their values are made now).
     public func build(task: Task, loss: ValueRef, prediction: ValueRef) -> Model {
-        Model(name: name, task: task, nodes: nodes, parameters: parameters, feeds: feeds, loss: loss,
-              prediction: prediction)
+        if case .all = holding { parameters.holdAll() }
+        return Model(name: name, task: task, nodes: nodes, parameters: parameters, feeds: feeds, loss: loss,
+                     prediction: prediction)
     }
 }
 

@@ -1,10 +1,43 @@
 import Basics
+/// A parameter as the model declares it: its shape and the seeded initializer that fills it.
+///
+/// The initial values come from a random stream of their own, named by the run's seed and the
+/// parameter's name, so a parameter starts the same whichever process initialises it and whatever
+/// else that process holds: a model-parallel rank initialises only what it owns.
+public struct ParameterDeclaration: Sendable {
+    public let name: String
+    public let shape: [Int]
+    let initializer: Initializer
+    let seed: UInt64
+
+    public var count: Int { shape.reduce(1, *) }
+    public var byteCount: Int { count * MemoryLayout<Float>.size }
+
+    /// The parameter's first value.
+    func initialValue() -> Tensor {
+        var random = SplitMix64(seed: seed, stream: "init/" + name)
+        return Tensor(shape: shape, data: initializer.values(count: count, random: &random))
+    }
+}
+
+/// Which declared parameters a freshly built model holds in memory.
+public enum ParameterHolding: Sendable {
+    /// Every parameter, initialised: single-process and federated training.
+    case all
+    /// None: shapes only, until `ParameterStore.hold(_:)` says which (a model-parallel rank's own).
+    case none
+}
+
 /// A model's trainable parameters by name, with each one's optimizer state.
 ///
-/// Federated averaging and model-parallel ranks read and write parameters as flat Float arrays
-/// through `values(of:)` and `set(_:_:)`.
+/// Every parameter is declared (name, shape, initializer); a process holds the values of all of them
+/// or of some (`hold(_:)`). Federated averaging and model-parallel ranks read and write held
+/// parameters as flat Float arrays through `values(of:)` and `set(_:_:)`.
 public final class ParameterStore: @unchecked Sendable {
-    /// Names in the order the model created them.
+    /// Every parameter's name, in the order the model declared them.
+    public private(set) var declaredNames: [String] = []
+    private var declarations: [String: ParameterDeclaration] = [:]
+    /// Names of the parameters this process holds, in declaration order.
     public private(set) var names: [String] = []
     private var tensors: [String: Tensor] = [:]
     /// Optimizer state (momentum, moment estimates) per parameter, created on its first update.
@@ -29,11 +62,31 @@ public final class ParameterStore: @unchecked Sendable {
         }
     }
 
-    func add(_ name: String, _ value: Tensor) {
-        precondition(tensors[name] == nil, "parameter \(name) defined twice")
-        names.append(name)
-        tensors[name] = value
+    func declare(_ declaration: ParameterDeclaration) {
+        precondition(declarations[declaration.name] == nil, "parameter \(declaration.name) defined twice")
+        declaredNames.append(declaration.name)
+        declarations[declaration.name] = declaration
     }
+
+    /// The declaration of parameter `name`, held or not.
+    public func declaration(_ name: String) -> ParameterDeclaration? { declarations[name] }
+
+    /// Holds exactly the parameters in `wanted`: those not held yet start from their initial values,
+    /// those held and not wanted are dropped with their optimizer state.
+    public func hold(_ wanted: Set<String>) {
+        for name in declaredNames {
+            if wanted.contains(name) {
+                if tensors[name] == nil { tensors[name] = declarations[name]!.initialValue() }
+            } else {
+                tensors[name] = nil
+                optimizerState[name] = nil
+            }
+        }
+        names = declaredNames.filter { tensors[$0] != nil }
+    }
+
+    /// Holds every declared parameter.
+    public func holdAll() { hold(Set(declaredNames)) }
 
     public func tensor(_ name: String) -> Tensor? { tensors[name] }
 
@@ -47,15 +100,11 @@ public final class ParameterStore: @unchecked Sendable {
         tensors[name] = Tensor(shape: current.shape, data: values)
     }
 
-    /// Drops a parameter this process does not hold: a model-parallel rank keeps only its own.
-    public func remove(_ name: String) {
-        guard tensors.removeValue(forKey: name) != nil else { return }
-        names.removeAll { $0 == name }
-        optimizerState[name] = nil
-    }
-
-    /// Total trainable values.
+    /// Trainable values this process holds.
     public var count: Int { tensors.values.reduce(0) { $0 + $1.count } }
+
+    /// Trainable values of the whole model, held here or not.
+    public var declaredCount: Int { declarations.values.reduce(0) { $0 + $1.count } }
 
     /// The root mean square of every value: the scale federated aggregation's error is measured against.
     public var rootMeanSquare: Double {

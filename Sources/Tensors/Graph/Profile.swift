@@ -71,27 +71,41 @@ extension TrainingGraph {
     /// Runs the training step on `feeds`, then times every node alone on the values that step
     /// produced (the median of `repeats` runs), and records its memory and output shapes.
     ///
+    /// It holds every value of a step at once and needs every parameter: the reference the per-op
+    /// profile (`OperatorProfiler`) is measured against, and a tool for models one process can hold.
     /// Update nodes really apply the optimizer while being timed, so profile a throwaway model.
-    public func profile(feeds: [String: Tensor], repeats: Int = 7) -> TrainingProfile {
+    public func wholeStepProfile(feeds: [String: Tensor], repeats: Int = 7) -> TrainingProfile {
         let context = ExecutionContext(training: true, step: 0, seed: seed)
         var values = feedValues(feeds)
         let order = executionOrder
         for _ in 0..<2 { run(order, values: &values, context: context) }  // warm caches and allocator
 
+        var microseconds: [Double] = []
+        for (index, node) in nodes.enumerated() {
+            guard node.role != .input else { microseconds.append(1); continue }
+            let inputs = node.inputs.map { values[$0]! }
+            var samples: [Double] = []
+            for _ in 0..<repeats {
+                let start = DispatchTime.now().uptimeNanoseconds
+                _ = execute(index, inputs: inputs, context: context)
+                samples.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1000)
+            }
+            microseconds.append(median(samples))
+        }
+        let shapes = nodes.indices.map { index in
+            (0..<nodes[index].outputCount).map { values[ValueRef(node: index, port: $0)]?.shape ?? [] }
+        }
+        return profile(shapes: shapes, microseconds: microseconds)
+    }
+
+    /// The profile of this graph from every output's shape and every node's time: memory and bytes
+    /// follow from the shapes, so a profile needs no value of the model.
+    public func profile(shapes: [[[Int]]], microseconds: [Double]) -> TrainingProfile {
+        precondition(shapes.count == nodes.count && microseconds.count == nodes.count, "one shape list and one time per node")
+        func bytes(_ ref: ValueRef) -> Int { shapes[ref.node][ref.port].reduce(1, *) * MemoryLayout<Float>.size }
         var profiled: [TrainingProfile.Node] = []
         var edges: [TrainingProfile.Edge] = []
         for (index, node) in nodes.enumerated() {
-            let inputs = node.inputs.map { values[$0]! }
-            var micros: Double = 1
-            if node.role != .input {
-                var samples: [Double] = []
-                for _ in 0..<repeats {
-                    let start = DispatchTime.now().uptimeNanoseconds
-                    _ = execute(index, inputs: inputs, context: context)
-                    samples.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1000)
-                }
-                micros = median(samples)
-            }
             var persistent = 0
             var temporary = 0
             switch node.action {
@@ -102,29 +116,29 @@ extension TrainingGraph {
             case .update(let parameter):
                 persistent = parameterMemory(parameter).stateBytes
             case .forward(let op):
-                temporary = op.forwardTemporaryBytes(inputs.map(\.shape))
+                temporary = op.forwardTemporaryBytes(node.inputs.map { shapes[$0.node][$0.port] })
             case .backward(let op, let layout):
-                let forwardInputs = nodes[layout.forwardNode].inputs.map { values[$0]!.shape }
-                temporary = op.backwardTemporaryBytes(forwardInputs)
+                temporary = op.backwardTemporaryBytes(nodes[layout.forwardNode].inputs.map { shapes[$0.node][$0.port] })
             case .feed, .sum:
                 break
             }
-            let outputs = (0..<node.outputCount).map { values[ValueRef(node: index, port: $0)] }
+            let outputs = (0..<node.outputCount).map { ValueRef(node: index, port: $0) }
+            let micros = node.role == .input ? 1 : microseconds[index]
             profiled.append(TrainingProfile.Node(
                 name: node.name, computeMicroseconds: max(1, Int(micros.rounded())), persistentBytes: persistent,
-                temporaryBytes: temporary, outputBytes: outputs.map { $0?.byteCount ?? 0 },
-                outputShapes: outputs.map { $0?.shape ?? [] }, colocation: node.colocation))
+                temporaryBytes: temporary, outputBytes: outputs.map(bytes), outputShapes: shapes[index],
+                colocation: node.colocation))
             var seen = Set<ValueRef>()
             for input in node.inputs where seen.insert(input).inserted {
                 edges.append(TrainingProfile.Edge(source: nodes[input.node].name, destination: node.name,
-                                                  output: input.port, bytes: values[input]!.byteCount))
+                                                  output: input.port, bytes: bytes(input)))
             }
         }
         return TrainingProfile(name: model.name, nodes: profiled, edges: edges)
     }
 
-    /// The memory rule of `parameter` under this graph's optimizer.
+    /// The memory rule of `parameter` under this graph's optimizer, from its declared shape (held or not).
     public func parameterMemory(_ parameter: String) -> ParameterMemory {
-        ParameterMemory(weightBytes: model.parameters.tensor(parameter)?.byteCount ?? 0, stateSlots: optimizer.slotCount)
+        ParameterMemory(weightBytes: model.parameters.declaration(parameter)?.byteCount ?? 0, stateSlots: optimizer.slotCount)
     }
 }

@@ -11,6 +11,8 @@ extension ElementwiseActivation {
     public var backwardReadsInputs: Set<Int> { [] }
     public var backwardReadsOutputs: Set<Int> { [0] }
 
+    public func outputShapes(_ inputShapes: [[Int]]) throws(ShapeMismatch) -> [[Int]] { [inputShapes[0]] }
+
     public func forward(_ inputs: [Tensor], context: ExecutionContext) -> [Tensor] {
         [inputs[0].mapped(value)]
     }

@@ -37,6 +37,15 @@ public struct Conv2D: Operation {
                         kh: w[2], kw: w[3], outH: outH, outW: outW)
     }
 
+    public func outputShapes(_ inputShapes: [[Int]]) throws(ShapeMismatch) -> [[Int]] {
+        let (x, w) = (inputShapes[0], inputShapes[1])
+        guard x.count == 4, w.count == 4, x[1] == w[1] else { throw ShapeMismatch(kind, "input \(x) does not fit filters \(w)") }
+        let outH = (x[2] + 2 * padding - w[2]) / stride + 1
+        let outW = (x[3] + 2 * padding - w[3]) / stride + 1
+        guard outH > 0, outW > 0 else { throw ShapeMismatch(kind, "filters \(w) larger than padded input \(x)") }
+        return [[x[0], w[0], outH, outW]]
+    }
+
     public func forward(_ inputs: [Tensor], context: ExecutionContext) -> [Tensor] {
         let (x, w) = (inputs[0], inputs[1])
         let g = geometry(x.shape, w.shape)

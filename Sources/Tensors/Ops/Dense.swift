@@ -5,6 +5,15 @@ public struct MatMul: Operation {
 
     public init() {}
 
+    public func outputShapes(_ inputShapes: [[Int]]) throws(ShapeMismatch) -> [[Int]] {
+        let (x, w) = (inputShapes[0], inputShapes[1])
+        let count = x.reduce(1, *)
+        guard w.count == 2, w[0] > 0, count % w[0] == 0 else {
+            throw ShapeMismatch(kind, "input \(x) does not fit weight \(w)")
+        }
+        return [[count / w[0], w[1]]]
+    }
+
     public func forward(_ inputs: [Tensor], context: ExecutionContext) -> [Tensor] {
         let (x, w) = (inputs[0], inputs[1])
         let (k, n) = (w.shape[0], w.shape[1])
@@ -53,6 +62,12 @@ public struct BiasAdd: Operation {
     public var backwardReadsInputs: Set<Int> { [] }
 
     public init() {}
+
+    public func outputShapes(_ inputShapes: [[Int]]) throws(ShapeMismatch) -> [[Int]] {
+        let (x, b) = (inputShapes[0], inputShapes[1])
+        guard x.count >= 2, x[1] == b.reduce(1, *) else { throw ShapeMismatch(kind, "\(b) does not fit \(x)") }
+        return [x]
+    }
 
     public func forward(_ inputs: [Tensor], context: ExecutionContext) -> [Tensor] {
         let (x, b) = (inputs[0], inputs[1])
@@ -116,6 +131,13 @@ public struct Add: Operation {
     public var backwardReadsInputs: Set<Int> { [] }
 
     public init() {}
+
+    public func outputShapes(_ inputShapes: [[Int]]) throws(ShapeMismatch) -> [[Int]] {
+        guard inputShapes[0] == inputShapes[1] else {
+            throw ShapeMismatch(kind, "\(inputShapes[0]) and \(inputShapes[1]) differ")
+        }
+        return [inputShapes[0]]
+    }
 
     public func forward(_ inputs: [Tensor], context: ExecutionContext) -> [Tensor] {
         [inputs[0].zipped(inputs[1], +)]

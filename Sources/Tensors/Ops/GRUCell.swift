@@ -18,6 +18,16 @@ public struct GRUCell: Operation {
 
     public init() {}
 
+    public func outputShapes(_ inputShapes: [[Int]]) throws(ShapeMismatch) -> [[Int]] {
+        let (x, h, wih, whh) = (inputShapes[0], inputShapes[1], inputShapes[2], inputShapes[3])
+        guard h.count == 2, wih.count == 2, whh == [h[1], 3 * h[1]], wih[1] == 3 * h[1],
+              inputShapes[4] == [3 * h[1]], inputShapes[5] == [3 * h[1]],
+              wih[0] > 0, x.reduce(1, *) == h[0] * wih[0] else {
+            throw ShapeMismatch(kind, "input \(x), state \(h) and weights \(Array(inputShapes[2...])) do not fit")
+        }
+        return [h, [h[0], 4 * h[1]]]
+    }
+
     /// [batch, 3 hidden] = a W + b.
     private func affine(_ a: Tensor, _ w: Tensor, _ b: Tensor) -> Tensor {
         let (k, n) = (w.shape[0], w.shape[1])

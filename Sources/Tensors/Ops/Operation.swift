@@ -63,6 +63,9 @@ public protocol Operation: Sendable {
     var backwardReadsInputs: Set<Int> { get }
     var backwardReadsOutputs: Set<Int> { get }
 
+    /// The shape of each output for inputs of these shapes, without running the op: how a plan sizes
+    /// its receive buffers and a profile its tensors before any value exists.
+    func outputShapes(_ inputShapes: [[Int]]) throws(ShapeMismatch) -> [[Int]]
     func forward(_ inputs: [Tensor], context: ExecutionContext) -> [Tensor]
     /// Gradients for the inputs, nil where not wanted.
     func backward(_ args: Backprop) -> [Tensor?]
@@ -80,6 +83,13 @@ extension Operation {
     public var backwardReadsOutputs: Set<Int> { [] }
     public func forwardTemporaryBytes(_ inputShapes: [[Int]]) -> Int { 0 }
     public func backwardTemporaryBytes(_ inputShapes: [[Int]]) -> Int { 0 }
+}
+
+/// Input shapes an op cannot take, found by shape inference: the op's kind and why.
+public struct ShapeMismatch: Error, Sendable, CustomStringConvertible {
+    public var description: String
+
+    public init(_ kind: String, _ reason: String) { description = kind + ": " + reason }
 }
 
 /// Rows of a row-major matrix whose rows have `columns` elements.

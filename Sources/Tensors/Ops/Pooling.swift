@@ -5,10 +5,14 @@ struct PoolWindow {
     var padding: Int
 
     func outputShape(_ x: [Int]) -> [Int] {
-        precondition(x.count == 4, "pooling expects NCHW input, got \(x)")
+        do { return try checkedOutputShape(x, kind: "pooling") } catch { preconditionFailure(error.description) }
+    }
+
+    func checkedOutputShape(_ x: [Int], kind: String) throws(ShapeMismatch) -> [Int] {
+        guard x.count == 4 else { throw ShapeMismatch(kind, "expects NCHW input, got \(x)") }
         let outH = (x[2] + 2 * padding - kernel) / stride + 1
         let outW = (x[3] + 2 * padding - kernel) / stride + 1
-        precondition(outH > 0 && outW > 0, "pooling window \(kernel) larger than padded input \(x)")
+        guard outH > 0, outW > 0 else { throw ShapeMismatch(kind, "window \(kernel) larger than padded input \(x)") }
         return [x[0], x[1], outH, outW]
     }
 
@@ -43,6 +47,10 @@ public struct MaxPool2D: Operation {
 
     public init(kernel: Int, stride: Int? = nil, padding: Int = 0) {
         window = PoolWindow(kernel: kernel, stride: stride ?? kernel, padding: padding)
+    }
+
+    public func outputShapes(_ inputShapes: [[Int]]) throws(ShapeMismatch) -> [[Int]] {
+        [try window.checkedOutputShape(inputShapes[0], kind: kind)]
     }
 
     @inline(__always)
@@ -105,6 +113,11 @@ public struct AvgPool2D: Operation {
 
     public init(kernel: Int, stride: Int? = nil, padding: Int = 0) {
         window = PoolWindow(kernel: kernel, stride: stride ?? kernel, padding: padding)
+    }
+
+    /// The pooled planes, and the input's shape as a tensor of its rank for backward.
+    public func outputShapes(_ inputShapes: [[Int]]) throws(ShapeMismatch) -> [[Int]] {
+        [try window.checkedOutputShape(inputShapes[0], kind: kind), [inputShapes[0].count]]
     }
 
     public func forward(_ inputs: [Tensor], context: ExecutionContext) -> [Tensor] {

@@ -14,13 +14,25 @@ public struct Reshape: Operation {
     /// [batch, everything else].
     public static func flatten() -> Reshape { Reshape([0, -1]) }
 
+    /// The result's shape, and the input's shape as a tensor of its rank for backward.
+    public func outputShapes(_ inputShapes: [[Int]]) throws(ShapeMismatch) -> [[Int]] {
+        let x = inputShapes[0]
+        let count = x.reduce(1, *)
+        guard target.indices.allSatisfy({ target[$0] != 0 || $0 < x.count }), target.filter({ $0 == -1 }).count <= 1 else {
+            throw ShapeMismatch(kind, "cannot reshape \(x) to \(target)")
+        }
+        // 0 keeps the input's dimension at that position.
+        var shape = target.enumerated().map { $0.element == 0 ? x[$0.offset] : $0.element }
+        let known = shape.filter { $0 != -1 }.reduce(1, *)
+        if let free = shape.firstIndex(of: -1) { shape[free] = count / max(1, known) }
+        guard shape.reduce(1, *) == count else { throw ShapeMismatch(kind, "cannot reshape \(x) to \(target)") }
+        return [shape, [x.count]]
+    }
+
     public func forward(_ inputs: [Tensor], context: ExecutionContext) -> [Tensor] {
         let x = inputs[0]
-        // 0 keeps the input's dimension at that position.
-        var shape = target.enumerated().map { $0.element == 0 ? x.shape[$0.offset] : $0.element }
-        if let free = shape.firstIndex(of: -1) {
-            shape[free] = x.count / max(1, shape.filter { $0 != -1 }.reduce(1, *))
-        }
+        // Shapes were checked when the graph's shapes were inferred.
+        let shape = try! outputShapes([x.shape])[0]
         return [x.reshaped(shape), shapeTensor(x.shape)]
     }
 
@@ -63,6 +75,20 @@ public struct Concat: Operation {
         self.inputCount = inputCount
     }
 
+    /// The joined tensor, and each input's size along the axis for backward.
+    public func outputShapes(_ inputShapes: [[Int]]) throws(ShapeMismatch) -> [[Int]] {
+        var shape = inputShapes[0]
+        guard axis < shape.count else { throw ShapeMismatch(kind, "axis \(axis) of \(shape)") }
+        for other in inputShapes.dropFirst() {
+            var expected = shape
+            guard other.count == shape.count, axis < other.count else { throw ShapeMismatch(kind, "\(other) does not fit \(shape)") }
+            expected[axis] = other[axis]
+            guard other == expected else { throw ShapeMismatch(kind, "\(other) does not fit \(shape)") }
+        }
+        shape[axis] = inputShapes.reduce(0) { $0 + $1[axis] }
+        return [shape, [inputShapes.count]]
+    }
+
     public func forward(_ inputs: [Tensor], context: ExecutionContext) -> [Tensor] {
         let sizes = inputs.map { $0.shape[axis] }
         var shape = inputs[0].shape
@@ -102,6 +128,16 @@ public struct Split: Operation {
     public init(axis: Int, sizes: [Int]) {
         self.axis = axis
         self.sizes = sizes
+    }
+
+    public func outputShapes(_ inputShapes: [[Int]]) throws(ShapeMismatch) -> [[Int]] {
+        let x = inputShapes[0]
+        guard axis < x.count, x[axis] == sizes.reduce(0, +) else { throw ShapeMismatch(kind, "\(sizes) do not add up to \(x)") }
+        return sizes.map { size in
+            var shape = x
+            shape[axis] = size
+            return shape
+        }
     }
 
     public func forward(_ inputs: [Tensor], context: ExecutionContext) -> [Tensor] {

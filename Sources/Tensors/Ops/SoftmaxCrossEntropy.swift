@@ -10,6 +10,16 @@ public struct SoftmaxCrossEntropy: Operation {
 
     public init() {}
 
+    /// The mean loss, a scalar.
+    public func outputShapes(_ inputShapes: [[Int]]) throws(ShapeMismatch) -> [[Int]] {
+        let (logits, labels) = (inputShapes[0], inputShapes[1])
+        let classes = logits.last ?? 1
+        guard classes > 0, logits.reduce(1, *) / classes == labels.reduce(1, *) else {
+            throw ShapeMismatch(kind, "labels \(labels) do not fit logits \(logits)")
+        }
+        return [[]]
+    }
+
     /// Softmax of each row, and the summed loss in Double (the mean of many rows stays accurate).
     static func softmax(_ logits: Tensor, labels: Tensor) -> (probabilities: Tensor, loss: Double) {
         let classes = logits.shape.last ?? 1
@@ -73,6 +83,14 @@ public struct Embedding: Operation {
 
     public init(vocabulary: Int) { self.vocabulary = vocabulary }
 
+    public func outputShapes(_ inputShapes: [[Int]]) throws(ShapeMismatch) -> [[Int]] {
+        let (ids, table) = (inputShapes[0], inputShapes[1])
+        guard table.count == 2, table[0] == vocabulary else {
+            throw ShapeMismatch(kind, "table \(table) is not [\(vocabulary), dimension]")
+        }
+        return [ids + [table[1]]]
+    }
+
     public func forward(_ inputs: [Tensor], context: ExecutionContext) -> [Tensor] {
         let (ids, table) = (inputs[0], inputs[1])
         let dimension = table.shape[1]
@@ -121,6 +139,9 @@ public struct Dropout: Operation {
     public var backwardReadsOutputs: Set<Int> { [1] }
 
     public init(rate: Float) { self.rate = rate }
+
+    /// The result and its mask.
+    public func outputShapes(_ inputShapes: [[Int]]) throws(ShapeMismatch) -> [[Int]] { [inputShapes[0], inputShapes[0]] }
 
     public func forward(_ inputs: [Tensor], context: ExecutionContext) -> [Tensor] {
         let x = inputs[0]
