@@ -1,25 +1,17 @@
 import Foundation
+import TestSupport
 import Testing
 @testable import Tensors
 
 /// What lets a model-parallel rank work on a model it never holds whole: parameters declared without
 /// values, shapes by inference, ops profiled alone on synthetic inputs.
 @Suite struct BeyondOneProcessTests {
-    /// Every output of a real training step, by shape.
-    func executedShapes(_ graph: TrainingGraph, _ feeds: [String: Tensor]) -> [[[Int]]] {
-        var values = graph.feedValues(feeds)
-        graph.run(graph.executionOrder, values: &values, context: ExecutionContext(training: true, step: 0, seed: 5))
-        return graph.nodes.indices.map { node in
-            (0..<graph.nodes[node].outputCount).map { values[ValueRef(node: node, port: $0)]!.shape }
-        }
-    }
-
     @Test(arguments: ModelKind.allCases, [1, 3])
     func inferredShapesAreThoseOfARealStep(_ kind: ModelKind, batch: Int) throws {
         let spec = tinySpec(kind)
         let graph = TrainingGraph(model: spec.build(seed: 5), optimizer: Adam(), seed: 5)
         let feeds = graph.model.feeds(tinyExamples(graph.model, count: batch, steps: spec.steps), 0..<batch)
-        let truth = executedShapes(graph, feeds)
+        let truth = executedShapes(graph, feeds: feeds)
         // Inference needs no parameter values: a model that holds none gives the same shapes.
         let declared = TrainingGraph(model: spec.build(seed: 5, holding: .none), optimizer: Adam(), seed: 5)
         #expect(declared.model.parameters.names.isEmpty)
