@@ -105,11 +105,10 @@ public final class RankExecutor {
     /// Highest memory held at once in any pass so far: persistent, live values, in-flight
     /// message buffers and the running node's scratch memory.
     public private(set) var peakBytes = 0
+    /// What an out-of-memory report says the rank held: persistent and live, kept current for its handler.
     private var liveBytes = 0 {
         didSet { RankMemoryGuard.heldBytes = persistentBytes + liveBytes }
     }
-    /// Memory held now (persistent and live): what an out-of-memory report says the rank held.
-    public var heldBytes: Int { persistentBytes + liveBytes }
 
     public init(graph: TrainingGraph, plan: ModelParallelPlan, communicator: Communicator) throws(ModelParallelError) {
         guard plan.rankCount == communicator.size else {
