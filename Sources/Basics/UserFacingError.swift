@@ -39,3 +39,33 @@ public struct LogicError: Error, CustomStringConvertible, Sendable {
         self.description = "internal error at \(file):\(line): \(description) (please report it)"
     }
 }
+
+/// Text from a file (a name, a key) as a one-line message shows it. Files are untrusted: a damaged name can
+/// hold newlines or be megabytes long, and a message must stay one readable line.
+public enum MessageText {
+    /// `text` in double quotes, escaped as `escaped` does.
+    public static func quoted(_ text: String, limit: Int = 80) -> String { "\"" + escaped(text, limit: limit) + "\"" }
+
+    /// Control characters and line separators escaped (`\n`, `\u{85}`), and at most `limit` characters,
+    /// then the length in bytes.
+    public static func escaped(_ text: String, limit: Int = 80) -> String {
+        var shown = ""
+        var count = 0
+        for scalar in text.unicodeScalars {
+            if count == limit { return shown + "... (\(text.utf8.count) bytes)" }
+            switch scalar {
+            case "\n": shown += "\\n"
+            case "\r": shown += "\\r"
+            case "\t": shown += "\\t"
+            default:
+                if scalar.value < 0x20 || (0x7F..<0xA0).contains(scalar.value) || scalar.value == 0x2028 || scalar.value == 0x2029 {
+                    shown += "\\u{" + String(scalar.value, radix: 16) + "}"
+                } else {
+                    shown.unicodeScalars.append(scalar)
+                }
+            }
+            count += 1
+        }
+        return shown
+    }
+}

@@ -61,30 +61,11 @@ public enum GraphFile {
 
 extension GraphError {
     /// A name from the file as a message shows it, in quotes: see `escaped`.
-    static func quoted(_ text: String) -> String { "\"" + escaped(text) + "\"" }
+    static func quoted(_ text: String) -> String { MessageText.quoted(text) }
 
-    /// Control characters escaped (so a message stays one line) and at most 80 characters (a
-    /// damaged name can be megabytes long).
-    static func escaped(_ text: String, limit: Int = 80) -> String {
-        var shown = ""
-        var count = 0
-        for scalar in text.unicodeScalars {
-            if count == limit { return shown + "... (\(text.utf8.count) bytes)" }
-            switch scalar {
-            case "\n": shown += "\\n"
-            case "\r": shown += "\\r"
-            case "\t": shown += "\\t"
-            default:
-                if scalar.value < 0x20 || (0x7F..<0xA0).contains(scalar.value) || scalar.value == 0x2028 || scalar.value == 0x2029 {
-                    shown += "\\u{" + String(scalar.value, radix: 16) + "}"
-                } else {
-                    shown.unicodeScalars.append(scalar)
-                }
-            }
-            count += 1
-        }
-        return shown
-    }
+    /// Control characters escaped (so a message stays one line) and at most 80 characters
+    /// (`MessageText.escaped`).
+    static func escaped(_ text: String, limit: Int = 80) -> String { MessageText.escaped(text, limit: limit) }
 
     /// The last safeguard of `description`: whatever a detail quoted, one line of at most 600 characters.
     static func oneLine(_ text: String) -> String { escaped(text, limit: 600) }
