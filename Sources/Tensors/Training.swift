@@ -41,6 +41,15 @@ public enum Examples: Sendable {
 }
 
 extension Model {
+    /// The fed input that holds what the model is scored against (labels, target tokens, targets).
+    public var targetFeed: String {
+        switch task {
+        case .classification: "labels"
+        case .languageModel: "targets"
+        case .supervised(let task): task.target
+        }
+    }
+
     /// The model's inputs for examples `indices`.
     public func feeds<Indices: Collection<Int>>(_ examples: Examples, _ indices: Indices) -> [String: Tensor] {
         switch (task, examples) {
@@ -60,6 +69,12 @@ extension Model {
             }
             return ["tokens": batch.inputs, "targets": Tensor(shape: [indices.count, predicted], data: targets),
                     "initial_state": Tensor(zeros: [indices.count, stateSize])]
+        case (.supervised(let task), .images(let data)):
+            let batch = data.batch(indices)
+            var feeds: [String: Tensor] = [:]
+            if batch.parts.contains(.images) { feeds[task.input] = batch.images }
+            if batch.parts.contains(.labels) { feeds[task.target] = batch.labels }
+            return feeds
         default:
             preconditionFailure("model \(name) cannot read these examples")
         }
@@ -156,7 +171,7 @@ public final class Trainer: @unchecked Sendable {
             let indices = start..<min(start + batchSize, examples.count)
             let feeds = model.feeds(examples, indices)
             let outputs = graph.infer(feeds, outputs: [model.prediction, model.loss])
-            tally.add(logits: outputs[0], loss: outputs[1].data[0], labels: feeds["labels"] ?? feeds["targets"]!)
+            tally.add(logits: outputs[0], loss: outputs[1].data[0], labels: feeds[model.targetFeed]!)
         }
         return tally.evaluation
     }
@@ -171,11 +186,18 @@ public struct EvaluationTally: Sendable {
 
     public init(task: Task) { self.task = task }
 
-    /// One batch: its logits [rows, classes], its mean loss and its labels (or target tokens).
+    /// One batch: its logits [..., classes], its mean loss and its labels (or target tokens), one
+    /// per row of logits. Regression targets count the loss per example and no accuracy.
     public mutating func add(logits: Tensor, loss: Float, labels: Tensor) {
+        if case .supervised(let supervised) = task, supervised.objective == .meanSquaredError {
+            let examples = labels.shape.first ?? 1
+            lossSum += Double(loss) * Double(examples)
+            labelled += examples
+            return
+        }
         lossSum += Double(loss) * Double(labels.count)
         labelled += labels.count
-        let classes = logits.shape[1]
+        let classes = logits.shape.last ?? 1
         logits.data.withUnsafeBufferPointer { lp in
             for row in 0..<labels.count {
                 let scores = lp[(row * classes)..<((row + 1) * classes)]
@@ -191,6 +213,9 @@ public struct EvaluationTally: Sendable {
         switch task {
         case .classification: return Evaluation(loss: loss, accuracy: Double(correct) / Double(max(1, labelled)))
         case .languageModel: return Evaluation(loss: loss, perplexity: exp(loss))
+        case .supervised(let supervised):
+            guard case .crossEntropy = supervised.objective else { return Evaluation(loss: loss) }
+            return Evaluation(loss: loss, accuracy: Double(correct) / Double(max(1, labelled)))
         }
     }
 }
@@ -204,11 +229,14 @@ public struct EvaluationTally: Sendable {
 public struct Batching: Sendable, Equatable {
     public let examples: Int
     public let batchSize: Int
+    /// Whether each epoch takes the examples in a seeded order (the default) or in file order (`--no-shuffle`).
+    public let shuffle: Bool
 
-    public init(examples: Int, batchSize: Int) {
+    public init(examples: Int, batchSize: Int, shuffle: Bool = true) {
         precondition(batchSize >= 1, "a batch has at least one example")
         self.examples = max(0, examples)
         self.batchSize = min(batchSize, max(1, examples))
+        self.shuffle = shuffle
     }
 
     /// Whole batches in one pass over the examples.
@@ -216,6 +244,7 @@ public struct Batching: Sendable, Equatable {
 
     /// The seeded order of the examples in `epoch` (1-based): the same on every rank and in every mode.
     public func order(epoch: Int, seed: UInt64) -> [Int] {
+        guard shuffle else { return Array(0..<examples) }
         var random = SplitMix64(seed: seed, stream: "shuffle", index: UInt64(epoch))
         return random.permutation(examples)
     }

@@ -24,8 +24,23 @@ public enum ModelKind: String, CaseIterable, Sendable {
     }
 }
 
+/// What makes a trainable model: a zoo model's sizes, or a model read from a file. Every process of
+/// a job makes the same model from it, holding the parameters it is asked to.
+public protocol ModelRecipe: Sendable {
+    /// How runs and reports name the model.
+    var name: String { get }
+    /// Tokens per sequence of a language model (synthetic inputs are made this long); 1 otherwise.
+    var steps: Int { get }
+    func build(seed: UInt64, holding: ParameterHolding) -> Model
+}
+
+extension ModelRecipe {
+    /// The model holding every parameter.
+    public func build(seed: UInt64) -> Model { build(seed: seed, holding: .all) }
+}
+
 /// Sizes of a zoo model. The defaults are what `--model` trains; tests shrink them.
-public struct ModelSpec: Sendable {
+public struct ModelSpec: ModelRecipe {
     public var kind: ModelKind
     /// mlp: widths of the hidden layers (each followed by ReLU and dropout).
     public var hidden: [Int] = [1024, 1024]
@@ -45,6 +60,8 @@ public struct ModelSpec: Sendable {
     public var layers = 4
     /// Dropout rate after the mlp's hidden layers and before inception-mini's classifier.
     public var dropout: Float = 0.2
+
+    public var name: String { kind.rawValue }
 
     public init(kind: ModelKind, vocabulary: Int = 10_000) {
         self.kind = kind

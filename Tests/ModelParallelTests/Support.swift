@@ -34,6 +34,16 @@ func syntheticFeeds(_ model: Model, batch: Int, index: Int, seed: UInt64, tokens
     case .languageModel(let vocabulary, _, _):
         let stream = (0..<(batch * tokens + 1)).map { _ in random.nextIndex(below: vocabulary) }
         return model.feeds(.text(TokenSequences(stream: stream, steps: tokens)), 0..<batch)
+    case .supervised(let task):
+        let features = Tensor(shape: [batch] + task.inputShape) { out in
+            for i in 0..<out.count { out[i] = 2 * random.nextUnitFloat() - 1 }
+        }
+        var targets = Tensor(zeros: [batch] + task.targetShape)
+        for i in 0..<targets.count {
+            if case .crossEntropy(let classes) = task.objective { targets.data[i] = Float(random.nextIndex(below: classes)) }
+            else { targets.data[i] = 2 * random.nextUnitFloat() - 1 }
+        }
+        return model.feeds(.images(LabeledImages(images: features, labels: targets)), 0..<batch)
     }
 }
 
@@ -117,6 +127,6 @@ func splitPlan(_ configuration: ModelParallelConfiguration, ranks: Int, feeds: [
 }
 
 /// Shapes of every node output for `feeds`, from one real training step on a copy of the model.
-func executedShapes(of spec: ModelSpec, optimizer: any Optimizer, seed: UInt64, feeds: [String: Tensor]) -> [[[Int]]] {
+func executedShapes(of spec: any ModelRecipe, optimizer: any Optimizer, seed: UInt64, feeds: [String: Tensor]) -> [[[Int]]] {
     executedShapes(TrainingGraph(model: spec.build(seed: seed), optimizer: optimizer, seed: seed), feeds: feeds)
 }

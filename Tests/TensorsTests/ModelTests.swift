@@ -26,6 +26,8 @@ func tinyExamples(_ model: Model, count: Int, steps: Int, seed: UInt64 = 3) -> E
     case .languageModel(let vocabulary, _, _):
         let stream = (0..<(count * steps + 1)).map { _ in data.random.nextIndex(below: vocabulary) }
         return .text(TokenSequences(stream: stream, steps: steps))
+    case .supervised(let task):
+        return .images(LabeledImages(images: data.uniform([count] + task.inputShape), labels: data.uniform([count] + task.targetShape)))
     }
 }
 

@@ -19,7 +19,7 @@ public struct LabeledImages: Sendable {
     public init(images: Tensor, labels: Tensor) {
         self.images = images
         self.labels = labels
-        count = labels.count
+        count = labels.shape.first ?? 0
         parts = .all
     }
 
@@ -45,7 +45,19 @@ public struct LabeledImages: Sendable {
             }
             pixels = Tensor(shape: shape, data: data)
         }
-        let chosen = parts.contains(.labels) ? Tensor(shape: [indices.count], data: indices.map { labels.data[$0] }) : nil
+        var chosen: Tensor?
+        if parts.contains(.labels) {
+            // One label per image, or several (a label per position of a sequence, a target vector).
+            let size = labels.count / max(1, count)
+            var shape = labels.shape
+            shape[0] = indices.count
+            var data = [Float]()
+            data.reserveCapacity(indices.count * size)
+            labels.data.withUnsafeBufferPointer { all in
+                for i in indices { data.append(contentsOf: all[(i * size)..<((i + 1) * size)]) }
+            }
+            chosen = Tensor(shape: shape, data: data)
+        }
         return LabeledImages(count: indices.count, images: pixels, labels: chosen)
     }
 

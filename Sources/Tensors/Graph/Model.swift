@@ -72,6 +72,36 @@ public enum Task: Sendable {
     /// Feeds "tokens" [batch, steps], "targets" [batch, predicted] (the next token for the last
     /// `predicted` steps) and "initial_state" [batch, stateSize] (zeros); scored by perplexity.
     case languageModel(vocabulary: Int, predicted: Int, stateSize: Int)
+    /// A model read from a file, fed features and scored against labels or targets.
+    case supervised(SupervisedTask)
+}
+
+/// The inputs and objective of a model read from a file: each example's features feed `input` and
+/// its labels (or regression targets) feed `target`.
+public struct SupervisedTask: Sendable, Equatable {
+    public var input: String
+    /// One example's features and target, without the batch dimension.
+    public var inputShape: [Int]
+    public var target: String
+    public var targetShape: [Int]
+    public var objective: Objective
+
+    public init(input: String, inputShape: [Int], target: String, targetShape: [Int], objective: Objective) {
+        self.input = input
+        self.inputShape = inputShape
+        self.target = target
+        self.targetShape = targetShape
+        self.objective = objective
+    }
+}
+
+/// What a model read from a file is trained to minimise.
+public enum Objective: Sendable, Equatable {
+    /// Cross-entropy over the last axis of the output against integer labels of its other dimensions,
+    /// averaged over the labels; scored by accuracy too.
+    case crossEntropy(classes: Int)
+    /// Mean squared error against float targets of the output's shape.
+    case meanSquaredError
 }
 
 /// A network as a DAG of input, parameter and forward op nodes, with its parameters.
@@ -87,9 +117,12 @@ public final class Model: @unchecked Sendable {
     public let loss: ValueRef
     /// The logits the task is scored on.
     public let prediction: ValueRef
+    /// The value each running statistic folds in at a training step, by parameter name.
+    public let statistics: [String: ValueRef]
 
     init(name: String, task: Task, nodes: [Node], parameters: ParameterStore, feeds: [String: Int],
-         loss: ValueRef, prediction: ValueRef) {
+         loss: ValueRef, prediction: ValueRef, statistics: [String: ValueRef] = [:]) {
+        self.statistics = statistics
         self.name = name
         self.task = task
         self.nodes = nodes
@@ -110,6 +143,7 @@ public final class GraphBuilder {
     private var feeds: [String: Int] = [:]
     private let parameters = ParameterStore()
     private var usedNames: Set<String> = []
+    private var statistics: [String: ValueRef] = [:]
 
     public init(name: String, seed: UInt64, holding: ParameterHolding = .all) {
         self.name = name
@@ -131,10 +165,23 @@ public final class GraphBuilder {
 
     /// A trainable parameter, initialised from (seed, name) so that adding a layer does not change
     /// the others' initial values, and so that whoever holds it starts from the same values.
-    public func parameter(_ name: String, shape: [Int], _ initializer: Initializer) -> ValueRef {
-        parameters.declare(ParameterDeclaration(name: name, shape: shape, initializer: initializer, seed: seed))
+    public func parameter(_ name: String, shape: [Int], _ initializer: Initializer, role: ParameterRole = .trainable) -> ValueRef {
+        var declaration = ParameterDeclaration(name: name, shape: shape, initializer: initializer, seed: seed)
+        declaration.role = role
+        parameters.declare(declaration)
         return ValueRef(node: add(Node(name: "var/" + name, action: .read(parameter: name), inputs: [],
                                        outputCount: 1, colocation: "param/" + name)))
+    }
+
+    /// Makes `value` the running statistic `parameter` (declared with `.runningAverage`) folds in at
+    /// every training step.
+    public func track(_ parameter: String, with value: ValueRef) {
+        statistics[parameter] = value
+    }
+
+    /// A value fixed when the model is made.
+    public func constant(_ value: Tensor, name: String) -> ValueRef {
+        self(ConstantValue(value), name: name)
     }
 
     /// Adds a forward op node and returns its outputs.
@@ -172,7 +219,7 @@ public final class GraphBuilder {
     public func build(task: Task, loss: ValueRef, prediction: ValueRef) -> Model {
         if case .all = holding { parameters.holdAll() }
         return Model(name: name, task: task, nodes: nodes, parameters: parameters, feeds: feeds, loss: loss,
-                     prediction: prediction)
+                     prediction: prediction, statistics: statistics)
     }
 }
 
@@ -183,6 +230,9 @@ public enum Initializer: Sendable {
     case heUniform(fanIn: Int)
     /// Uniform in ±bound.
     case uniform(Float)
+    /// Given values (a model file's initializers), in row-major order, made only by the process that
+    /// holds the parameter.
+    case values(@Sendable () -> [Float])
 
     func values(count: Int, random: inout SplitMix64) -> [Float] {
         let bound: Float
@@ -190,6 +240,10 @@ public enum Initializer: Sendable {
         case .zeros: return [Float](repeating: 0, count: count)
         case .heUniform(let fanIn): bound = (6 / Float(max(1, fanIn))).squareRoot()
         case .uniform(let b): bound = b
+        case .values(let make):
+            let values = make()
+            precondition(values.count == count, "\(values.count) initial values for \(count) elements")
+            return values
         }
         return (0..<count).map { _ in (2 * random.nextUnitFloat() - 1) * bound }
     }

@@ -9,6 +9,7 @@ public struct ParameterDeclaration: Sendable {
     public let shape: [Int]
     let initializer: Initializer
     let seed: UInt64
+    public var role: ParameterRole = .trainable
 
     public var count: Int { shape.reduce(1, *) }
     public var byteCount: Int { count * MemoryLayout<Float>.size }
@@ -18,6 +19,16 @@ public struct ParameterDeclaration: Sendable {
         var random = SplitMix64(seed: seed, stream: "init/" + name)
         return Tensor(shape: shape, data: initializer.values(count: count, random: &random))
     }
+}
+
+/// How a parameter's update node changes it.
+public enum ParameterRole: Sendable, Equatable {
+    /// The optimizer moves it against its gradient.
+    case trainable
+    /// A running statistic (batch normalization's mean and variance): each update folds the batch's
+    /// value in, value = momentum value + (1 - momentum) batch, as ONNX defines `momentum`
+    /// (PyTorch's momentum 0.1 is 0.9 here). No optimizer state.
+    case runningAverage(momentum: Float)
 }
 
 /// Which declared parameters a freshly built model holds in memory.
@@ -155,6 +166,14 @@ public final class ParameterStore: @unchecked Sendable {
     func update(_ name: String, gradient: Tensor, optimizer: any Optimizer) {
         guard var value = tensors[name] else { preconditionFailure("no parameter named \(name)") }
         precondition(value.count == gradient.count, "gradient of \(name) has the wrong size")
+        if case .runningAverage(let momentum) = declarations[name]?.role {
+            tensors[name] = nil
+            value.data.withUnsafeMutableBufferPointer { v in
+                for i in 0..<v.count { v[i] = momentum * v[i] + (1 - momentum) * gradient.data[i] }
+            }
+            tensors[name] = value
+            return
+        }
         // Taken out of the dictionaries so the arrays are uniquely referenced: updated in place, not copied.
         var state = optimizerState.removeValue(forKey: name) ?? OptimizerState(slots: optimizer.slotCount, count: value.count)
         tensors[name] = nil

@@ -88,7 +88,7 @@ public final class TrainingGraph: @unchecked Sendable {
 
         for index in 0..<forwardCount {
             guard case .read(let parameter) = nodes[index].action,
-                  let g = gradient(of: ValueRef(node: index)) else { continue }
+                  let g = model.statistics[parameter] ?? gradient(of: ValueRef(node: index)) else { continue }
             nodes.append(Node(name: "update/" + parameter, action: .update(parameter: parameter), inputs: [g],
                               outputCount: 0, colocation: nodes[index].colocation))
         }
