@@ -53,7 +53,7 @@ let package = Package(
         // ONNX import apart from Placement, so that only what reads ONNX links SwiftProtobuf.
         .target(
             name: "ONNXImport",
-            dependencies: ["Basics", "Placement", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            dependencies: ["Basics", "Placement", "Tensors", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
             exclude: ["Generated/README.md"]
         ),
         .target(
@@ -64,7 +64,7 @@ let package = Package(
                 .product(name: "CryptoExtras", package: "swift-crypto"),
             ]
         ),
-        .target(name: "Runtime", dependencies: ["Basics", "MPI", "Tensors", "Placement", "Federated", "CZlib"]),
+        .target(name: "Runtime", dependencies: ["Basics", "MPI", "Tensors", "Placement", "ONNXImport", "Federated", "CZlib"]),
         .executableTarget(
             name: "fedbaechi",
             dependencies: [
@@ -92,6 +92,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "TensorsTests", dependencies: ["Basics", "Tensors", "TestSupport"]),
+        .testTarget(name: "ONNXTrainingTests", dependencies: ["Basics", "ONNXImport", "Tensors", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["fedbaechi", "MPI", "TestSupport"]),
         // Seeded mutation fuzzing of every reader of untrusted files and of the flags' values.
         .testTarget(name: "FuzzTests", dependencies: ["Basics", "fedbaechi", "Placement", "ONNXImport", "Tensors", "CZlib", "TestSupport"]),

@@ -66,3 +66,12 @@ if ! python3 -c "import onnx, sys; sys.exit(onnx.__version__ != '$onnx_version')
     python3 -m pip install -q --break-system-packages "onnx==$onnx_version" ||
     echo "install-deps: warning: could not install onnx from PyPI; the ONNX light-model tests will be skipped" >&2
 fi
+# onnxruntime is the independent truth of the ONNX training tests (every op's forward, the exported
+# model's outputs); numpy comes with onnx.
+ort_version=1.32.0
+if ! python3 -c "import onnxruntime, sys; sys.exit(onnxruntime.__version__ != '$ort_version')" 2>/dev/null; then
+  echo "install-deps: pip install onnxruntime==$ort_version"
+  python3 -m pip install -q "onnxruntime==$ort_version" 2>/dev/null ||
+    python3 -m pip install -q --break-system-packages "onnxruntime==$ort_version" ||
+    echo "install-deps: warning: could not install onnxruntime from PyPI; the ONNX training tests will be skipped" >&2
+fi

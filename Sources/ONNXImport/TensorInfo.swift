@@ -93,6 +93,8 @@ struct Attributes {
 
     func float(_ name: String) -> Float? { byName[name]?.f }
 
+    func floats(_ name: String) -> [Float]? { byName[name]?.floats }
+
     func string(_ name: String) -> String? {
         guard let attribute = byName[name] else { return nil }
         return String(decoding: attribute.s, as: UTF8.self)

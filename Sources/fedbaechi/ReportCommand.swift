@@ -164,13 +164,15 @@ struct TrainingHistory {
             points.append(Point(index: index, trainLoss: sites.isEmpty ? nil : sites.map(\.trainLoss).reduce(0, +) / Double(sites.count),
                                 testLoss: record.global_loss, accuracy: record.global_accuracy, perplexity: record.global_perplexity,
                                 seconds: record.seconds ?? 0, sites: sites))
+        case "step":
+            break  // --log-every's per-step losses: the report draws epochs and rounds
         case "summary":
             if let median = record.median_step_ms, let predicted = record.predicted_step_ms {
                 summaryLine = String(format: "model-parallel: median step %.2f ms (predicted %.2f ms)", median, predicted)
                     + (record.within_memory.map { $0 ? ", within memory" : ", ABOVE the memory limit" } ?? "")
             }
         default:
-            throw Refusal("\(location): unknown record kind \"\(kind)\" (expected epoch, round or summary)")
+            throw Refusal("\(location): unknown record kind \"\(kind)\" (expected epoch, round, step or summary)")
         }
     }
 

@@ -2,6 +2,7 @@ import ArgumentParser
 import Basics
 import Federated
 import Foundation
+import ONNXImport
 import Placement
 import Runtime
 import Tensors
@@ -11,6 +12,20 @@ extension OptimizerKind: ExpressibleByArgument {}
 extension KnownDataset: ExpressibleByArgument {}
 extension AggregationKind: ExpressibleByArgument {}
 extension SharedProfiling.Method: ExpressibleByArgument {}
+extension ONNXLoss: ExpressibleByArgument {}
+
+/// What `--model` names: a model of the zoo, or an ONNX file to train.
+enum ModelArgument: Equatable {
+    case zoo(ModelKind)
+    case file(String)
+
+    /// A zoo name, or a path (anything ending in .onnx, or holding a slash).
+    static func parse(_ text: String) throws -> ModelArgument {
+        if let kind = ModelKind(rawValue: text) { return .zoo(kind) }
+        if text.lowercased().hasSuffix(".onnx") || text.contains("/") { return .file(text) }
+        throw ValidationError("unknown model \"\(text)\": use one of \(ModelKind.allCases.map(\.rawValue).joined(separator: ", ")), or an ONNX file (model.onnx)")
+    }
+}
 
 /// Typed values of the training flags, parsed once by the argument parser, each with a message that says
 /// what would have been right.
@@ -98,8 +113,26 @@ struct Train: ParsableCommand {
 
 /// What every mode reads: the model and its data, the optimizer, the seed, the outputs.
 struct TrainingOptions: ParsableArguments {
-    @Option(help: "Model to train (default: inception-mini; lenet for federated runs).")
-    var model: ModelKind?
+    @Option(help: ArgumentHelp("Model to train: a zoo model (mlp, lenet, inception-mini, gru-lm, rnn-stack; default inception-mini, lenet for federated runs) or an ONNX file (model.onnx) trained on --train-data and --test-data.",
+                               valueName: "model"), transform: ModelArgument.parse)
+    var model: ModelArgument?
+
+    @Option(help: ArgumentHelp("ONNX model: training examples, a NumPy .npz file with arrays x (features: float, or uint8 divided by 255) and y (integer labels, or float targets with --loss mse).",
+                               valueName: "file.npz"))
+    var trainData: String?
+
+    @Option(help: ArgumentHelp("ONNX model: test examples, an .npz file like --train-data's.", valueName: "file.npz"))
+    var testData: String?
+
+    @Option(help: ArgumentHelp("ONNX model: the output trained (default: the model's first).", valueName: "name"))
+    var output: String?
+
+    @Option(help: "ONNX model: cross-entropy over the output's last axis against integer labels, or mse against float targets.")
+    var loss: ONNXLoss = .crossEntropy
+
+    @Option(help: ArgumentHelp("ONNX model: write the trained model here (the same graph with the trained weights and running statistics, for inference).",
+                               valueName: "file.onnx"))
+    var export: String?
 
     @Option(help: ArgumentHelp("mlp only: widths of the hidden layers, comma-separated (default 1024,1024). Twenty-four layers of 1024 with adam hold 285.6 MiB of parameters and optimizer state, 4.46 times --device-memory 64MiB: 8 ranks of 64 MiB train it.",
                                valueName: "widths"), transform: TypedArgument.widths)
@@ -114,7 +147,8 @@ struct TrainingOptions: ParsableArguments {
     @Option(help: "Seed of initialisation, shuffling and dropout.")
     var seed: UInt64 = 1
 
-    @Option(help: "Examples per step (default: 128 mlp, 64 lenet and inception-mini, 32 language models). Every step has this many; an epoch's last partial batch is left out.")
+    @Option(name: [.customLong("batch-size"), .customLong("batch")],
+            help: "Examples per step (default: 128 mlp, 64 lenet and inception-mini, 32 language models and ONNX models). Every step has this many; an epoch's last partial batch is left out.")
     var batchSize: Int?
 
     @Option(help: "Optimizer.")
@@ -133,6 +167,12 @@ struct TrainingOptions: ParsableArguments {
                                valueName: "file"))
     var metrics: String?
 
+    @Flag(help: "Take the training examples in file order every epoch instead of a seeded shuffle.")
+    var noShuffle = false
+
+    @Option(help: ArgumentHelp("Write a metrics record (kind \"step\", with step and loss) every N training steps (needs --metrics).", valueName: "N"))
+    var logEvery: Int?
+
     @OptionGroup var checkpoint: CheckpointOptions
 
     func validate() throws {
@@ -142,11 +182,22 @@ struct TrainingOptions: ParsableArguments {
         }
         if let limitTrain, limitTrain < 1 { throw ValidationError("--limit-train must be at least 1") }
         if let limitTest, limitTest < 1 { throw ValidationError("--limit-test must be at least 1") }
+        if let logEvery, logEvery < 1 { throw ValidationError("--log-every must be at least 1") }
+        if logEvery != nil, metrics == nil { throw ValidationError("--log-every writes to the metrics file: add --metrics FILE") }
     }
 
-    /// The driver's settings for `model` (the flag, or the mode's default).
-    func settings(defaultModel: ModelKind) throws -> TrainingSettings {
-        let model = self.model ?? defaultModel
+    /// The driver's settings for `model` (the flag, or the mode's default); `siteData` is the federated
+    /// folder of private site files.
+    func settings(defaultModel: ModelKind, siteData: String? = nil) throws -> TrainingSettings {
+        if case .file(let path) = self.model {
+            return try fileSettings(path, siteData: siteData)
+        }
+        for (flag, given) in [("--train-data", trainData), ("--test-data", testData), ("--output", output), ("--export", export), ("--site-data", siteData)] where given != nil {
+            throw ValidationError("\(flag) is for a model read from an ONNX file (--model model.onnx)")
+        }
+        if loss != .crossEntropy { throw ValidationError("--loss is for a model read from an ONNX file (--model model.onnx)") }
+        var model = defaultModel
+        if case .zoo(let kind) = self.model { model = kind }
         if let dataset, dataset != model.dataset {
             throw ValidationError("model \(model.rawValue) trains on \(model.dataset.rawValue), not \(dataset.rawValue)")
         }
@@ -156,6 +207,35 @@ struct TrainingOptions: ParsableArguments {
             learningRate: learningRate, limitTrain: limitTrain, limitTest: limitTest, metricsPath: metrics,
             checkpoints: checkpoint.settings)
         settings.hidden = hidden
+        settings.shuffle = !noShuffle
+        settings.logEvery = logEvery
+        return settings
+    }
+
+    /// Settings for a model read from an ONNX file: the file is read and checked here, on every rank,
+    /// so a model that cannot be trained is refused before any work.
+    private func fileSettings(_ path: String, siteData: String?) throws -> TrainingSettings {
+        if hidden != nil { throw ValidationError("--hidden sizes the zoo's mlp, not a model file") }
+        if dataset != nil || dataDirectory != nil { throw ValidationError("a model file trains on --train-data and --test-data, not --dataset or --data-directory") }
+        guard testData != nil, trainData != nil || siteData != nil else {
+            throw ValidationError("--model \(path) needs --train-data FILE.npz (or federated --site-data DIR) and --test-data FILE.npz")
+        }
+        let data: Data
+        do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
+            throw Refusal("cannot read \(path): \(error.localizedDescription)")
+        }
+        let name = URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
+        let model: ONNXTrainableModel
+        do { model = try ONNXTrainableModel.read(data, name: name, output: output, loss: loss) } catch {
+            throw Refusal("\(path): \(error.description)")
+        }
+        var settings = TrainingSettings(
+            model: Train.defaultModel, dataDirectory: nil, seed: seed, batchSize: batchSize, optimizer: optimizer,
+            learningRate: learningRate, limitTrain: limitTrain, limitTest: limitTest, metricsPath: metrics,
+            checkpoints: checkpoint.settings)
+        settings.file = ModelFile(model: model, path: path, trainData: trainData, testData: testData, siteData: siteData, exportPath: export)
+        settings.shuffle = !noShuffle
+        settings.logEvery = logEvery
         return settings
     }
 }
@@ -261,6 +341,10 @@ extension Train {
                                    valueName: "scheme"), transform: TypedArgument.partition)
         var partition: PartitionScheme?
 
+        @Option(help: ArgumentHelp("ONNX model: a folder of site-<rank>.npz files, each site's private training data, read only by that site (instead of splitting --train-data).",
+                                   valueName: "directory"))
+        var siteData: String?
+
         @Option(help: "ADMM: iterations per round (default: the fewest whose predicted aggregation error is at most 1e-6).")
         var iterations: Int?
 
@@ -314,7 +398,7 @@ extension Train {
 
         func run() throws {
             // Lenet, the CNN of the federated paper, is the federated default.
-            let driver = FederatedDriver(settings: try training.settings(defaultModel: .lenet), federated: settings,
+            let driver = FederatedDriver(settings: try training.settings(defaultModel: .lenet, siteData: siteData), federated: settings,
                                          reporter: ConsoleReporter())
             try driver.run()
         }

@@ -16,7 +16,7 @@ public enum AggregationKind: String, CaseIterable, Sendable {
 
 /// What a federated job trains and how it aggregates: the same on every site.
 public struct FederatedConfiguration: Sendable {
-    public var spec: ModelSpec
+    public var spec: any ModelRecipe
     public var optimizer: any Optimizer
     public var seed: UInt64
     /// Where each site's keys come from (`SiteSecrets`).
@@ -32,8 +32,10 @@ public struct FederatedConfiguration: Sendable {
     /// `localSteps` batches, continuing through its seeded epochs from round to round.
     public var localSteps: Int?
     public var batchSize: Int
+    /// Local batches in a seeded order each epoch (the default), or in file order.
+    public var shuffle = true
 
-    public init(spec: ModelSpec, optimizer: any Optimizer, seed: UInt64, secrets: SecretSource = .random, aggregation: AggregationKind,
+    public init(spec: any ModelRecipe, optimizer: any Optimizer, seed: UInt64, secrets: SecretSource = .random, aggregation: AggregationKind,
                 schedule: AggregationSchedule?, localEpochs: Int, localSteps: Int? = nil, batchSize: Int,
                 exactMeanDiagnostic: Bool = false) {
         self.spec = spec
@@ -167,7 +169,7 @@ public final class FederatedSite: @unchecked Sendable {
     }
 
     /// How this site's data is cut into steps.
-    public var batching: Batching { Batching(examples: train.count, batchSize: configuration.batchSize) }
+    public var batching: Batching { Batching(examples: train.count, batchSize: configuration.batchSize, shuffle: configuration.shuffle) }
 
     /// Local training steps in each round.
     public var localStepsPerRound: Int { configuration.localSteps ?? configuration.localEpochs * batching.stepsPerEpoch }
@@ -298,6 +300,9 @@ public final class FederatedSite: @unchecked Sendable {
         switch task {
         case .classification: return Evaluation(loss: sums[0] / n, accuracy: sums[1] / n)
         case .languageModel: return Evaluation(loss: sums[0] / n, perplexity: exp(sums[0] / n))
+        case .supervised(let supervised):
+            guard case .crossEntropy = supervised.objective else { return Evaluation(loss: sums[0] / n) }
+            return Evaluation(loss: sums[0] / n, accuracy: sums[1] / n)
         }
     }
 }

@@ -6,7 +6,7 @@ import Tensors
 
 /// What a model-parallel job trains and how it is placed: the same on every rank.
 public struct ModelParallelConfiguration: Sendable {
-    public var spec: ModelSpec
+    public var spec: any ModelRecipe
     public var optimizer: any Optimizer
     public var seed: UInt64
     public var algorithm: Algorithm
@@ -20,7 +20,7 @@ public struct ModelParallelConfiguration: Sendable {
     /// run must place each parameter where its checkpoint is), written there otherwise.
     public var planFile: String?
 
-    public init(spec: ModelSpec, optimizer: any Optimizer, seed: UInt64, algorithm: Algorithm, memoryBytes: Int,
+    public init(spec: any ModelRecipe, optimizer: any Optimizer, seed: UInt64, algorithm: Algorithm, memoryBytes: Int,
                 link: LinkModel = ModelParallelPlan.localLink, profilePath: String? = nil, profileRepeats: Int = 3) {
         self.spec = spec
         self.optimizer = optimizer
@@ -110,7 +110,7 @@ public enum ModelParallelJob {
         let graph = TrainingGraph(model: c.spec.build(seed: c.seed, holding: .none), optimizer: c.optimizer, seed: c.seed)
         let shapes: [[[Int]]]
         do { shapes = try graph.inferShapes(feeds: feeds.mapValues(\.shape)) } catch {
-            throw ModelParallelError(.badInput, "model \(c.spec.kind.rawValue): \(error)")
+            throw ModelParallelError(.badInput, "model \(c.spec.name): \(error)")
         }
         var profile: TrainingProfile
         if let path = c.profilePath {

@@ -22,7 +22,7 @@ struct EpochLoop {
          reporter: any TrainingReporter, checkpoints: CheckpointSession) {
         self.settings = settings
         self.data = data
-        batching = Batching(examples: data.trainCount, batchSize: settings.chosenBatchSize)
+        batching = Batching(examples: data.trainCount, batchSize: settings.chosenBatchSize, shuffle: settings.shuffle)
         (totalSteps, epochCount) = length.plan(stepsPerEpoch: batching.stepsPerEpoch)
         self.speaks = speaks
         self.reporter = reporter
@@ -55,6 +55,9 @@ struct EpochLoop {
                 position += 1
                 if let loss {
                     lossSum += Double(loss)
+                    if let every = settings.logEvery, position % every == 0 {
+                        try metrics?.write(StepRecord(step: position, epoch: epoch, loss: Double(loss)))
+                    }
                     if speaks {
                         reporter.progress(StepProgress(epoch: epoch, step: index + 1, stepsInEpoch: stepsThisEpoch,
                                                        stepsAfterEpoch: totalSteps - epochStart - stepsThisEpoch,
@@ -76,7 +79,7 @@ struct EpochLoop {
             reporter.say("epoch \(epoch)/\(epochCount): train loss \(String(format: "%.4f", trainLoss)), test loss "
                          + "\(String(format: "%.4f", score.loss)), \(quality) (\(String(format: "%.1f", trainSeconds)) s)")
             try metrics?.write(EpochRecord(
-                epoch: epoch, model: settings.model.rawValue, dataset: settings.dataset.rawValue, seed: settings.seed,
+                epoch: epoch, model: settings.modelName, dataset: settings.datasetName, seed: settings.seed,
                 optimizer: settings.optimizer.rawValue, learningRate: settings.chosenLearningRate, batchSize: batching.batchSize,
                 trainExamples: stepsThisEpoch * batching.batchSize, trainLoss: trainLoss, testLoss: score.loss,
                 testAccuracy: score.accuracy, testPerplexity: score.perplexity, trainSeconds: trainSeconds, steps: position))
@@ -86,7 +89,7 @@ struct EpochLoop {
 
     /// The line that opens a run: the model, the data, the optimizer.
     func opening(parameters: Int) -> String {
-        "model \(settings.model.rawValue): \(parameters) parameters; \(data.summary): "
+        "model \(settings.modelName): \(parameters) parameters; \(data.summary): "
             + "\(data.trainCount) training, \(data.testCount) test examples; "
             + "\(settings.optimizer.rawValue) learning rate \(settings.chosenLearningRate), batch \(batching.batchSize), "
             + "seed \(settings.seed), BLAS threads \(BLAS.threadCount)"

@@ -84,10 +84,15 @@ public struct FederatedDriver: TrainingDriver {
     /// The schedule ADMM aggregation would run on `sites` sites for this model (what `fedbaechi audit
     /// --model` computes), or the reason it is refused.
     public static func schedule(_ federated: FederatedSettings, sites: Int, model: ModelKind, seed: UInt64) throws -> ScheduleChoice {
+        try schedule(federated, sites: sites, recipe: ModelSpec(kind: model), seed: seed)
+    }
+
+    /// The schedule for the model `recipe` makes (its initial scale sizes the secret duals' effect).
+    public static func schedule(_ federated: FederatedSettings, sites: Int, recipe: any ModelRecipe, seed: UInt64) throws -> ScheduleChoice {
         let request = ScheduleRequest(
             sites: sites, iterations: federated.iterations, masked: federated.masked ? true : nil, rho: federated.rho,
             rhoAfter: federated.rhoAfter, dualRange: federated.dualRange ?? AggregationSchedule.defaultDualRange,
-            collusion: federated.collusion ?? 1, parameterRMS: ModelSpec(kind: model).build(seed: seed).parameters.rootMeanSquare,
+            collusion: federated.collusion ?? 1, parameterRMS: recipe.build(seed: seed).parameters.rootMeanSquare,
             allowInexact: federated.allowInexact, allowLeaky: federated.allowLeaky)
         do { return try AggregationSchedule.choose(request) } catch { throw Refusal(error.description) }
     }
@@ -105,15 +110,17 @@ public struct FederatedDriver: TrainingDriver {
         let (choice, configuration, data) = try agreeOnSetup(world) {
             try options.checkAggregationOptions()
             let choice = options.aggregation == .admm
-                ? try Self.schedule(options, sites: world.size, model: settings.model, seed: settings.seed) : nil
+                ? try Self.schedule(options, sites: world.size, recipe: settings.recipe(settings.modelSpec()), seed: settings.seed) : nil
             var spec = settings.modelSpec()
             let data = try SiteData.load(settings, scheme: scheme, spec: &spec, site: world.rank, sites: world.size)
             let configuration = FederatedConfiguration(
-                spec: spec, optimizer: settings.optimizer.make(learningRate: settings.chosenLearningRate), seed: settings.seed,
+                spec: settings.recipe(spec), optimizer: settings.optimizer.make(learningRate: settings.chosenLearningRate), seed: settings.seed,
                 secrets: options.insecureReproducibleSecrets ? .insecureReproducible(seed: settings.seed) : .random,
                 aggregation: options.aggregation, schedule: choice?.schedule, localEpochs: options.localEpochs,
                 localSteps: options.localSteps, batchSize: settings.chosenBatchSize, exactMeanDiagnostic: options.checkExactMean)
-            return (choice, configuration, data)
+            var shuffled = configuration
+            shuffled.shuffle = settings.shuffle
+            return (choice, shuffled, data)
         }
         let site: FederatedSite
         do {
@@ -124,9 +131,10 @@ public struct FederatedDriver: TrainingDriver {
         let rate = settings.chosenLearningRate
         let local = options.localSteps.map { "\($0) local step\($0 == 1 ? "" : "s")" }
             ?? "\(options.localEpochs) local epoch\(options.localEpochs == 1 ? "" : "s")"
-        say("model \(settings.model.rawValue): \(site.trainer.model.parameters.count) parameters; \(data.summary); "
-            + "\(world.size) sites, partition \(scheme): \(data.sizes.min() ?? 0) to \(data.sizes.max() ?? 0) "
-            + "training examples per site; \(settings.optimizer.rawValue) learning rate \(rate), "
+        say("model \(settings.modelName): \(site.trainer.model.parameters.count) parameters; \(data.summary); "
+            + (data.sizes.isEmpty ? "\(world.size) sites with their own data; "
+                : "\(world.size) sites, partition \(scheme): \(data.sizes.min() ?? 0) to \(data.sizes.max() ?? 0) training examples per site; ")
+            + "\(settings.optimizer.rawValue) learning rate \(rate), "
             + "batch \(configuration.batchSize), \(local) per round, seed \(settings.seed)")
         if let choice {
             describe(choice, site: world.rank, say: say)
@@ -160,7 +168,12 @@ public struct FederatedDriver: TrainingDriver {
             // Every site reports its own local training (at most every 10 s, and when it is done).
             var lastShown = Date()
             let roundStarted = Date()
+            let stepsBefore = (round - 1) * site.localStepsPerRound
+            var stepRecords: [StepRecord] = []
             let report = try site.runRound { step, total, loss in
+                if let every = settings.logEvery, isRoot, (stepsBefore + step) % every == 0 {
+                    stepRecords.append(StepRecord(step: stepsBefore + step, round: round, loss: Double(loss)))
+                }
                 guard step == total || Date().timeIntervalSince(lastShown) > 10 else { return }
                 lastShown = Date()
                 let perSecond = Double(step * configuration.batchSize) / max(Date().timeIntervalSince(roundStarted), 1e-9)
@@ -173,8 +186,9 @@ public struct FederatedDriver: TrainingDriver {
                                  status: .runtime, everyRank: true)
             }
             say(Self.roundLine(report, rounds: options.rounds))
+            for record in stepRecords { try metrics?.write(record) }
             try metrics?.write(FederatedRoundRecord(
-                round: round, rounds: options.rounds, model: settings.model.rawValue, dataset: settings.dataset.rawValue,
+                round: round, rounds: options.rounds, model: settings.modelName, dataset: settings.datasetName,
                 aggregation: options.aggregation.rawValue, masked: choice?.schedule.masked ?? false,
                 iterations: choice?.schedule.iterations, sites: world.size, partition: scheme.description, seed: settings.seed,
                 globalLoss: report.global.loss, globalAccuracy: report.global.accuracy, globalPerplexity: report.global.perplexity,
@@ -195,6 +209,11 @@ public struct FederatedDriver: TrainingDriver {
         }
         try metrics?.close()
         if let summary = checkpoints.summary { say(summary) }
+        // Site 0 writes the model the sites agreed on.
+        if isRoot, let file = settings.file {
+            try file.export(parameters: site.trainer.model.parameters.state.values)
+            if let path = file.exportPath { say("trained model written to \(path)") }
+        }
         try site.free()
         try world.barrier()
         if let worstError, !options.allowInexact {

@@ -58,7 +58,7 @@ public struct ModelParallelDriver: TrainingDriver {
             return (spec, description)
         }
         var configuration = ModelParallelConfiguration(
-            spec: spec, optimizer: settings.optimizer.make(learningRate: settings.chosenLearningRate), seed: settings.seed,
+            spec: settings.recipe(spec), optimizer: settings.optimizer.make(learningRate: settings.chosenLearningRate), seed: settings.seed,
             algorithm: placement.algorithm, memoryBytes: placement.memoryBytes, profilePath: placement.profilePath)
         // The directory is this run's before anything is placed: a fresh run into another run's directory is
         // refused before its plan.json is touched. Each rank saves what it owns; the plan beside the
@@ -82,7 +82,7 @@ public struct ModelParallelDriver: TrainingDriver {
         }
 
         // The model's parameters are declared, not made: the executor makes only this rank's own.
-        let graph = TrainingGraph(model: spec.build(seed: settings.seed, holding: .none), optimizer: configuration.optimizer,
+        let graph = TrainingGraph(model: settings.recipe(spec).build(seed: settings.seed, holding: .none), optimizer: configuration.optimizer,
                                   seed: settings.seed)
         say(loop.opening(parameters: graph.model.parameters.declaredCount))
         let batchSize = loop.batching.batchSize
@@ -99,7 +99,7 @@ public struct ModelParallelDriver: TrainingDriver {
         RankMemoryGuard.install(rank: world.rank, limitBytes: plan.memoryLimitBytes)
         // Rank 0 scores the evaluation: it holds the test labels (or target tokens) besides what its nodes read.
         var testFeeds = executor.neededEvaluationFeeds
-        if isRoot { testFeeds.insert(graph.model.feeds["labels"] != nil ? "labels" : "targets") }
+        if isRoot { testFeeds.insert(graph.model.targetFeed) }
         let data = try agreeOnSetup(world) {
             try RankData.load(settings, description: description, spec: spec, trainFeeds: executor.neededFeeds, testFeeds: testFeeds)
         }
@@ -126,7 +126,7 @@ public struct ModelParallelDriver: TrainingDriver {
                     let indices = start..<min(start + batchSize, description.testCount)
                     let feeds = data.feeds(graph.model, training: false, indices)
                     guard let (logits, loss) = try executor.evaluate(feeds: feeds, batchSize: indices.count) else { continue }
-                    guard let labels = feeds["labels"] ?? feeds["targets"] else { throw LogicError("rank 0 holds no test labels") }
+                    guard let labels = feeds[graph.model.targetFeed] else { throw LogicError("rank 0 holds no test labels") }
                     tally.add(logits: logits, loss: loss, labels: labels)
                 }
                 return isRoot ? tally.evaluation : nil
@@ -142,7 +142,7 @@ public struct ModelParallelDriver: TrainingDriver {
                                                        dataBytes: data.heldBytes, world: world) {
             reporter.say(report.table)
             try loop.metrics?.write(ModelParallelRecord(
-                model: settings.model.rawValue, algorithm: plan.algorithm, ranks: plan.rankCount, steps: steps,
+                model: settings.modelName, algorithm: plan.algorithm, ranks: plan.rankCount, steps: steps,
                 medianStepMs: report.medianStepSeconds * 1000, predictedStepMs: report.predictedStepSeconds * 1000,
                 memoryLimitBytes: plan.memoryLimitBytes, withinMemory: report.withinMemory,
                 placementSeconds: plan.placementSeconds, profilingSeconds: plan.profilingSeconds, profilingRanks: plan.profilingRanks,
@@ -155,6 +155,16 @@ public struct ModelParallelDriver: TrainingDriver {
         }
         try loop.metrics?.close()
         if let summary = checkpoints.summary { say(summary) }
+        // Every rank sends the parameters it owns to rank 0, which writes the trained model.
+        if let file = settings.file, file.exportPath != nil {
+            let gathered = try executor.gatherParameters(names: graph.model.parameters.declaredNames)
+            let written = try agreeOnSetup(world) { () throws -> Bool in
+                guard let gathered else { return false }
+                try file.export(parameters: gathered)
+                return true
+            }
+            if written, let path = file.exportPath { say("trained model written to \(path)") }
+        }
         try world.barrier()
     }
 

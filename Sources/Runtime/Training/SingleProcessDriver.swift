@@ -18,7 +18,7 @@ public struct SingleProcessDriver: TrainingDriver {
         var spec = settings.modelSpec()
         let data = try TrainingData.load(settings, spec: &spec, testLimit: settings.limitTest)
         try data.requireExamples(spec: spec)
-        let trainer = Trainer(model: spec.build(seed: settings.seed),
+        let trainer = Trainer(model: settings.recipe(spec).build(seed: settings.seed),
                               optimizer: settings.optimizer.make(learningRate: settings.chosenLearningRate), seed: settings.seed)
         let identity = settings.identity(mode: "single", extra: [:])
         let checkpoints = try CheckpointSession(settings.checkpoints, identity: identity, unit: "step", world: nil, reporter: reporter)
@@ -46,5 +46,9 @@ public struct SingleProcessDriver: TrainingDriver {
             })
         try loop.metrics?.close()
         if let summary = checkpoints.summary { reporter.say(summary) }
+        if let file = settings.file, let path = file.exportPath {
+            try file.export(parameters: trainer.model.parameters.state.values)
+            reporter.say("trained model written to \(path)")
+        }
     }
 }

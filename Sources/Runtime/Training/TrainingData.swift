@@ -34,6 +34,7 @@ struct TrainingData {
     /// Loads the examples a model trains on (`spec.vocabulary` is set from a text corpus); a `DatasetError`
     /// says what is missing or damaged and carries its exit status.
     static func load(_ settings: TrainingSettings, spec: inout ModelSpec, testLimit: Int?) throws -> TrainingData {
+        if let file = settings.file { return try load(file, trainLimit: settings.limitTrain, testLimit: testLimit) }
         let dataset = settings.dataset
         let directory = settings.dataDirectory
         switch dataset {
@@ -55,6 +56,18 @@ struct TrainingData {
 
     /// Refuses a data set too small to train on or score.
     func requireExamples(spec: ModelSpec) throws { try description.requireExamples(spec: spec) }
+
+    /// The user's files for a model read from a file.
+    static func load(_ file: ModelFile, trainLimit: Int?, testLimit: Int?) throws -> TrainingData {
+        guard let trainPath = file.trainData, let testPath = file.testData else {
+            throw Refusal("a model file trains on --train-data FILE.npz and is scored on --test-data FILE.npz")
+        }
+        let train = try file.examples(trainPath, limit: trainLimit)
+        let test = try file.examples(testPath, limit: testLimit)
+        func name(_ path: String) -> String { path.split(separator: "/").last.map(String.init) ?? path }
+        return TrainingData(train: .images(train), test: .images(test),
+                            summary: "\(name(trainPath)) (\(train.count) examples), \(name(testPath)) (\(test.count))")
+    }
 }
 
 /// The part of the data one model-parallel rank holds: only the inputs its nodes read, in training
@@ -70,6 +83,9 @@ struct RankData {
     /// What the data are, counted as a rank without examples counts them: image files' headers only;
     /// a text corpus is read for its vocabulary (the model's shape depends on it) and then dropped.
     static func describe(_ settings: TrainingSettings, spec: inout ModelSpec) throws -> DataDescription {
+        if let file = settings.file {
+            return try TrainingData.load(file, trainLimit: settings.limitTrain, testLimit: settings.limitTest).description
+        }
         switch settings.dataset {
         case .fashionMNIST:
             let data = try FashionMNIST.load(directory: settings.dataDirectory ?? settings.dataset.defaultDirectory,
@@ -86,6 +102,20 @@ struct RankData {
     static func load(_ settings: TrainingSettings, description: DataDescription, spec: ModelSpec,
                      trainFeeds: Set<String>, testFeeds: Set<String>) throws -> RankData {
         var data = RankData(description: description, trainFeeds: trainFeeds, testFeeds: testFeeds)
+        if let file = settings.file {
+            // The examples' parts this rank's nodes read; the files are read whole, then only those kept.
+            let task = file.model.task
+            func parts(_ examples: Examples, _ feeds: Set<String>) -> Examples? {
+                guard case .images(let all) = examples, !feeds.isEmpty else { return nil }
+                return .images(LabeledImages(count: all.count, images: feeds.contains(task.input) ? all.images : nil,
+                                             labels: feeds.contains(task.target) ? all.labels : nil))
+            }
+            guard !trainFeeds.isEmpty || !testFeeds.isEmpty else { return data }
+            let loaded = try TrainingData.load(file, trainLimit: settings.limitTrain, testLimit: settings.limitTest)
+            data.train = parts(loaded.train, trainFeeds)
+            data.test = parts(loaded.test, testFeeds)
+            return data
+        }
         switch settings.dataset {
         case .fashionMNIST:
             func parts(_ feeds: Set<String>) -> ImageParts {
@@ -150,7 +180,19 @@ struct SiteData {
         var test: Examples
         var sizes: [Int]
         var summary: String
-        if settings.dataset == .fortunes, scheme == .natural {
+        if let file = settings.file, let folder = file.siteData {
+            // Private data: each site reads its own file, which no other site opens.
+            let own = folder + "/site-\(site).npz"
+            guard FileManager.default.fileExists(atPath: own) else {
+                throw Refusal("--site-data \(folder): site \(site) has no file site-\(site).npz")
+            }
+            guard let testPath = file.testData else { throw Refusal("federated training of a model file is scored on --test-data FILE.npz") }
+            let mine = try file.examples(own, limit: settings.limitTrain)
+            train = .images(mine)
+            test = .images(try file.examples(testPath, limit: nil))
+            sizes = []
+            summary = "site-\(site).npz (\(mine.count) examples)"
+        } else if settings.dataset == .fortunes, settings.file == nil, scheme == .natural {
             let corpus = try FortunesCorpus.load(directory: settings.dataDirectory ?? settings.dataset.defaultDirectory,
                                                  steps: spec.steps)
             spec.vocabulary = corpus.vocabulary.count
@@ -187,7 +229,7 @@ struct SiteData {
         }
         // Sites score their slices of the test set in parallel.
         test = test.subset((test.count * site / sites)..<(test.count * (site + 1) / sites))
-        summary += ": \(sizes.reduce(0, +)) training examples split among the sites"
+        if !sizes.isEmpty { summary += ": \(sizes.reduce(0, +)) training examples split among the sites" }
         return SiteData(train: train, test: test, sizes: sizes, summary: summary)
     }
 }
@@ -205,5 +247,18 @@ public func syntheticExamples(for model: Model, count: Int, steps: Int, seed: UI
     case .languageModel(let vocabulary, _, _):
         let stream = (0..<(count * steps + 1)).map { _ in random.nextIndex(below: vocabulary) }
         return .text(TokenSequences(stream: stream, steps: steps))
+    case .supervised(let task):
+        let features = Tensor(shape: [count] + task.inputShape) { out in
+            for i in 0..<out.count { out[i] = 2 * random.nextUnitFloat() - 1 }
+        }
+        let targets = Tensor(shape: [count] + task.targetShape) { out in
+            for i in 0..<out.count {
+                switch task.objective {
+                case .crossEntropy(let classes): out[i] = Float(random.nextIndex(below: classes))
+                case .meanSquaredError: out[i] = 2 * random.nextUnitFloat() - 1
+                }
+            }
+        }
+        return .images(LabeledImages(images: features, labels: targets))
     }
 }

@@ -34,6 +34,12 @@ public struct TrainingSettings: Sendable {
     public var checkpoints: CheckpointSettings?
     /// mlp: widths of the hidden layers (nil: the zoo's).
     public var hidden: [Int]?
+    /// A model read from a file, trained on the user's data instead of the zoo model `model`.
+    public var file: ModelFile?
+    /// Batches in a seeded order each epoch (the default), or in file order.
+    public var shuffle = true
+    /// Write a metrics record with the step and its loss every N training steps (nil: none).
+    public var logEvery: Int?
 
     public init(model: ModelKind, dataDirectory: String? = nil, seed: UInt64 = 1, batchSize: Int? = nil,
                 optimizer: OptimizerKind = .adam, learningRate: Float? = nil, limitTrain: Int? = nil, limitTest: Int? = nil,
@@ -51,7 +57,15 @@ public struct TrainingSettings: Sendable {
     }
 
     public var dataset: KnownDataset { model.dataset }
-    public var chosenBatchSize: Int { batchSize ?? model.defaultBatchSize }
+    /// Examples per step: the flag, else the zoo model's default, else 32 for a model file.
+    public var chosenBatchSize: Int { batchSize ?? (file == nil ? model.defaultBatchSize : 32) }
+    /// The model's name in reports: the zoo model's, or the file's.
+    public var modelName: String { file?.model.name ?? model.rawValue }
+    /// The data's name in reports: the dataset's, or the training file's.
+    public var datasetName: String { file.map { ($0.trainData ?? $0.siteData ?? "").split(separator: "/").last.map(String.init) ?? "" } ?? dataset.rawValue }
+
+    /// What this run trains: the file's model, or the zoo model with these sizes.
+    public func recipe(_ spec: ModelSpec) -> any ModelRecipe { file?.model ?? spec }
 
     /// The zoo model this run trains, with the sizes asked for.
     public func modelSpec() -> ModelSpec {
@@ -64,11 +78,12 @@ public struct TrainingSettings: Sendable {
     /// What makes two runs the same run (`RunIdentity`): a checkpoint is resumed only by the same values.
     func identity(mode: String, extra: [String: String]) -> RunIdentity {
         var values = [
-            "mode": mode, "model": model.rawValue, "dataset": dataset.rawValue, "seed": "\(seed)",
+            "mode": mode, "model": file?.path ?? model.rawValue, "dataset": file == nil ? dataset.rawValue : datasetName, "seed": "\(seed)",
             "optimizer": optimizer.rawValue, "learning_rate": "\(chosenLearningRate)", "batch_size": "\(chosenBatchSize)",
             "limit_train": limitTrain.map(String.init) ?? "all",
         ]
         if let hidden { values["hidden"] = hidden.map(String.init).joined(separator: ",") }
+        if !shuffle { values["shuffle"] = "no" }
         values.merge(extra) { $1 }
         return RunIdentity(values)
     }

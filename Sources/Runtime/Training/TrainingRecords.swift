@@ -31,6 +31,23 @@ public struct EpochRecord: Codable, Sendable {
     }
 }
 
+/// One line of the metrics file every `--log-every` training steps: the step (counted from the run's
+/// start, 1-based) and its batch's loss. Federated runs write site 0's local steps, with the round.
+public struct StepRecord: Codable, Sendable {
+    public var kind = "step"
+    public var step: Int
+    public var epoch: Int?
+    public var round: Int?
+    public var loss: Double
+
+    public init(step: Int, epoch: Int? = nil, round: Int? = nil, loss: Double) {
+        self.step = step
+        self.epoch = epoch
+        self.round = round
+        self.loss = loss
+    }
+}
+
 /// One line of the metrics file per round.
 public struct FederatedRoundRecord: Codable, Sendable {
     public var kind = "round"

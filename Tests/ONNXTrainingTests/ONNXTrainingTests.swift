@@ -1,0 +1,178 @@
+import Basics
+import Foundation
+import Testing
+@testable import ONNXImport
+import Tensors
+import TestSupport
+
+func readModel(_ url: URL, loss: ONNXLoss = .crossEntropy) throws -> ONNXTrainableModel {
+    try ONNXTrainableModel.read(try Data(contentsOf: url), name: url.deletingPathExtension().lastPathComponent, loss: loss)
+}
+
+/// The largest difference relative to the largest magnitude of the truth (1 when that is below 1).
+func worstDifference(_ ours: [Float], _ truth: [Float]) -> Float {
+    let scale = max(1, truth.map(abs).max() ?? 1)
+    return zip(ours, truth).map { abs($0 - $1) }.max().map { $0 / scale } ?? .infinity
+}
+
+@Suite struct ONNXTrainingTests {
+    static let opCases = ["add", "sub", "mul", "div", "relu", "sigmoid", "tanh", "gemm-00", "gemm-01", "matmul-2d-weight",
+                          "matmul-batched", "conv", "conv-stride", "conv-same", "maxpool", "averagepool", "globalaveragepool",
+                          "batchnormalization", "flatten-1", "flatten-2", "reshape-computed", "reshape-sliced",
+                          "gather-embedding", "dropout", "transpose", "softmax", "layernormalization", "gelu", "gelu-tanh",
+                          "erf", "reducemean", "unsqueeze-squeeze"]
+
+    /// Every op's forward, translated from a one-node model, against onnxruntime on random inputs
+    /// (inference mode: batch normalization by its running statistics, no dropout).
+    @Test(arguments: opCases)
+    func forwardMatchesOnnxruntime(_ name: String) throws {
+        guard let cases = onnxCases else { return }
+        let model = try readModel(cases.appendingPathComponent("ops/\(name).onnx"), loss: .mse)
+        let arrays = try NumPyArchive.read(path: cases.appendingPathComponent("ops/\(name).npz").path)
+        let (x, y) = (arrays["x"]!, arrays["y"]!)
+        let built = model.build(seed: 1)
+        let graph = TrainingGraph(model: built, optimizer: SGD(learningRate: 0.1, momentum: 0), seed: 1)
+        let features = x.dtype.isInteger ? try x.integers().map(Float.init) : x.floats()
+        let output = graph.infer([model.task.input: Tensor(shape: x.shape, data: features)], outputs: [built.prediction])[0]
+        #expect(output.shape == y.shape, "\(name): shape \(output.shape), onnxruntime \(y.shape)")
+        #expect(worstDifference(output.data, y.floats()) < 1e-5, "\(name): outputs differ from onnxruntime's")
+    }
+
+    /// A one-layer transformer encoder (embeddings, attention as MatMul/Transpose/Softmax/Reshape, layer
+    /// normalization, GELU by Erf) gives onnxruntime's logits, then learns its task.
+    @Test func transformerEncoderMatchesOnnxruntimeAndLearns() throws {
+        guard let cases = onnxCases else { return }
+        let model = try readModel(cases.appendingPathComponent("transformer.onnx"))
+        #expect(model.inputIsInteger)
+        let trainer = Trainer(model: model.build(seed: 2), optimizer: Adam(learningRate: 0.003), seed: 2)
+        let reference = try NumPyArchive.read(path: cases.appendingPathComponent("transformer-logits.npz").path)
+        let tokens = Tensor(shape: reference["x"]!.shape, data: try reference["x"]!.integers().map(Float.init))
+        let logits = trainer.graph.infer(["tokens": tokens], outputs: [trainer.model.prediction])[0]
+        #expect(worstDifference(logits.data, reference["y"]!.floats()) < 1e-5)
+
+        func examples(_ name: String) throws -> Examples {
+            let arrays = try NumPyArchive.read(path: cases.appendingPathComponent(name).path)
+            return .images(LabeledImages(images: Tensor(shape: arrays["x"]!.shape, data: try arrays["x"]!.integers().map(Float.init)),
+                                         labels: Tensor(shape: arrays["y"]!.shape, data: try arrays["y"]!.integers().map(Float.init))))
+        }
+        let (train, test) = (try examples("tokens-train.npz"), try examples("tokens-test.npz"))
+        for epoch in 1...6 { trainer.trainEpoch(train, batchSize: 32, epoch: epoch) }
+        let accuracy = trainer.evaluate(test).accuracy ?? 0
+        #expect(accuracy > 0.9, "test accuracy \(accuracy) after 6 epochs")
+    }
+
+    /// Three steps of plain SGD on the mlp (Gemm, Relu, Gemm) against the same steps in NumPy (float64).
+    @Test func trainingStepsMatchNumPy() throws {
+        guard let cases = onnxCases else { return }
+        let model = try readModel(cases.appendingPathComponent("mlp.onnx"))
+        let data = try NumPyArchive.read(path: cases.appendingPathComponent("train.npz").path)
+        let reference = try NumPyArchive.read(path: cases.appendingPathComponent("mlp-reference.npz").path)
+        let trainer = Trainer(model: model.build(seed: 1), optimizer: SGD(learningRate: 0.1, momentum: 0), seed: 1)
+        let (x, y) = (data["x"]!.floats(), try data["y"]!.integers())
+        var losses: [Float] = []
+        for step in 0..<3 {
+            let rows = (step * 8)..<((step + 1) * 8)
+            let feeds = ["input": Tensor(shape: [8, 20], data: Array(x[(rows.lowerBound * 20)..<(rows.upperBound * 20)])),
+                         "target": Tensor(shape: [8], data: y[rows].map(Float.init))]
+            losses.append(trainer.graph.step(feeds, step: UInt64(step)))
+        }
+        let expectedLosses = reference["losses"]!.floats()
+        for (ours, truth) in zip(losses, expectedLosses) { #expect(abs(ours - truth) < 1e-5) }
+        for (name, key) in [("fc1.weight", "w1"), ("fc1.bias", "b1"), ("fc2.weight", "w2"), ("fc2.bias", "b2")] {
+            let ours = trainer.model.parameters.values(of: name)!
+            #expect(worstDifference(ours, reference[key]!.floats()) < 1e-5, "\(name) after three steps")
+        }
+    }
+
+    /// The reshape target of `x.view(x.size(0), -1)` holds at any batch: shapes inferred at two other
+    /// batch sizes equal those of real steps.
+    @Test(arguments: [1, 5])
+    func computedShapesHoldAtEveryBatch(_ batch: Int) throws {
+        guard let cases = onnxCases else { return }
+        let model = try readModel(cases.appendingPathComponent("cnn.onnx"))
+        let graph = TrainingGraph(model: model.build(seed: 1), optimizer: SGD(learningRate: 0.1, momentum: 0), seed: 1)
+        let feeds = ["input": Tensor(zeros: [batch, 1, 8, 8]), "target": Tensor(zeros: [batch])]
+        let inferred = try graph.inferShapes(feeds: feeds.mapValues(\.shape))
+        #expect(inferred == executedShapes(graph, feeds: feeds))
+    }
+
+    /// Batch normalization's running statistics move as PyTorch's: after a step, running = 0.9 running +
+    /// 0.1 batch statistic (unbiased variance), and nothing else changes them.
+    @Test func runningStatisticsFoldInTheBatch() throws {
+        guard let cases = onnxCases else { return }
+        let model = try readModel(cases.appendingPathComponent("cnn.onnx"))
+        let built = model.build(seed: 1)
+        let graph = TrainingGraph(model: built, optimizer: SGD(learningRate: 0, momentum: 0), seed: 1)
+        var data = SplitMix64(seed: 3)
+        let x = Tensor(shape: [4, 1, 8, 8], data: (0..<256).map { _ in data.nextUnitFloat() })
+        // The batch's statistics of conv1's output (its bias added), computed by inference up to it.
+        guard let conv = graph.nodes.firstIndex(where: { $0.name == "fwd//conv1/Conv" }) else {
+            Issue.record("no conv1 node among \(graph.nodes.map(\.name).prefix(8))")
+            return
+        }
+        let c1 = graph.infer(["input": x], outputs: [ValueRef(node: conv)])[0]
+        var means = [Double](repeating: 0, count: 4)
+        var variances = [Double](repeating: 0, count: 4)
+        for ch in 0..<4 {
+            let values = (0..<4).flatMap { n in (0..<64).map { Double(c1.data[(n * 4 + ch) * 64 + $0]) } }
+            let mean = values.reduce(0, +) / Double(values.count)
+            means[ch] = mean
+            variances[ch] = values.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(values.count - 1)
+        }
+        graph.step(["input": x, "target": Tensor(zeros: [4])], step: 0)
+        let runningMean = built.parameters.values(of: "bn1.running_mean")!
+        let runningVar = built.parameters.values(of: "bn1.running_var")!
+        for ch in 0..<4 {
+            #expect(abs(Double(runningMean[ch]) - 0.1 * means[ch]) < 1e-5)
+            #expect(abs(Double(runningVar[ch]) - (0.9 + 0.1 * variances[ch])) < 1e-5)
+        }
+    }
+
+    @Test func modelsThatCannotBeTrainedAreRefusedNamingTheNode() throws {
+        guard let cases = onnxCases else { return }
+        var model = try ONNXImporter.decode(try Data(contentsOf: cases.appendingPathComponent("mlp.onnx")))
+        model.graph.node[1].opType = "Celu"
+        let error = #expect(throws: ONNXTrainingError.self) { try ONNXTrainableModel.read(try ONNXImporter.encode(model), name: "m") }
+        #expect(error?.description.contains("node \"/relu/Relu\" (Celu)") == true)
+        #expect(error?.description.contains("cannot be trained yet") == true)
+        #expect(throws: ONNXTrainingError.self) { try ONNXTrainableModel.read(Data([1, 2, 3]), name: "garbage") }
+    }
+}
+
+/// The way out: a trained model written back to ONNX gives, in onnxruntime, the outputs fedbaechi
+/// gives (inference mode: batch normalization by the running statistics it learned).
+@Suite struct ONNXExportTests {
+    @Test func exportedModelMatchesOnnxruntime() throws {
+        guard let cases = onnxCases else { return }
+        let model = try readModel(cases.appendingPathComponent("cnn.onnx"))
+        let trainer = Trainer(model: model.build(seed: 4), optimizer: Adam(learningRate: 0.01), seed: 4)
+        let train = try NumPyArchive.read(path: cases.appendingPathComponent("images-train.npz").path)
+        let test = try NumPyArchive.read(path: cases.appendingPathComponent("images-test.npz").path)
+        let images = LabeledImages(images: Tensor(shape: train["x"]!.shape, data: train["x"]!.floats().map { $0 / 255 }),
+                                   labels: Tensor(shape: train["y"]!.shape, data: try train["y"]!.integers().map(Float.init)))
+        trainer.trainEpoch(.images(images), batchSize: 32, epoch: 1)
+        let x = Tensor(shape: test["x"]!.shape, data: test["x"]!.floats().map { $0 / 255 })
+        let ours = trainer.graph.infer(["input": x], outputs: [trainer.model.prediction])[0]
+
+        let folder = try makeTemporaryFolder("onnx-export")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let exported = folder.appendingPathComponent("trained.onnx")
+        try model.exported(parameters: trainer.model.parameters.state.values).write(to: exported)
+        try NumPyArchive.write(["x": NumPyArray(shape: x.shape, floats: x.data), "y": NumPyArray(shape: ours.shape, floats: ours.data)],
+                               to: folder.appendingPathComponent("ours.npz").path)
+        let script = """
+            import sys, numpy as np, onnxruntime as ort
+            folder = sys.argv[1]
+            data = np.load(folder + "/ours.npz")
+            session = ort.InferenceSession(folder + "/trained.onnx", providers=["CPUExecutionProvider"])
+            theirs = session.run(None, {"input": data["x"]})[0]
+            print(float(np.abs(theirs - data["y"]).max() / max(1.0, np.abs(theirs).max())))
+            """
+        let result = try run("/usr/bin/env", ["python3", "-c", script, folder.path], timeout: 120)
+        #expect(result.status == 0, "\(result.stderr)")
+        let difference = Double(result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)) ?? .infinity
+        #expect(difference < 1e-4, "onnxruntime on the exported model differs by \(difference)")
+        // Training moved the weights and the running statistics that the export carries.
+        #expect(trainer.model.parameters.values(of: "bn1.running_mean") != [0, 0, 0, 0])
+    }
+}
