@@ -38,6 +38,12 @@ def value(name, shape, elem=TensorProto.FLOAT):
 
 
 def run(m, x):
+    """onnxruntime's output; onnx's ReferenceEvaluator where onnxruntime lacks the case (batch-first
+    recurrent layers; the evaluator ignores sequence_lens, so those cases leave it out)."""
+    uses_layout = any(a.name == "layout" and a.i == 1 for node in m.graph.node for a in node.attribute)
+    if uses_layout:
+        from onnx.reference import ReferenceEvaluator
+        return ReferenceEvaluator(m).run(None, {m.graph.input[0].name: x})[0]
     session = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
     return session.run(None, {m.graph.input[0].name: x})[0]
 
@@ -158,6 +164,93 @@ def transformer_cases(out):
               [value("x", ["N", 4])], [value("y", None)],
               [initializer("axes", np.array([1, 3], np.int64)), initializer("axes2", np.array([3], np.int64))])
     save_case(out, "unsqueeze-squeeze", m, f32(n, 4))
+
+
+def recurrent_cases(out):
+    """GRU and LSTM with every optional input. Initial states are computed from the data (a
+    projection of the mean input) and sequence lengths filled from the batch's size, as a model
+    that trains at any batch size must make them; onnxruntime (or onnx's ReferenceEvaluator for
+    batch-first layers, which onnxruntime lacks) is the truth."""
+    n, steps, features, hidden = 3, 4, 3, 5
+    configurations = [("gru", "GRU", 3, dict(), ["B"]), ("gru-lbr", "GRU", 3, dict(linear_before_reset=1), ["B", "", "h0"]),
+                      ("gru-bidirectional", "GRU", 3, dict(direction="bidirectional", linear_before_reset=1), ["B", "lens"]),
+                      ("gru-reverse-batch-first", "GRU", 3, dict(direction="reverse", layout=1), ["B", "", "h0"]),
+                      ("lstm", "LSTM", 4, dict(), ["B"]),
+                      ("lstm-full", "LSTM", 4, dict(direction="bidirectional"), ["B", "lens", "", "", "P"]),
+                      ("lstm-states", "LSTM", 4, dict(direction="reverse"), ["B", "lens", "h0", "c0", "P"]),
+                      ("lstm-batch-first", "LSTM", 4, dict(layout=1), ["B", "", "h0", "c0"])]
+    for name, op, gates, attributes, optional in configurations:
+        d = 2 if attributes.get("direction") == "bidirectional" else 1
+        batch_first = attributes.get("layout", 0) == 1
+        inits = [initializer("W", f32(d, gates * hidden, features, low=-0.5, high=0.5)),
+                 initializer("R", f32(d, gates * hidden, hidden, low=-0.5, high=0.5)),
+                 initializer("B", f32(d, 2 * gates * hidden, low=-0.3, high=0.3)), initializer("P", f32(d, 3 * hidden, low=-0.5, high=0.5)),
+                 initializer("hw", f32(features, hidden)), initializer("cw", f32(features, hidden)),
+                 initializer("state_axis", np.array([1 if batch_first else 0], np.int64)),
+                 initializer("zero", np.array([0], np.int64))]
+        nodes = [helper.make_node("ReduceMean", ["xb"], ["mean"], axes=[1], keepdims=0),
+                 helper.make_node("MatMul", ["mean", "hw"], ["h_flat"]), helper.make_node("Unsqueeze", ["h_flat", "state_axis"], ["h0"]),
+                 helper.make_node("MatMul", ["mean", "cw"], ["c_flat"]), helper.make_node("Unsqueeze", ["c_flat", "state_axis"], ["c0"]),
+                 helper.make_node("Shape", ["xb"], ["shape"]), helper.make_node("Gather", ["shape", "zero"], ["batch"], axis=0),
+                 helper.make_node("ConstantOfShape", ["batch"], ["lens"], value=helper.make_tensor("v", TensorProto.INT32, [1], [3]))]
+        if batch_first:
+            nodes.append(helper.make_node("Identity", ["xb"], ["x"]))
+        else:
+            nodes.append(helper.make_node("Transpose", ["xb"], ["x"], perm=[1, 0, 2]))
+        outputs = ["y", "y_h"] + (["y_c"] if op == "LSTM" else [])
+        nodes.append(helper.make_node(op, ["x", "W", "R"] + optional, outputs, hidden_size=hidden, **attributes))
+        # Every hidden state, batch first.
+        nodes.append(helper.make_node("Identity", ["y"], ["out"]) if batch_first else
+                     helper.make_node("Transpose", ["y"], ["out"], perm=[2, 0, 1, 3]))
+        used = set(optional) | {"W", "R"}
+        inits = [i for i in inits if i.name in used or i.name in ("hw", "cw", "state_axis", "zero")]
+        m = model(nodes, [value("xb", ["N", steps, features])], [value("out", None)], inits)
+        save_case(out, name, m, f32(n, steps, features))
+    # Y_h and Y_c alone (as a classifier reads the last states).
+    nodes = [helper.make_node("Transpose", ["xb"], ["x"], perm=[1, 0, 2]),
+             helper.make_node("LSTM", ["x", "W", "R", "B"], ["", "y_h", "y_c"], hidden_size=hidden),
+             helper.make_node("Add", ["y_h", "y_c"], ["s"]), helper.make_node("Transpose", ["s"], ["out"], perm=[1, 0, 2])]
+    m = model(nodes, [value("xb", ["N", steps, features])], [value("out", None)],
+              [initializer("W", f32(1, 4 * hidden, features)), initializer("R", f32(1, 4 * hidden, hidden)), initializer("B", f32(1, 8 * hidden))])
+    save_case(out, "lstm-last-states", m, f32(n, steps, features))
+
+
+def gru_language_model(out):
+    """An embedding + GRU + linear language model as PyTorch exports nn.GRU(batch_first=True) without
+    an initial state: Transpose to time-major, a zero initial state from ConstantOfShape of the batch,
+    linear_before_reset=1, Squeeze of the direction axis. Predicts the next token of sequences that
+    count up modulo the vocabulary."""
+    vocabulary, steps, width, hidden = 10, 6, 8, 16
+    inits = [initializer("embed.weight", f32(vocabulary, width, low=-0.5, high=0.5)),
+             initializer("W", f32(1, 3 * hidden, width, low=-0.3, high=0.3)), initializer("R", f32(1, 3 * hidden, hidden, low=-0.3, high=0.3)),
+             initializer("B", np.zeros((1, 6 * hidden), np.float32)),
+             initializer("out.weight", f32(hidden, vocabulary, low=-0.3, high=0.3)), initializer("out.bias", np.zeros(vocabulary, np.float32))]
+    nodes = [helper.make_node("Gather", ["embed.weight", "tokens"], ["e"], name="/embed/Gather"),
+             helper.make_node("Transpose", ["e"], ["e_t"], perm=[1, 0, 2], name="/rnn/Transpose"),
+             helper.make_node("Shape", ["tokens"], ["s"]),
+             helper.make_node("Constant", [], ["zero"], value=helper.make_tensor("zero", TensorProto.INT64, [1], [0])),
+             helper.make_node("Gather", ["s", "zero"], ["batch"], axis=0),
+             helper.make_node("Constant", [], ["one"], value_ints=[1]),
+             helper.make_node("Constant", [], ["units"], value_ints=[hidden]),
+             helper.make_node("Concat", ["one", "batch", "units"], ["h_shape"], axis=0),
+             helper.make_node("ConstantOfShape", ["h_shape"], ["h0"], value=helper.make_tensor("v", TensorProto.FLOAT, [1], [0.0])),
+             helper.make_node("GRU", ["e_t", "W", "R", "B", "", "h0"], ["y", "y_h"], hidden_size=hidden, linear_before_reset=1, name="/rnn/GRU"),
+             helper.make_node("Squeeze", ["y", "axis1"], ["y_s"], name="/rnn/Squeeze"),
+             helper.make_node("Transpose", ["y_s"], ["y_b"], perm=[1, 0, 2], name="/rnn/Transpose_1"),
+             helper.make_node("MatMul", ["y_b", "out.weight"], ["mm"], name="/out/MatMul"),
+             helper.make_node("Add", ["mm", "out.bias"], ["logits"], name="/out/Add")]
+    inits.append(initializer("axis1", np.array([1], np.int64)))
+    m = model(nodes, [value("tokens", ["batch", steps], TensorProto.INT64)], [value("logits", ["batch", steps, vocabulary])], inits)
+    onnx.save(m, os.path.join(out, "gru-lm.onnx"))
+    def data(count):
+        start = rng.integers(0, vocabulary, size=(count, 1))
+        sequence = (start + np.arange(steps + 1)) % vocabulary
+        return sequence[:, :steps].astype(np.int64), sequence[:, 1:].astype(np.int64)
+    for name, count in [("lm-train", 640), ("lm-test", 160)]:
+        x, y = data(count)
+        np.savez(os.path.join(out, name + ".npz"), x=x, y=y)
+    x = np.load(os.path.join(out, "lm-test.npz"))["x"]
+    np.savez(os.path.join(out, "gru-lm-logits.npz"), x=x, y=run(m, x).astype(np.float32))
 
 
 def transformer(out):
@@ -319,7 +412,9 @@ if __name__ == "__main__":
     os.makedirs(out, exist_ok=True)
     op_cases(out)
     transformer_cases(out)
+    recurrent_cases(out)
     transformer(out)
+    gru_language_model(out)
     mlp(out)
     cnn(out)
     print("ok")

@@ -20,7 +20,8 @@ func worstDifference(_ ours: [Float], _ truth: [Float]) -> Float {
                           "matmul-batched", "conv", "conv-stride", "conv-same", "maxpool", "averagepool", "globalaveragepool",
                           "batchnormalization", "flatten-1", "flatten-2", "reshape-computed", "reshape-sliced",
                           "gather-embedding", "dropout", "transpose", "softmax", "layernormalization", "gelu", "gelu-tanh",
-                          "erf", "reducemean", "unsqueeze-squeeze"]
+                          "erf", "reducemean", "unsqueeze-squeeze", "gru", "gru-lbr", "gru-bidirectional", "gru-reverse-batch-first",
+                          "lstm", "lstm-full", "lstm-states", "lstm-batch-first", "lstm-last-states"]
 
     /// Every op's forward, translated from a one-node model, against onnxruntime on random inputs
     /// (inference mode: batch normalization by its running statistics, no dropout).
@@ -59,6 +60,30 @@ func worstDifference(_ ours: [Float], _ truth: [Float]) -> Float {
         for epoch in 1...6 { trainer.trainEpoch(train, batchSize: 32, epoch: epoch) }
         let accuracy = trainer.evaluate(test).accuracy ?? 0
         #expect(accuracy > 0.9, "test accuracy \(accuracy) after 6 epochs")
+    }
+
+    /// An embedding + GRU language model as PyTorch exports it (time-major GRU, a zero initial state
+    /// computed from the batch's size) gives onnxruntime's logits, then learns to count.
+    @Test func gruLanguageModelMatchesOnnxruntimeAndLearns() throws {
+        guard let cases = onnxCases else { return }
+        let model = try readModel(cases.appendingPathComponent("gru-lm.onnx"))
+        #expect(model.task.targetShape == [6])
+        let trainer = Trainer(model: model.build(seed: 2), optimizer: Adam(learningRate: 0.01), seed: 2)
+        let reference = try NumPyArchive.read(path: cases.appendingPathComponent("gru-lm-logits.npz").path)
+        let tokens = Tensor(shape: reference["x"]!.shape, data: try reference["x"]!.integers().map(Float.init))
+        let logits = trainer.graph.infer(["tokens": tokens], outputs: [trainer.model.prediction])[0]
+        #expect(logits.shape == reference["y"]!.shape)
+        #expect(worstDifference(logits.data, reference["y"]!.floats()) < 1e-5)
+
+        func examples(_ name: String) throws -> Examples {
+            let arrays = try NumPyArchive.read(path: cases.appendingPathComponent(name).path)
+            return .images(LabeledImages(images: Tensor(shape: arrays["x"]!.shape, data: try arrays["x"]!.integers().map(Float.init)),
+                                         labels: Tensor(shape: arrays["y"]!.shape, data: try arrays["y"]!.integers().map(Float.init))))
+        }
+        let (train, test) = (try examples("lm-train.npz"), try examples("lm-test.npz"))
+        for epoch in 1...4 { trainer.trainEpoch(train, batchSize: 32, epoch: epoch) }
+        let accuracy = trainer.evaluate(test).accuracy ?? 0
+        #expect(accuracy > 0.9, "next-token accuracy \(accuracy) after 4 epochs")
     }
 
     /// Three steps of plain SGD on the mlp (Gemm, Relu, Gemm) against the same steps in NumPy (float64).

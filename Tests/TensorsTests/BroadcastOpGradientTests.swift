@@ -112,3 +112,46 @@ import Testing
         #expect(ReduceMean(axes: [1], keepDimensions: false).forward([x], context: ExecutionContext())[0].data == [1.5, 4])
     }
 }
+
+/// ONNX's GRU and LSTM layers against finite differences, with every optional input.
+@Suite struct RecurrentLayerGradientTests {
+    typealias Slot = RecurrentLayer.Optional
+
+    func inputs(_ op: RecurrentLayer, steps: Int, batch: Int, features: Int, lengths: [Int]? = nil, data: inout TestData) -> [Tensor] {
+        let (h, d, g) = (op.hidden, op.directions, op.gates * op.hidden)
+        var inputs = [data.uniform(op.batchFirst ? [batch, steps, features] : [steps, batch, features]),
+                      data.uniform([d, g, features], -0.6, 0.6), data.uniform([d, g, h], -0.6, 0.6)]
+        for slot in Slot.allCases where op.present.contains(slot) {
+            switch slot {
+            case .bias: inputs.append(data.uniform([d, 2 * g], -0.3, 0.3))
+            case .sequenceLengths: inputs.append(Tensor(shape: [batch], data: (lengths ?? Array(repeating: steps, count: batch)).map(Float.init)))
+            case .initialH, .initialC: inputs.append(data.uniform(op.batchFirst ? [batch, d, h] : [d, batch, h], -0.5, 0.5))
+            case .peepholes: inputs.append(data.uniform([d, 3 * h], -0.5, 0.5))
+            }
+        }
+        return inputs
+    }
+
+    @Test(arguments: [false, true])
+    func gru(_ linearBeforeReset: Bool) {
+        var data = TestData(seed: 31)
+        let plain = RecurrentLayer(cell: .gru(linearBeforeReset: linearBeforeReset), hidden: 3)
+        checkGradients(plain, inputs(plain, steps: 3, batch: 2, features: 2, data: &data), tolerance: 3e-3)
+        let full = RecurrentLayer(cell: .gru(linearBeforeReset: linearBeforeReset), hidden: 3, directions: 2,
+                                  present: [.bias, .sequenceLengths, .initialH])
+        checkGradients(full, inputs(full, steps: 4, batch: 3, features: 2, lengths: [4, 2, 1], data: &data), tolerance: 3e-3)
+        let reversed = RecurrentLayer(cell: .gru(linearBeforeReset: linearBeforeReset), hidden: 2, reverse: true, batchFirst: true,
+                                      present: [.bias, .initialH])
+        checkGradients(reversed, inputs(reversed, steps: 3, batch: 2, features: 3, data: &data), tolerance: 3e-3)
+    }
+
+    @Test func lstm() {
+        var data = TestData(seed: 32)
+        let plain = RecurrentLayer(cell: .lstm, hidden: 3)
+        checkGradients(plain, inputs(plain, steps: 3, batch: 2, features: 2, data: &data), tolerance: 3e-3)
+        let full = RecurrentLayer(cell: .lstm, hidden: 2, directions: 2, present: [.bias, .sequenceLengths, .initialH, .initialC, .peepholes])
+        checkGradients(full, inputs(full, steps: 4, batch: 3, features: 2, lengths: [3, 4, 2], data: &data), tolerance: 3e-3)
+        let batchFirst = RecurrentLayer(cell: .lstm, hidden: 2, reverse: true, batchFirst: true, present: [.bias, .initialC])
+        checkGradients(batchFirst, inputs(batchFirst, steps: 3, batch: 2, features: 2, data: &data), tolerance: 3e-3)
+    }
+}

@@ -109,6 +109,7 @@ public struct ONNXTrainableModel: Sendable {
         let batch = ONNXTranslator.batches
         let input = builder.input(self.task.input)
         translator.values[self.task.input] = .runtime(input, shapes: batch.map { [$0] + self.task.inputShape })
+        translator.dataInput = input
         for (index, node) in proto.graph.node.enumerated() { try translator.translate(node, index: index) }
         guard case .runtime(let prediction, let shapes) = translator.values[outputName] else {
             throw ONNXTrainingError("output \"\(outputName)\" is not computed from the input")

@@ -32,6 +32,8 @@ struct ONNXTranslator {
     var parameters: [String: ValueRef] = [:]
     var constants: [String: ValueRef] = [:]
     var nodeNames: Set<String> = []
+    /// The model's fed input: batch-sized fills read the batch's size from it.
+    var dataInput: ValueRef?
 
     init(graph: Onnx_GraphProto, builder: GraphBuilder) {
         self.graph = graph
@@ -80,7 +82,19 @@ struct ONNXTranslator {
         }
         guard let tensors = try folded(name) else { throw ONNXTrainingError("\(node) reads \"\(name)\", which no node makes") }
         guard tensors[0] == tensors[1] else {
-            throw ONNXTrainingError("\(node) reads \"\(name)\", a value computed from the batch size; only shapes may depend on the batch")
+            // One value filling a shape that has the batch's size in one dimension: made at each step.
+            let (a, b) = (tensors[0], tensors[1])
+            let differing = a.shape.indices.filter { $0 < b.shape.count && a.shape[$0] != b.shape[$0] }
+            if a.shape.count == b.shape.count, differing.count == 1, let k = differing.first,
+               a.shape[k] == Self.batches[0], b.shape[k] == Self.batches[1], let fill = a.values.first,
+               (a.values + b.values).allSatisfy({ $0 == fill }), let data = dataInput {
+                var template = a.shape
+                template[k] = -1
+                let ref = builder.apply(BatchSizedFill(value: Float(fill), shape: template), [data], name: "fill/" + name)[0]
+                values[name] = .runtime(ref, shapes: [a.shape, b.shape])
+                return (ref, [a.shape, b.shape])
+            }
+            throw ONNXTrainingError("\(node) reads \"\(name)\", a value computed from the batch size; only shapes and fills may depend on the batch")
         }
         if let ref = constants[name] { return (ref, [tensors[0].shape, tensors[0].shape]) }
         let ref = builder.constant(Tensor(shape: tensors[0].shape, data: tensors[0].floats), name: "const/" + name)
@@ -301,6 +315,26 @@ struct ONNXTranslator {
             var shapes: [[Int]] = []
             for shape in x.1 { shapes.append(try ShapeArithmetic.reshaped(node.opType, shape: shape, axes: given, node: where_)) }
             try apply(Reshape(try Self.batchFreeTarget(input: x.1, targets: shapes, where_)), [x], outputs: [outputs[0]], node: label)
+        case "GRU", "LSTM":
+            let lstm = node.opType == "LSTM"
+            guard !a.has("activations") else { throw refuse("activations other than the defaults") }
+            guard !a.has("clip") else { throw refuse("clip") }
+            guard a.int("input_forget", default: 0) == 0 else { throw refuse("input_forget 1") }
+            let direction = a.string("direction") ?? "forward"
+            guard ["forward", "reverse", "bidirectional"].contains(direction) else { throw refuse("direction \(direction)") }
+            typealias Slot = RecurrentLayer.Optional
+            // ONNX's input positions of the optional inputs.
+            let positions: [(Slot, Int)] = [(.bias, 3), (.sequenceLengths, 4), (.initialH, 5)] + (lstm ? [(.initialC, 6), (.peepholes, 7)] : [])
+            let present = Set(positions.filter { present($0.1) }.map(\.0))
+            let hidden = a.int("hidden_size", default: 0)
+            guard hidden > 0 else { throw ONNXTrainingError("\(where_): hidden_size is missing") }
+            let op = RecurrentLayer(cell: lstm ? .lstm : .gru(linearBeforeReset: a.int("linear_before_reset", default: 0) != 0),
+                                    hidden: hidden, directions: direction == "bidirectional" ? 2 : 1, reverse: direction == "reverse",
+                                    batchFirst: a.int("layout", default: 0) == 1, present: present)
+            var operands = [try input(0), try input(1), try input(2)]
+            for (slot, index) in positions where present.contains(slot) { operands.append(try input(index)) }
+            let named = (0..<(lstm ? 3 : 2)).map { $0 < outputs.count ? outputs[$0] : "" }
+            try apply(op, operands, outputs: named + [""], node: label)
         case "Gather":
             // An embedding: rows of a float table picked by the ids computed at each step.
             guard a.int("axis", default: 0) == 0 else { throw refuse("Gather along axis \(a.int("axis", default: 0)) of a computed tensor") }
@@ -309,7 +343,7 @@ struct ONNXTranslator {
             try apply(Embedding(vocabulary: table.1[0][0]), [ids, table], outputs: outputs, node: label)
         default:
             let known = ["Add", "AveragePool", "BatchNormalization", "Constant", "Conv", "Div", "Dropout", "Erf", "Flatten", "Gather",
-                         "Gelu", "Gemm", "GlobalAveragePool", "Identity", "LayerNormalization", "MatMul", "MaxPool", "Mul",
+                         "Gelu", "Gemm", "GlobalAveragePool", "GRU", "LSTM", "Identity", "LayerNormalization", "MatMul", "MaxPool", "Mul",
                          "ReduceMean", "Relu", "Reshape", "Shape", "Sigmoid", "Softmax", "Squeeze", "Sub", "Tanh", "Transpose",
                          "Unsqueeze"]
             throw ONNXTrainingError("\(where_): \(node.opType) cannot be trained yet (trained ops: \(known.joined(separator: ", ")), and shape arithmetic on known values)")

@@ -167,3 +167,33 @@ public struct ConstantValue: Operation {
     public func forward(_ inputs: [Tensor], context: ExecutionContext) -> [Tensor] { [value] }
     public func backward(_ args: Backprop) -> [Tensor?] { [] }
 }
+
+/// A tensor of one value whose shape has the batch's size in one dimension: the zero initial state
+/// an exporter computes from the input's shape (ConstantOfShape of [1, batch, hidden]). It reads the
+/// batch's size from its input, the model's fed data, and nothing else of it.
+public struct BatchSizedFill: Operation {
+    public var value: Float
+    /// The shape, with -1 where the batch's size goes.
+    public var shape: [Int]
+    public var kind: String { "batch_sized_fill" }
+    public var inputCount: Int { 1 }
+    public var nonDifferentiableInputs: Set<Int> { [0] }
+    public var backwardReadsInputs: Set<Int> { [] }
+
+    public init(value: Float, shape: [Int]) {
+        self.value = value
+        self.shape = shape
+    }
+
+    public func outputShapes(_ inputShapes: [[Int]]) throws(ShapeMismatch) -> [[Int]] {
+        guard let batch = inputShapes[0].first else { throw ShapeMismatch(kind, "the data \(inputShapes[0]) has no batch dimension") }
+        return [shape.map { $0 == -1 ? batch : $0 }]
+    }
+
+    public func forward(_ inputs: [Tensor], context: ExecutionContext) -> [Tensor] {
+        let out = shape.map { $0 == -1 ? inputs[0].shape[0] : $0 }
+        return [Tensor(shape: out, data: [Float](repeating: value, count: out.reduce(1, *)))]
+    }
+
+    public func backward(_ args: Backprop) -> [Tensor?] { [nil] }
+}
