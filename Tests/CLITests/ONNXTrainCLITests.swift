@@ -37,6 +37,24 @@ import TestSupport
         #expect(a != nil && a == b, "the model-parallel export differs from the single-process one")
     }
 
+    /// A resumed run of a model file (batch normalization's running statistics in the checkpoint)
+    /// ends with the same model, byte for byte, as one that never stopped.
+    @Test func resumedRunExportsTheSameModel() throws {
+        guard let (cases, out) = try setUp() else { return }
+        defer { try? FileManager.default.removeItem(at: out) }
+        let (straight, resumed) = (out.appendingPathComponent("straight.onnx").path, out.appendingPathComponent("resumed.onnx").path)
+        let checkpoints = out.appendingPathComponent("checkpoints").path
+        let whole = try fedbaechi(["train", "single"] + arguments(cases, ["--steps", "40", "--export", straight]))
+        #expect(whole.status == 0, "\(whole.stderr)")
+        let first = try fedbaechi(["train", "single"] + arguments(cases, ["--steps", "25", "--checkpoint-dir", checkpoints, "--checkpoint-every", "10"]))
+        #expect(first.status == 0, "\(first.stderr)")
+        let rest = try fedbaechi(["train", "single"] + arguments(cases, ["--steps", "40", "--checkpoint-dir", checkpoints, "--resume", "--export", resumed]))
+        #expect(rest.status == 0, "\(rest.stderr)")
+        #expect(rest.stdout.contains("resuming from step 25"), "\(rest.stdout)")
+        let (a, b) = (FileManager.default.contents(atPath: straight), FileManager.default.contents(atPath: resumed))
+        #expect(a != nil && a == b, "the resumed run's model differs from the uninterrupted one's")
+    }
+
     /// Federated sites that each read their own file: site 0's export scores in onnxruntime what the
     /// job reported as the global model's accuracy.
     @Test(.enabled(if: mpirunPath != nil, "needs mpirun"))

@@ -32,6 +32,38 @@ public struct ONNXTrainingError: Error, CustomStringConvertible, Sendable {
 }
 
 extension Onnx_TensorProto {
+    /// The elements of a float or double initializer as Floats, decoded straight from the file's bytes:
+    /// a parameter's initial value, made only by the rank that holds it. Nil when the data do not fit the shape.
+    func floatValues() -> [Float]? {
+        guard let count = ShapeCheck.elements(dims.map { Int(clamping: $0) }), dataLocation != .external else { return nil }
+        switch dataType {
+        case 1:
+            if rawData.isEmpty { return floatData.count == count ? floatData : nil }
+            guard rawData.count == count * 4 else { return nil }
+            return rawData.withUnsafeBytes { bytes in
+                (0..<count).map { Float(bitPattern: UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self))) }
+            }
+        case 11:
+            if rawData.isEmpty { return doubleData.count == count ? doubleData.map { Float($0) } : nil }
+            guard rawData.count == count * 8 else { return nil }
+            return rawData.withUnsafeBytes { bytes in
+                (0..<count).map { Float(Double(bitPattern: UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: $0 * 8, as: UInt64.self)))) }
+            }
+        default:
+            return nil
+        }
+    }
+
+    /// Whether the tensor holds as many float or double values as its shape says, checked without decoding them.
+    var holdsItsFloats: Bool {
+        guard let count = ShapeCheck.elements(dims.map { Int(clamping: $0) }), dataLocation != .external else { return false }
+        switch dataType {
+        case 1: return rawData.isEmpty ? floatData.count == count : rawData.count == count * 4
+        case 11: return rawData.isEmpty ? doubleData.count == count : rawData.count == count * 8
+        default: return false
+        }
+    }
+
     /// The elements of a float, double, integer or boolean tensor of at most `limit` elements.
     func folded(limit: Int = 1 << 28) throws(ONNXTrainingError) -> FoldedTensor {
         let shape = dims.map { Int(clamping: $0) }

@@ -75,8 +75,11 @@ struct ONNXTranslator {
             if let ref = parameters[name] { return (ref, try shapes(name, node)) }
             let shape = initializer.dims.map { Int(clamping: $0) }
             guard ShapeCheck.elements(shape) != nil else { throw ONNXTrainingError("initializer \"\(name)\" has an impossible shape \(shape)") }
-            _ = try initializer.folded()  // read once now, so a damaged initializer is refused here
-            let ref = builder.parameter(name, shape: shape, .values { (try? initializer.folded())?.floats ?? [] }, role: role)
+            guard initializer.holdsItsFloats else {
+                throw ONNXTrainingError("initializer \"\(name)\" does not hold the \(shape.reduce(1, *)) values of its shape \(shape)"
+                                        + (initializer.dataLocation == .external ? " (its data are in an external file: save the model with the weights inside)" : ""))
+            }
+            let ref = builder.parameter(name, shape: shape, .values { initializer.floatValues() ?? [] }, role: role)
             parameters[name] = ref
             return (ref, [shape, shape])
         }
