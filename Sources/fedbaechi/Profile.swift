@@ -1,6 +1,7 @@
 import ArgumentParser
 import Basics
 import Foundation
+import ONNXImport
 import enum Placement.FileProblem
 import Runtime
 import Tensors
@@ -28,8 +29,9 @@ struct Profile: ParsableCommand {
             """
     )
 
-    @Option(help: "Model: \(ModelKind.allCases.map(\.rawValue).joined(separator: ", ")).")
-    var model: ModelKind
+    @Option(help: ArgumentHelp("Model: \(ModelKind.allCases.map(\.rawValue).joined(separator: ", ")), or an ONNX file (model.onnx; scored by cross-entropy over its first output).",
+                               valueName: "model"), transform: ModelArgument.parse)
+    var model: ModelArgument
 
     @Option(help: "Examples per step.")
     var batch: Int
@@ -65,12 +67,25 @@ struct Profile: ParsableCommand {
         guard (1...1000).contains(repeats) else { throw ValidationError("--repeats must be between 1 and 1000") }
         guard (3...1_000_000).contains(vocabulary) else { throw ValidationError("--vocabulary must be between 3 and 1000000") }
         guard (0...100_000).contains(timeSteps) else { throw ValidationError("--time-steps must be between 0 and 100000") }
-        if hidden != nil, model != .mlp { throw ValidationError("--hidden sizes the mlp, not \(model.rawValue)") }
+        if hidden != nil, model != .zoo(.mlp) { throw ValidationError("--hidden sizes the zoo's mlp") }
     }
 
     func run() throws {
-        var spec = ModelSpec(kind: model, vocabulary: vocabulary)
-        if let hidden { spec.hidden = hidden }
+        let spec: any ModelRecipe
+        switch model {
+        case .zoo(let kind):
+            var zoo = ModelSpec(kind: kind, vocabulary: vocabulary)
+            if let hidden { zoo.hidden = hidden }
+            spec = zoo
+        case .file(let path):
+            let data: Data
+            do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
+                throw Refusal("cannot read \(path): \(error.localizedDescription)")
+            }
+            do { spec = try ONNXTrainableModel.read(data, name: URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent) } catch {
+                throw Refusal("\(path): \(error.description)")
+            }
+        }
         let optimizer = self.optimizer.make(learningRate: self.optimizer.defaultLearningRate)
         // Rank 0 has the profile; other ranks of an mpirun job have shared the work and are done.
         guard let (profiled, seconds, ranks) = try SharedProfiling.profile(

@@ -16,7 +16,7 @@ public enum ONNXLoss: String, CaseIterable, Sendable {
 ///
 /// The model must have one input fed from the data (the others are initializers), whose first
 /// dimension is the batch; the output trained is the first graph output or the one named.
-public struct ONNXTrainableModel: Sendable {
+public struct ONNXTrainableModel: ModelRecipe {
     /// The file's name without its extension: how runs and reports name the model.
     public let name: String
     public let task: SupervisedTask
@@ -24,6 +24,9 @@ public struct ONNXTrainableModel: Sendable {
     public let inputIsInteger: Bool
     let proto: Onnx_ModelProto
     let outputName: String
+
+    /// Sequences are the model's own business: synthetic inputs have the input's shape.
+    public var steps: Int { 1 }
 
     /// The feed of the labels or targets, a name no ONNX value takes.
     static let targetFeed = "target"

@@ -27,7 +27,7 @@ public enum SharedProfiling {
 
     /// The profile of a zoo model at `batch` examples per step on rank 0 (nil on other ranks), with the
     /// seconds it took and the ranks that shared it. Run alone it is a job of one rank.
-    public static func profile(spec: ModelSpec, optimizer: any Optimizer, seed: UInt64, batch: Int, repeats: Int,
+    public static func profile(spec: any ModelRecipe, optimizer: any Optimizer, seed: UInt64, batch: Int, repeats: Int,
                                method: Method) throws -> (profile: TrainingProfile, seconds: Double, ranks: Int)? {
         _ = try MPIEnvironment.initialize()
         let world = try MPIEnvironment.world()

@@ -3,10 +3,6 @@ import Foundation
 import ONNXImport
 import Tensors
 
-extension ONNXTrainableModel: ModelRecipe {
-    public var steps: Int { 1 }
-}
-
 /// A model read from an ONNX file and the user's data for it (`train --model model.onnx`).
 public struct ModelFile: Sendable {
     public var model: ONNXTrainableModel
