@@ -92,7 +92,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "TensorsTests", dependencies: ["Basics", "Tensors", "TestSupport"]),
-        .testTarget(name: "ONNXTrainingTests", dependencies: ["Basics", "ONNXImport", "Tensors", "TestSupport"]),
+        .testTarget(name: "ONNXTrainingTests", dependencies: ["Basics", "ONNXImport", "Runtime", "Tensors", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["fedbaechi", "MPI", "TestSupport"]),
         // Seeded mutation fuzzing of every reader of untrusted files and of the flags' values.
         .testTarget(name: "FuzzTests", dependencies: ["Basics", "fedbaechi", "Placement", "ONNXImport", "Tensors", "CZlib", "TestSupport"]),

@@ -117,7 +117,7 @@ struct TrainingOptions: ParsableArguments {
                                valueName: "model"), transform: ModelArgument.parse)
     var model: ModelArgument?
 
-    @Option(help: ArgumentHelp("ONNX model: training examples, a NumPy .npz file with arrays x (features: float, or uint8 divided by 255) and y (integer labels, or float targets with --loss mse).",
+    @Option(help: ArgumentHelp("ONNX model: training examples, a NumPy .npz file with arrays x (features: float, or uint8 divided by 255) and y (integer labels, or float targets with --loss mse), or two IDX files as FEATURES,LABELS.",
                                valueName: "file.npz"))
     var trainData: String?
 

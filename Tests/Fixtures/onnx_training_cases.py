@@ -407,6 +407,26 @@ def cnn(out):
         np.savez_compressed(os.path.join(out, name + ".npz"), x=x, y=y)
 
 
+def fashion_cnn(out):
+    """The zoo's lenet at widths 8, 16 and 64, as PyTorch would export it (PyTorch's default
+    initialisation, bound 1/sqrt(fan-in)), for training on Fashion-MNIST beside the zoo's own."""
+    def layer(name, *shape):
+        fan_in = int(np.prod(shape[1:]))
+        bound = 1 / np.sqrt(fan_in)
+        return [initializer(name + ".weight", rng.uniform(-bound, bound, size=shape).astype(np.float32)),
+                initializer(name + ".bias", rng.uniform(-bound, bound, size=shape[0]).astype(np.float32))]
+    inits = layer("conv1", 8, 1, 5, 5) + layer("conv2", 16, 8, 5, 5) + layer("fc1", 64, 784) + layer("fc2", 10, 64)
+    nodes = [helper.make_node("Conv", ["images", "conv1.weight", "conv1.bias"], ["c1"], kernel_shape=[5, 5], pads=[2, 2, 2, 2]),
+             helper.make_node("Relu", ["c1"], ["r1"]), helper.make_node("MaxPool", ["r1"], ["p1"], kernel_shape=[2, 2], strides=[2, 2]),
+             helper.make_node("Conv", ["p1", "conv2.weight", "conv2.bias"], ["c2"], kernel_shape=[5, 5], pads=[2, 2, 2, 2]),
+             helper.make_node("Relu", ["c2"], ["r2"]), helper.make_node("MaxPool", ["r2"], ["p2"], kernel_shape=[2, 2], strides=[2, 2]),
+             helper.make_node("Flatten", ["p2"], ["flat"], axis=1),
+             helper.make_node("Gemm", ["flat", "fc1.weight", "fc1.bias"], ["h"], transB=1), helper.make_node("Relu", ["h"], ["r3"]),
+             helper.make_node("Gemm", ["r3", "fc2.weight", "fc2.bias"], ["logits"], transB=1)]
+    m = model(nodes, [value("images", ["batch", 1, 28, 28])], [value("logits", ["batch", 10])], inits)
+    onnx.save(m, os.path.join(out, "fashion-cnn.onnx"))
+
+
 if __name__ == "__main__":
     out = sys.argv[1]
     os.makedirs(out, exist_ok=True)
@@ -417,4 +437,5 @@ if __name__ == "__main__":
     gru_language_model(out)
     mlp(out)
     cnn(out)
+    fashion_cnn(out)
     print("ok")

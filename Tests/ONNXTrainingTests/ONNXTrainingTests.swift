@@ -2,6 +2,7 @@ import Basics
 import Foundation
 import Testing
 @testable import ONNXImport
+import Runtime
 import Tensors
 import TestSupport
 
@@ -199,5 +200,50 @@ func worstDifference(_ ours: [Float], _ truth: [Float]) -> Float {
         #expect(difference < 1e-4, "onnxruntime on the exported model differs by \(difference)")
         // Training moved the weights and the running statistics that the export carries.
         #expect(trainer.model.parameters.values(of: "bn1.running_mean") != [0, 0, 0, 0])
+    }
+}
+
+/// An ONNX CNN on Fashion-MNIST converted to .npz reaches the zoo lenet's accuracy band: the zoo's
+/// lenet at the same widths, trained in the same run on the same examples.
+@Suite struct ONNXFashionMNISTTests {
+    @Test(.enabled(if: fashionInstalled, "dataset-fashion-mnist is not installed"))
+    func onnxCNNReachesTheZooLenetsAccuracy() throws {
+        guard let cases = onnxCases else { return }
+        let folder = try makeTemporaryFolder("fashion-npz")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        // The Debian package's IDX files converted to .npz as a user would (float32 images, int64 labels).
+        let convert = """
+            import gzip, sys, numpy as np
+            source, target = sys.argv[1], sys.argv[2]
+            def idx(name):
+                with gzip.open(source + "/" + name + ".gz") as f:
+                    data = f.read()
+                dims = [int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(data[3])]
+                return np.frombuffer(data, np.uint8, offset=4 + 4 * len(dims)).reshape(dims)
+            for split, prefix, count in [("train", "train", 2048), ("test", "t10k", 1000)]:
+                # Standardised as the zoo's loader does (torchvision's Normalize((0.2860,), (0.3530,))).
+                x = ((idx(prefix + "-images-idx3-ubyte")[:count].reshape(-1, 1, 28, 28) / 255 - 0.2860) / 0.3530).astype(np.float32)
+                y = idx(prefix + "-labels-idx1-ubyte")[:count].astype(np.int64)
+                np.savez(target + "/" + split + ".npz", x=x, y=y)
+            """
+        let converted = try run("/usr/bin/env", ["python3", "-c", convert, KnownDataset.fashionMNIST.defaultDirectory, folder.path])
+        #expect(converted.status == 0, "\(converted.stderr)")
+        let model = try readModel(cases.appendingPathComponent("fashion-cnn.onnx"))
+        let file = ModelFile(model: model, path: "fashion-cnn.onnx")
+        let (train, test) = (try file.examples(folder.appendingPathComponent("train.npz").path, limit: nil),
+                             try file.examples(folder.appendingPathComponent("test.npz").path, limit: nil))
+        let onnx = Trainer(model: model.build(seed: 5), optimizer: Adam(learningRate: 0.002), seed: 5)
+        for epoch in 1...2 { onnx.trainEpoch(.images(train), batchSize: 32, epoch: epoch) }
+        let onnxAccuracy = onnx.evaluate(.images(test)).accuracy ?? 0
+
+        var spec = ModelSpec(kind: .lenet)
+        spec.lenet = (8, 16, 64)
+        let data = try FashionMNIST.load(trainLimit: 2048, testLimit: 1000)
+        let zoo = Trainer(model: spec.build(seed: 5), optimizer: Adam(learningRate: 0.002), seed: 5)
+        for epoch in 1...2 { zoo.trainEpoch(.images(data.train), batchSize: 32, epoch: epoch) }
+        let zooAccuracy = zoo.evaluate(.images(data.test)).accuracy ?? 0
+        #expect(zooAccuracy > 0.65, "the zoo lenet reached \(zooAccuracy)")
+        print("Fashion-MNIST, 2048 examples, 2 epochs: ONNX CNN \(onnxAccuracy), zoo lenet \(zooAccuracy)")
+        #expect(abs(onnxAccuracy - zooAccuracy) < 0.06, "ONNX CNN \(onnxAccuracy), zoo lenet \(zooAccuracy)")
     }
 }

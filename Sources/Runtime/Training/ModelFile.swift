@@ -31,7 +31,7 @@ public struct ModelFile: Sendable {
     /// torchvision's `ToTensor`); a model whose input is integer (token ids) takes integer arrays as
     /// they are. Cross-entropy labels must be integers in 0..<classes; mse targets are any numbers.
     public func examples(_ path: String, limit: Int?) throws -> LabeledImages {
-        let arrays = try NumPyArchive.read(path: path)
+        let arrays = try Self.arrays(path)
         let task = model.task
         func integers(_ array: NumPyArray, _ name: String) throws -> [Int] {
             do { return try array.integers() } catch { throw Refusal("\(path): array \(name): \(error)") }
@@ -41,7 +41,9 @@ public struct ModelFile: Sendable {
         }
         let count = x.shape.first ?? 0
         func shape(_ s: [Int]) -> String { "[" + s.map(String.init).joined(separator: ", ") + "]" }
-        guard x.shape == [count] + task.inputShape else {
+        // Dimensions of size 1 may be missing or extra ([N, 28, 28] images feed a [N, 1, 28, 28] input).
+        func withoutOnes(_ s: ArraySlice<Int>) -> [Int] { s.filter { $0 != 1 } }
+        guard x.shape.count >= 1, withoutOnes(x.shape.dropFirst()) == withoutOnes(task.inputShape[...]) else {
             throw Refusal("\(path): array x has shape \(shape(x.shape)); input \"\(task.input)\" takes \(shape(task.inputShape)) per example (shape [N, \(task.inputShape.map(String.init).joined(separator: ", "))])")
         }
         let expectedY = [count] + task.targetShape
@@ -79,6 +81,16 @@ public struct ModelFile: Sendable {
         labels = Array(labels.prefix(limited * perLabel))
         return LabeledImages(images: Tensor(shape: [limited] + task.inputShape, data: features),
                              labels: Tensor(shape: [limited] + task.targetShape, data: labels))
+    }
+
+    /// The arrays `x` and `y` of an `.npz` file, or of a pair of IDX files given as
+    /// `features.idx,labels.idx` (gzip'd or not, unsigned bytes, as MNIST's files).
+    static func arrays(_ path: String) throws -> [String: NumPyArray] {
+        let parts = path.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+        guard parts.count == 2 else { return try NumPyArchive.read(path: path) }
+        let (x, y) = (try IDXArray.read(path: parts[0]), try IDXArray.read(path: parts[1]))
+        return ["x": NumPyArray(shape: x.dimensions, dtype: .uint8, bytes: x.bytes),
+                "y": NumPyArray(shape: y.dimensions, dtype: .uint8, bytes: y.bytes)]
     }
 
     /// Writes the trained model through a temporary file renamed into place, so a reader never sees
