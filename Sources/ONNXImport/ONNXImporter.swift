@@ -44,6 +44,21 @@ public struct ONNXImportResult: Sendable {
     public var batch: Int?
     /// Total forward FLOPs of one step.
     public var forwardFlops: Double
+    /// Every tensor the model names (inputs, initializers, the outputs of every op, folded ones
+    /// included), as import sized it: what the graph's bytes come from, so that shape inference
+    /// can be checked against another implementation of the specification.
+    public var tensors: [String: ONNXTensor]
+}
+
+/// The shape and element type import gives one tensor of an ONNX model.
+public struct ONNXTensor: Sendable, Hashable {
+    public var shape: [Int]
+    /// ONNX `TensorProto.DataType` code.
+    public var elementType: Int32
+    /// Bytes of the tensor: elements x bits per element / 8, rounded up (sub-byte types are packed).
+    public var bytes: Int
+    /// Sized by the fallback estimate (`UnknownOpPolicy.estimate`) rather than by shape inference.
+    public var estimated: Bool
 }
 
 /// Reads an ONNX model (a protobuf `ModelProto`) into a placement graph.

@@ -23,6 +23,10 @@ enum InferenceFailure: Error {
     case unsupported
     /// The op is known but its inputs or attributes do not fit together.
     case invalid(String)
+    /// The op is known but its output shape depends on the contents of an input that import does
+    /// not know (one computed at run time rather than a constant or a shape): like an unknown op,
+    /// it is rejected or given the fallback estimate (`UnknownOpPolicy`).
+    case dataDependent(String)
 }
 
 /// How `--batch` changes the model: the leading dimension of its inputs, from `original` (nil when
@@ -47,7 +51,14 @@ enum ShapeInference {
     /// Broadcasting element-wise ops with two or more inputs: (inputs - 1) FLOPs per output element.
     static let binary: Set<String> = ["Add", "Sub", "Mul", "Div", "Sum", "Max", "Min", "Mean", "Pow", "And", "Or", "Xor",
                                       "Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual", "Mod", "BitShift"]
-    static let comparisons: Set<String> = ["Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual", "And", "Or", "Xor", "Not"]
+    /// Ops whose output is bool whatever their input.
+    static let predicates: Set<String> = ["Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual", "And", "Or", "Xor", "Not",
+                                          "IsNaN", "IsInf"]
+    /// Binary ops whose results on known integer (and bool) contents shape inference computes,
+    /// for the shape arithmetic of exported models and of ONNX functions (Shape, Gather, Div,
+    /// Where, Concat, Reshape). Predicates give 0 or 1.
+    static let integerArithmetic: Set<String> = ["Add", "Sub", "Mul", "Div", "Max", "Min", "Mod", "Equal", "Less", "Greater",
+                                                 "LessOrEqual", "GreaterOrEqual", "And", "Or", "Xor"]
     /// Ops that only reinterpret their input: views, no memory traffic.
     static let views: Set<String> = ["Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity"]
 
@@ -72,10 +83,11 @@ enum ShapeInference {
             return InferredOp(outputs: outputs, flops: flops, bytes: view ? 0 : inBytes + outBytes, backwardFactor: backward,
                               savedInputs: savedInputs, savedOutputs: savedOutputs)
         }
+        /// An axis in [-rank, rank), made non-negative (a scalar has none).
         func axis(_ value: Int, rank: Int) throws(InferenceFailure) -> Int {
             guard value.magnitude <= UInt(ShapeCheck.maximumRank) else { throw .invalid("axis \(value) is out of range for rank \(rank)") }
             let resolved = value < 0 ? value + rank : value
-            guard resolved >= 0 && resolved < max(rank, 1) else { throw .invalid("axis \(value) is out of range for rank \(rank)") }
+            guard resolved >= 0 && resolved < rank else { throw .invalid("axis \(value) is out of range for rank \(rank)") }
             return resolved
         }
         /// An integer list from an attribute, or else from a constant input (later opsets); every
@@ -86,7 +98,7 @@ enum ShapeInference {
                 values = given
             } else {
                 guard index < inputs.count, let info = inputs[index] else { return nil }
-                guard let known = info.values else { throw .invalid("input \(index) (\(name)) is not a constant") }
+                guard let known = info.values else { throw .dataDependent("input \(index) (\(name)) is not a constant") }
                 values = known.map { Int(clamping: $0) }
             }
             guard values.allSatisfy({ $0.magnitude <= UInt(ShapeCheck.maximumBytes) }) else { throw .invalid("\(name) has a value beyond 2^40") }
@@ -100,17 +112,24 @@ enum ShapeInference {
 
         if let perElement = unary[op] {
             let x = try input(0)
-            let type = comparisons.contains(op) ? ElementType.bool : x.elementType
+            let type = predicates.contains(op) ? ElementType.bool : x.elementType
+            let values: [Int64]? = op == "Not" ? x.values.map { $0.map { $0 == 0 ? 1 : 0 } } : nil
             let saved: ([Int], [Int]) = op == "Relu" || op == "Sigmoid" || op == "Tanh" ? ([], [0]) : ([0], [])
-            return result([try tensor(x.shape, type)], flops: perElement * Double(x.elements),
+            return result([try tensor(x.shape, type, values: values)], flops: perElement * Double(x.elements),
                           savedInputs: saved.0, savedOutputs: saved.1)
         }
         if binary.contains(op) {
             guard !present.isEmpty else { throw .invalid("no inputs") }
             var shape = present[0].shape
             for other in present.dropFirst() { shape = try broadcast(shape, other.shape) }
-            let type = comparisons.contains(op) ? ElementType.bool : present[0].elementType
-            let out = try tensor(shape, type)
+            let type = predicates.contains(op) ? ElementType.bool : present[0].elementType
+            var values: [Int64]?
+            if integerArithmetic.contains(op), present.count == 2,
+               ElementType.isInteger(present[0].elementType) || present[0].elementType == ElementType.bool {
+                let floorMod = a.int("fmod", default: 0) == 0
+                values = elementwise(present, into: shape) { integer(op, $0[0], $0[1], floorMod: floorMod) }
+            }
+            let out = try tensor(shape, type, values: values)
             let factor = op == "Pow" ? 4.0 : op == "Div" ? 2.0 : 1.0
             let saved = op == "Mul" || op == "Div" || op == "Pow" ? Array(inputs.indices) : []
             return result([out], flops: factor * Double(max(present.count - 1, 1)) * Double(out.elements), savedInputs: saved)
@@ -127,7 +146,7 @@ enum ShapeInference {
                   x.shape[1] == w.shape[1] * group else {
                 throw .invalid("input \(x.shape) does not fit weights \(w.shape) with group \(group)")
             }
-            let out = try poolShape(x.shape, kernel: kernel, a, dilated: true, ceil: false)
+            let out = try poolShape(x.shape, kernel: kernel, a, ceil: false)
             let shape = [x.shape[0], w.shape[0]] + out
             let outputs = [try tensor(shape, x.elementType)]
             let perOutput = 2 * Double(w.shape[1]) * kernel.reduce(1.0) { $0 * Double($1) } + (inputs.count > 2 && inputs[2] != nil ? 1 : 0)
@@ -161,7 +180,7 @@ enum ShapeInference {
             guard x.rank >= 3, let kernel = try list("kernel_shape", input: Int.max), kernel.count == x.rank - 2 else {
                 throw .invalid("needs kernel_shape for the \(max(x.rank - 2, 0)) spatial dimensions of \(x.shape)")
             }
-            let spatial = try poolShape(x.shape, kernel: kernel, a, dilated: op == "MaxPool", ceil: a.int("ceil_mode", default: 0) != 0)
+            let spatial = try poolShape(x.shape, kernel: kernel, a, ceil: a.int("ceil_mode", default: 0) != 0)
             let out = try tensor(Array(x.shape[0..<2]) + spatial, x.elementType)
             var outputs = [out]
             if op == "MaxPool" { outputs.append(try tensor(out.shape, ElementType.int64)) }
@@ -176,9 +195,17 @@ enum ShapeInference {
             let x = try input(0)
             guard x.rank >= 1 else { throw .invalid("expects an input of rank >= 1") }
             var outputs = [try tensor(x.shape, x.elementType)]
-            let channels = x.rank > 1 ? x.shape[1] : x.shape[0]
-            // Optional outputs (running and saved statistics): one value per channel.
-            for _ in 1..<max(1, outputCount) { outputs.append(try tensor([channels], x.elementType)) }
+            if op == "LayerNormalization" {
+                // Mean and InvStdDev: one value per normalized slice, x.shape[..<axis] + 1s, of stash_type.
+                let k = try axis(a.int("axis", default: -1), rank: x.rank)
+                let statistics = Array(x.shape[..<k]) + Array(repeating: 1, count: x.rank - k)
+                let stash = Int32(clamping: a.int("stash_type", default: Int(ElementType.float)))
+                for _ in 1..<max(1, outputCount) { outputs.append(try tensor(statistics, stash)) }
+            } else {
+                // Optional outputs (running and saved statistics): one value per channel.
+                let channels = x.rank > 1 ? x.shape[1] : x.shape[0]
+                for _ in 1..<max(1, outputCount) { outputs.append(try tensor([channels], x.elementType)) }
+            }
             let perElement = op == "BatchNormalization" ? 2.0 : 5.0
             return result(outputs, flops: perElement * Double(x.elements), savedInputs: [0])
         case "LRN":
@@ -275,24 +302,64 @@ enum ShapeInference {
             return result([try tensor(x.shape, x.elementType, values: x.values)], flops: 0, view: true)
         case "Pad":
             let x = try input(0)
-            guard let pads = try list("pads", input: 1), pads.count == 2 * x.rank else {
-                throw .invalid("needs \(2 * x.rank) pads for \(x.shape)")
+            // Opset 18's `axes` input names the padded axes (all of them when absent).
+            var axes = Array(0..<x.rank)
+            if let given = try list("axes", input: 3) {
+                axes = []
+                for value in given { axes.append(try axis(value, rank: x.rank)) }
+                guard Set(axes).count == axes.count else { throw .invalid("axes \(given) repeat") }
             }
-            let shape = (0..<x.rank).map { x.shape[$0] + pads[$0] + pads[$0 + x.rank] }
+            guard let pads = try list("pads", input: 1), pads.count == 2 * axes.count else {
+                throw .invalid("needs \(2 * axes.count) pads for axes \(axes) of \(x.shape)")
+            }
+            var shape = x.shape
+            for (j, k) in axes.enumerated() {
+                shape[k] += pads[j] + pads[j + axes.count]
+                guard shape[k] >= 0 else { throw .invalid("pads \(pads) leave axis \(k) of \(x.shape) negative") }
+            }
             return result([try tensor(shape, x.elementType)], flops: 0)
         case "Cast":
             let x = try input(0)
             let to = Int32(clamping: a.int("to", default: Int(ElementType.float)))
-            return result([try tensor(x.shape, to, values: x.values)], flops: 0)
+            let values = to == ElementType.bool ? x.values.map { $0.map { $0 == 0 ? 0 : 1 } } : x.values
+            return result([try tensor(x.shape, to, values: values)], flops: 0)
         case "Shape":
             let x = try input(0)
-            return result([try tensor([x.rank], ElementType.int64, values: x.shape.map(Int64.init))], flops: 0)
+            // Opset 15's start and end: negative ones count from the back, both clamped to [0, rank].
+            func bound(_ value: Int) -> Int { min(max(value < 0 ? value + x.rank : value, 0), x.rank) }
+            let start = bound(a.int("start", default: 0)), end = bound(a.int("end", default: x.rank))
+            let dims = start < end ? Array(x.shape[start..<end]) : []
+            return result([try tensor([dims.count], ElementType.int64, values: dims.map(Int64.init))], flops: 0)
+        case "Size":
+            let x = try input(0)
+            return result([try tensor([], ElementType.int64, values: [Int64(x.elements)])], flops: 0)
+        case "Range":
+            let start = try input(0), limit = try input(1), delta = try input(2)
+            guard start.elements == 1, limit.elements == 1, delta.elements == 1 else { throw .invalid("start, limit and delta must be scalars") }
+            guard let s = start.values?.first, let l = limit.values?.first, let d = delta.values?.first else {
+                throw .dataDependent("start, limit and delta are not integer constants")
+            }
+            guard d != 0 else { throw .invalid("delta is 0") }
+            guard [s, l, d].allSatisfy({ $0.magnitude <= UInt64(ShapeCheck.maximumBytes) }) else { throw .invalid("start, limit or delta is beyond 2^40") }
+            let span = l - s
+            let count = max(0, d > 0 ? (span + d - 1) / d : (span + d + 1) / d)
+            let values = count <= 1 << 16 ? (0..<count).map { s + $0 * d } : nil
+            return result([try tensor([Int(count)], start.elementType, values: values)], flops: 0)
         case "Constant":
-            guard let value = a.tensor("value") else { throw .invalid("only a tensor \"value\" is supported") }
-            do { return result([try value.info()], flops: 0) } catch { throw .invalid(error.description) }
+            if let value = a.tensor("value") {
+                do { return result([try value.info()], flops: 0) } catch { throw .invalid(error.description) }
+            }
+            // The other forms (opset 12): a scalar or a list of floats, integers or strings.
+            if let value = a.int("value_int") { return result([try tensor([], ElementType.int64, values: [Int64(value)])], flops: 0) }
+            if let values = a.ints("value_ints") { return result([try tensor([values.count], ElementType.int64, values: values.map(Int64.init))], flops: 0) }
+            if a.has("value_float") { return result([try tensor([], ElementType.float)], flops: 0) }
+            if let count = a.count("value_floats") { return result([try tensor([count], ElementType.float)], flops: 0) }
+            if a.has("value_string") { return result([try tensor([], ElementType.string)], flops: 0) }
+            if let count = a.count("value_strings") { return result([try tensor([count], ElementType.string)], flops: 0) }
+            throw .invalid("has no value (a sparse_value is not supported)")
         case "ConstantOfShape":
             let shapeInput = try input(0)
-            guard let dims = shapeInput.values else { throw .invalid("the shape input is not a constant") }
+            guard let dims = shapeInput.values else { throw .dataDependent("the shape input is not a constant") }
             let type = a.tensor("value").map { $0.dataType == 0 ? ElementType.float : $0.dataType } ?? ElementType.float
             return result([try tensor(dims.map { Int(clamping: $0) }, type)], flops: 0)
         case "Gather":
@@ -312,7 +379,8 @@ enum ShapeInference {
         case "Where":
             guard present.count == 3 else { throw .invalid("needs 3 inputs") }
             let shape = try broadcast(try broadcast(present[0].shape, present[1].shape), present[2].shape)
-            let out = try tensor(shape, present[1].elementType)
+            let values = ElementType.isInteger(present[1].elementType) ? elementwise(present, into: shape) { $0[0] != 0 ? $0[1] : $0[2] } : nil
+            let out = try tensor(shape, present[1].elementType, values: values)
             return result([out], flops: Double(out.elements), savedInputs: [0])
         case "Expand":
             let x = try input(0)
@@ -368,6 +436,73 @@ enum ShapeInference {
         }
     }
 
+    /// One integer result of `op` (see `integerArithmetic`), nil on overflow, on division by 0,
+    /// or when integer division rounding would matter (Div of operands of different signs). Mod
+    /// takes the divisor's sign unless `floorMod` is false (the attribute fmod = 1: the dividend's).
+    static func integer(_ op: String, _ a: Int64, _ b: Int64, floorMod: Bool = true) -> Int64? {
+        switch op {
+        case "Add": let (r, o) = a.addingReportingOverflow(b); return o ? nil : r
+        case "Sub": let (r, o) = a.subtractingReportingOverflow(b); return o ? nil : r
+        case "Mul": let (r, o) = a.multipliedReportingOverflow(by: b); return o ? nil : r
+        case "Div":
+            guard b != 0 else { return nil }
+            let (quotient, overflow) = a.dividedReportingOverflow(by: b)
+            return !overflow && (a.remainderReportingOverflow(dividingBy: b).partialValue == 0 || (a >= 0) == (b > 0)) ? quotient : nil
+        case "Max": return max(a, b)
+        case "Min": return min(a, b)
+        case "Mod":
+            guard b != 0 else { return nil }
+            let r = a.remainderReportingOverflow(dividingBy: b).partialValue
+            return floorMod && r != 0 && (r < 0) != (b < 0) ? r + b : r
+        case "Equal": return a == b ? 1 : 0
+        case "Less": return a < b ? 1 : 0
+        case "Greater": return a > b ? 1 : 0
+        case "LessOrEqual": return a <= b ? 1 : 0
+        case "GreaterOrEqual": return a >= b ? 1 : 0
+        case "And": return a != 0 && b != 0 ? 1 : 0
+        case "Or": return a != 0 || b != 0 ? 1 : 0
+        case "Xor": return (a != 0) != (b != 0) ? 1 : 0
+        default: return nil
+        }
+    }
+
+    /// `f` applied element by element to small tensors of known contents broadcast to `shape`
+    /// (numpy's rule), or nil when a tensor's contents are unknown or any result is nil.
+    static func elementwise(_ operands: [TensorInfo], into shape: [Int], _ f: ([Int64]) -> Int64?) -> [Int64]? {
+        guard let count = ShapeCheck.elements(shape), count <= 1 << 16,
+              operands.allSatisfy({ $0.values?.count == $0.elements && $0.rank <= shape.count }) else { return nil }
+        /// Row-major strides of `inner` read as `shape`: 0 along the axes it broadcasts.
+        func strides(_ inner: [Int]) -> [Int] {
+            let padded = Array(repeating: 1, count: shape.count - inner.count) + inner
+            var result = [Int](repeating: 0, count: shape.count)
+            var step = 1
+            for k in padded.indices.reversed() {
+                result[k] = padded[k] == 1 ? 0 : step
+                step *= padded[k]
+            }
+            return result
+        }
+        let steps = operands.map { strides($0.shape) }
+        let contents = operands.map { $0.values! }
+        var out = [Int64]()
+        out.reserveCapacity(count)
+        var offsets = [Int](repeating: 0, count: operands.count)
+        var arguments = [Int64](repeating: 0, count: operands.count)
+        for flat in 0..<count {
+            for j in offsets.indices { offsets[j] = 0 }
+            var rest = flat
+            for k in shape.indices.reversed() {
+                let i = rest % shape[k]
+                rest /= shape[k]
+                for j in offsets.indices { offsets[j] += i * steps[j][k] }
+            }
+            for j in arguments.indices { arguments[j] = contents[j][offsets[j]] }
+            guard let value = f(arguments) else { return nil }
+            out.append(value)
+        }
+        return out
+    }
+
     /// Numpy's multidirectional broadcast.
     static func broadcast(_ a: [Int], _ b: [Int]) throws(InferenceFailure) -> [Int] {
         let rank = max(a.count, b.count)
@@ -382,10 +517,11 @@ enum ShapeInference {
     }
 
     /// Output spatial size of a convolution or pooling window (ONNX's formulas, with auto_pad).
-    static func poolShape(_ input: [Int], kernel: [Int], _ a: Attributes, dilated: Bool, ceil: Bool) throws(InferenceFailure) -> [Int] {
+    /// Every window op reads `dilations` (AveragePool since opset 19, LpPool since 18; 1 before).
+    static func poolShape(_ input: [Int], kernel: [Int], _ a: Attributes, ceil: Bool) throws(InferenceFailure) -> [Int] {
         let spatial = input.count - 2
         let strides = a.ints("strides") ?? Array(repeating: 1, count: spatial)
-        let dilations = (dilated ? a.ints("dilations") : nil) ?? Array(repeating: 1, count: spatial)
+        let dilations = a.ints("dilations") ?? Array(repeating: 1, count: spatial)
         var pads = a.ints("pads") ?? Array(repeating: 0, count: 2 * spatial)
         let autoPad = a.string("auto_pad") ?? "NOTSET"
         // Within 2^20 (dilations) and 2^40 (the rest), extents and spans cannot overflow.
