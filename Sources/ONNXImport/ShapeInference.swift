@@ -47,10 +47,13 @@ enum ShapeInference {
         "Clip": 2, "Reciprocal": 1, "Sqrt": 4, "Not": 1, "ThresholdedRelu": 1, "HardSigmoid": 3, "HardSwish": 4,
         "Sigmoid": 4, "Tanh": 4, "Elu": 4, "Selu": 4, "Celu": 4, "Softplus": 4, "Softsign": 3, "Exp": 4, "Log": 4,
         "Erf": 4, "Gelu": 8, "Mish": 8, "Sin": 4, "Cos": 4, "IsNaN": 1, "IsInf": 1,
+        "Tan": 4, "Asin": 4, "Acos": 4, "Atan": 4, "Sinh": 4, "Cosh": 4, "Asinh": 4, "Acosh": 4, "Atanh": 4, "Swish": 5,
+        "Shrink": 2, "BitwiseNot": 1, "Hardmax": 2, "LpNormalization": 3, "Trilu": 1, "CumSum": 1, "CumProd": 1,
     ]
     /// Broadcasting element-wise ops with two or more inputs: (inputs - 1) FLOPs per output element.
     static let binary: Set<String> = ["Add", "Sub", "Mul", "Div", "Sum", "Max", "Min", "Mean", "Pow", "And", "Or", "Xor",
-                                      "Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual", "Mod", "BitShift"]
+                                      "Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual", "Mod", "BitShift",
+                                      "BitwiseAnd", "BitwiseOr", "BitwiseXor"]
     /// Ops whose output is bool whatever their input.
     static let predicates: Set<String> = ["Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual", "And", "Or", "Xor", "Not",
                                           "IsNaN", "IsInf"]
@@ -113,7 +116,16 @@ enum ShapeInference {
         if let perElement = unary[op] {
             let x = try input(0)
             let type = predicates.contains(op) ? ElementType.bool : x.elementType
-            let values: [Int64]? = op == "Not" ? x.values.map { $0.map { $0 == 0 ? 1 : 0 } } : nil
+            // Known integer contents follow Not, Neg and Abs (shape arithmetic: axis counts from the back).
+            var values: [Int64]?
+            if let known = x.values, known.allSatisfy({ $0 != .min }) {
+                switch op {
+                case "Not": values = known.map { $0 == 0 ? 1 : 0 }
+                case "Neg" where ElementType.isInteger(x.elementType): values = known.map { -$0 }
+                case "Abs" where ElementType.isInteger(x.elementType): values = known.map { Swift.abs($0) }
+                default: break
+                }
+            }
             let saved: ([Int], [Int]) = op == "Relu" || op == "Sigmoid" || op == "Tanh" ? ([], [0]) : ([0], [])
             return result([try tensor(x.shape, type, values: values)], flops: perElement * Double(x.elements),
                           savedInputs: saved.0, savedOutputs: saved.1)
@@ -318,6 +330,215 @@ enum ShapeInference {
                 guard shape[k] >= 0 else { throw .invalid("pads \(pads) leave axis \(k) of \(x.shape) negative") }
             }
             return result([try tensor(shape, x.elementType)], flops: 0)
+        case "CastLike":
+            let x = try input(0), like = try input(1)
+            return result([try tensor(x.shape, like.elementType, values: x.values)], flops: 0)
+        case "ArgMax", "ArgMin":
+            let x = try input(0)
+            let k = try axis(a.int("axis", default: 0), rank: x.rank)
+            var shape = x.shape
+            if a.int("keepdims", default: 1) != 0 { shape[k] = 1 } else { shape.remove(at: k) }
+            return result([try tensor(shape, ElementType.int64)], flops: Double(x.elements))
+        case "TopK":
+            let x = try input(0)
+            let k = try axis(a.int("axis", default: -1), rank: x.rank)
+            guard let count = try list("k", input: 1)?.first else { throw .invalid("K is missing") }
+            guard count >= 0 && count <= x.shape[k] else { throw .invalid("K = \(count) is out of range for axis \(k) of \(x.shape)") }
+            var shape = x.shape
+            shape[k] = count
+            return result([try tensor(shape, x.elementType), try tensor(shape, ElementType.int64)],
+                          flops: Double(x.elements) * log2(Double(max(count, 2))), savedOutputs: [1])
+        case "Tile":
+            let x = try input(0)
+            guard let repeats = try list("repeats", input: 1), repeats.count == x.rank, repeats.allSatisfy({ $0 >= 0 }) else {
+                throw .invalid("needs \(x.rank) non-negative repeats for \(x.shape)")
+            }
+            let shape = try zip(x.shape, repeats).map { (dim, times) throws(InferenceFailure) -> Int in
+                let (product, overflow) = dim.multipliedReportingOverflow(by: times)
+                guard !overflow else { throw .invalid("repeats \(repeats) of \(x.shape) overflow") }
+                return product
+            }
+            return result([try tensor(shape, x.elementType)], flops: 0)
+        case "DepthToSpace", "SpaceToDepth":
+            let x = try input(0)
+            let block = try int("blocksize", default: 0)
+            guard x.rank == 4, block >= 1 else { throw .invalid("expects a 4-dimensional input and a blocksize >= 1, got \(x.shape)") }
+            let square = block * block
+            let shape: [Int]
+            if op == "DepthToSpace" {
+                guard x.shape[1] % square == 0 else { throw .invalid("channels \(x.shape[1]) are not a multiple of \(square)") }
+                shape = [x.shape[0], x.shape[1] / square, x.shape[2] * block, x.shape[3] * block]
+            } else {
+                guard x.shape[2] % block == 0, x.shape[3] % block == 0 else { throw .invalid("\(x.shape) is not a multiple of the blocksize \(block)") }
+                shape = [x.shape[0], x.shape[1] * square, x.shape[2] / block, x.shape[3] / block]
+            }
+            return result([try tensor(shape, x.elementType)], flops: 0)
+        case "GroupNormalization", "MeanVarianceNormalization", "RMSNormalization":
+            let x = try input(0)
+            return result([try tensor(x.shape, x.elementType)], flops: 5 * Double(x.elements), savedInputs: [0])
+        case "QuantizeLinear", "DequantizeLinear":
+            let x = try input(0), scale = try input(1)
+            // The output type: output_dtype when set, else the zero point's (uint8 without one) or the scale's.
+            var type = Int32(clamping: a.int("output_dtype", default: 0))
+            if type == 0 {
+                if op == "QuantizeLinear" {
+                    type = inputs.count > 2 ? inputs[2]?.elementType ?? ElementType.uint8 : ElementType.uint8
+                } else {
+                    type = scale.elementType
+                }
+            }
+            return result([try tensor(x.shape, type)], flops: 2 * Double(x.elements))
+        case "NegativeLogLikelihoodLoss", "SoftmaxCrossEntropyLoss":
+            let scores = try input(0)
+            guard scores.rank >= 2 else { throw .invalid("expects scores of rank >= 2, got \(scores.shape)") }
+            // Per sample without a reduction: the scores' shape without the class axis; else a scalar.
+            let reduction = a.string("reduction") ?? "mean"
+            let loss = reduction == "none" ? [scores.shape[0]] + Array(scores.shape[2...]) : []
+            var outputs = [try tensor(loss, scores.elementType)]
+            if op == "SoftmaxCrossEntropyLoss" { outputs.append(try tensor(scores.shape, scores.elementType)) }
+            return result(outputs, flops: (op == "SoftmaxCrossEntropyLoss" ? 6 : 1) * Double(scores.elements), savedInputs: [0, 1])
+        case "ConvTranspose":
+            let x = try input(0), w = try input(1)
+            guard x.rank >= 3, w.rank == x.rank else { throw .invalid("expects input and weights of the same rank >= 3, got \(x.shape) and \(w.shape)") }
+            let group = try int("group", default: 1)
+            let spatial = x.rank - 2
+            let kernel = try list("kernel_shape", input: Int.max) ?? Array(w.shape[2...])
+            guard group >= 1, kernel.count == spatial, x.shape[1] == w.shape[0] else {
+                throw .invalid("input \(x.shape) does not fit weights \(w.shape) with group \(group)")
+            }
+            let out = try transposedShape(x.shape, kernel: kernel, a)
+            let outputs = [try tensor([x.shape[0], w.shape[1] * group] + out, x.elementType)]
+            // Every input element meets every kernel weight of its group's output channels once.
+            let perInput = 2 * Double(w.shape[1]) * kernel.reduce(1.0) { $0 * Double($1) }
+            return result(outputs, flops: perInput * Double(x.elements), backward: 2, savedInputs: [0])
+        case "MatMulInteger", "QLinearMatMul", "ConvInteger", "QLinearConv":
+            // Their float counterparts' shapes and FLOPs; int32 out, or the output zero point's type.
+            let quantized = op.hasPrefix("QLinear")
+            let operands = quantized ? [try input(0), try input(3)] + (op == "QLinearConv" && inputs.count > 8 ? [inputs[8]] : [])
+                                     : [try input(0), try input(1)]
+            let inner = try infer(op.contains("MatMul") ? "MatMul" : "Conv", inputs: operands, outputCount: 1, attributes: a, rewrite: rewrite)
+            let type = quantized ? try input(7).elementType : ElementType.int32
+            return result([try tensor(inner.outputs[0].shape, type)], flops: inner.flops, backward: inner.backwardFactor,
+                          savedInputs: inner.savedInputs)
+        case "GatherElements":
+            let data = try input(0), indices = try input(1)
+            _ = try axis(a.int("axis", default: 0), rank: data.rank)
+            guard indices.rank == data.rank else { throw .invalid("indices \(indices.shape) and data \(data.shape) differ in rank") }
+            return result([try tensor(indices.shape, data.elementType)], flops: 0)
+        case "GatherND":
+            let data = try input(0), indices = try input(1)
+            let batchDims = try int("batch_dims", default: 0)
+            guard indices.rank >= 1, let last = indices.shape.last, batchDims >= 0, batchDims < min(data.rank, indices.rank),
+                  last >= 1, batchDims + last <= data.rank else {
+                throw .invalid("indices \(indices.shape) do not fit data \(data.shape) with batch_dims \(batchDims)")
+            }
+            let shape = Array(indices.shape.dropLast()) + Array(data.shape[(batchDims + last)...])
+            return result([try tensor(shape, data.elementType)], flops: 0)
+        case "Scatter", "ScatterElements", "ScatterND", "TensorScatter", "ReverseSequence":
+            let data = try input(0)
+            return result([try tensor(data.shape, data.elementType)], flops: 0)
+        case "EyeLike":
+            let x = try input(0)
+            guard x.rank == 2 else { throw .invalid("expects a matrix, got \(x.shape)") }
+            let type = Int32(clamping: a.int("dtype", default: Int(x.elementType)))
+            return result([try tensor(x.shape, type)], flops: 0)
+        case "OneHot":
+            let indices = try input(0), values = try input(2)
+            // depth is a scalar of any numeric type (a float one counts its integer part).
+            let depthInput = try input(1)
+            guard let depth = depthInput.values?.first.map({ Int(clamping: $0) }) ?? depthInput.scales?.first.flatMap({ $0.isFinite ? Int(exactly: $0.rounded(.towardZero)) : nil }) else {
+                throw .dataDependent("input 1 (depth) is not a constant")
+            }
+            guard depth >= 0 && depth <= ShapeCheck.maximumBytes else { throw .invalid("depth \(depth) is out of range") }
+            let k = try axis(a.int("axis", default: -1), rank: indices.rank + 1)
+            var shape = indices.shape
+            shape.insert(depth, at: k)
+            return result([try tensor(shape, values.elementType)], flops: 0)
+        case "CenterCropPad":
+            let x = try input(0)
+            guard let sizes = try list("shape", input: 1) else { throw .invalid("the target shape is missing") }
+            var axes = Array(0..<x.rank)
+            if let given = a.ints("axes") {
+                axes = []
+                for value in given { axes.append(try axis(value, rank: x.rank)) }
+            }
+            guard sizes.count == axes.count, sizes.allSatisfy({ $0 >= 0 }) else { throw .invalid("shape \(sizes) does not fit axes \(axes)") }
+            var shape = x.shape
+            for (j, k) in axes.enumerated() { shape[k] = sizes[j] }
+            return result([try tensor(shape, x.elementType)], flops: 0)
+        case "RNN", "GRU", "LSTM":
+            let x = try input(0), recurrence = try input(2)
+            guard x.rank == 3, recurrence.rank == 3 else { throw .invalid("expects a 3-dimensional input and recurrence weights, got \(x.shape) and \(recurrence.shape)") }
+            let directions = a.string("direction") == "bidirectional" ? 2 : 1
+            let hidden = try int("hidden_size", default: recurrence.shape[2])
+            let batchFirst = a.int("layout", default: 0) != 0
+            let (sequence, batch, features) = batchFirst ? (x.shape[1], x.shape[0], x.shape[2]) : (x.shape[0], x.shape[1], x.shape[2])
+            let y = batchFirst ? [batch, sequence, directions, hidden] : [sequence, directions, batch, hidden]
+            let last = batchFirst ? [batch, directions, hidden] : [directions, batch, hidden]
+            var outputs = [try tensor(y, x.elementType), try tensor(last, x.elementType)]
+            if op == "LSTM" { outputs.append(try tensor(last, x.elementType)) }
+            // Per step and direction: the gates' products with the input and the hidden state.
+            let gates = op == "LSTM" ? 4.0 : op == "GRU" ? 3.0 : 1.0
+            let flops = 2 * gates * Double(hidden) * (Double(features) + Double(hidden)) * Double(sequence) * Double(batch) * Double(directions)
+            return result(outputs, flops: flops, backward: 2, savedInputs: [0], savedOutputs: [0])
+        case "Resize", "Upsample":
+            let x = try input(0)
+            // Resize: X, roi, scales, sizes (opset 10: X, scales); Upsample: X, scales (opset 7: an attribute).
+            let scalesSlot = op == "Upsample" || inputs.count == 2 ? 1 : 2
+            var axes = Array(0..<x.rank)
+            if let given = a.ints("axes") {
+                axes = []
+                for value in given { axes.append(try axis(value, rank: x.rank)) }
+            }
+            var shape = x.shape
+            /// A computed size, rounded down; an absurd one (NaN, negative, beyond 2^40) is refused.
+            func size(_ value: Double) throws(InferenceFailure) -> Int {
+                guard value.isFinite, value >= 0, value <= Double(ShapeCheck.maximumBytes) else { throw .invalid("an output size of \(value) for \(x.shape)") }
+                return Int(value.rounded(.down))
+            }
+            if inputs.count > 3, let sizesInput = inputs[3], sizesInput.elements > 0 {
+                guard let sizes = try list("sizes", input: 3), sizes.count == axes.count, sizes.allSatisfy({ $0 >= 0 }) else {
+                    throw .invalid("sizes do not fit axes \(axes) of \(x.shape)")
+                }
+                let policy = a.string("keep_aspect_ratio_policy") ?? "stretch"
+                if policy == "stretch" {
+                    for (j, k) in axes.enumerated() { shape[k] = sizes[j] }
+                } else {
+                    // One scale for all axes, the smallest (not_larger) or largest (not_smaller), rounded half up.
+                    guard policy == "not_larger" || policy == "not_smaller", axes.allSatisfy({ x.shape[$0] > 0 }) else {
+                        throw .invalid("keep_aspect_ratio_policy \"\(policy)\" does not fit \(x.shape)")
+                    }
+                    let ratios = axes.indices.map { Double(sizes[$0]) / Double(x.shape[axes[$0]]) }
+                    let scale = policy == "not_larger" ? ratios.min()! : ratios.max()!
+                    for k in axes { shape[k] = try size(scale * Double(x.shape[k]) + 0.5) }
+                }
+            } else {
+                let factors: [Double]
+                if op == "Upsample", let given = a.floats("scales") {
+                    factors = given.map(Double.init)
+                } else {
+                    guard scalesSlot < inputs.count, let scalesInput = inputs[scalesSlot] else { throw .invalid("needs scales or sizes") }
+                    guard let known = scalesInput.scales else { throw .dataDependent("input \(scalesSlot) (scales) is not a constant") }
+                    factors = known
+                }
+                guard factors.count == axes.count, factors.allSatisfy({ $0 > 0 && $0 <= 1_048_576 }) else {
+                    throw .invalid("scales \(factors) do not fit axes \(axes) of \(x.shape)")
+                }
+                // floor(input x scale), over the roi's extent with tf_crop_and_resize.
+                var extents = [Double](repeating: 1, count: axes.count)
+                if a.string("coordinate_transformation_mode") == "tf_crop_and_resize", inputs.count > 1, let roi = inputs[1]?.scales,
+                   roi.count == 2 * axes.count {
+                    extents = axes.indices.map { roi[$0 + axes.count] - roi[$0] }
+                }
+                for (j, k) in axes.enumerated() { shape[k] = try size(Double(x.shape[k]) * extents[j] * factors[j]) }
+            }
+            let out = try tensor(shape, x.elementType)
+            return result([out], flops: 4 * Double(out.elements))
+        case "Attention":
+            let (shapes, types, flops) = try attention(inputs, a)
+            var outputs = [TensorInfo]()
+            for (shape, type) in zip(shapes, types) { outputs.append(try tensor(shape, type)) }
+            return result(outputs, flops: flops, savedInputs: [0, 1, 2])
         case "Cast":
             let x = try input(0)
             let to = Int32(clamping: a.int("to", default: Int(ElementType.float)))
@@ -361,7 +582,13 @@ enum ShapeInference {
             let shapeInput = try input(0)
             guard let dims = shapeInput.values else { throw .dataDependent("the shape input is not a constant") }
             let type = a.tensor("value").map { $0.dataType == 0 ? ElementType.float : $0.dataType } ?? ElementType.float
-            return result([try tensor(dims.map { Int(clamping: $0) }, type)], flops: 0)
+            let shape = dims.map { Int(clamping: $0) }
+            // An integer fill of a small shape is known (ONNX functions build shapes with it).
+            var values: [Int64]?
+            if let fill = a.tensor("value")?.integerValues(), fill.count == 1, let count = ShapeCheck.elements(shape), count <= 1 << 16 {
+                values = Array(repeating: fill[0], count: count)
+            }
+            return result([try tensor(shape, type, values: values)], flops: 0)
         case "Gather":
             let data = try input(0), indices = try input(1)
             let k = try axis(a.int("axis", default: 0), rank: data.rank)
@@ -386,7 +613,8 @@ enum ShapeInference {
             let x = try input(0)
             guard let target = try list("shape", input: 1) else { throw .invalid("the target shape is missing") }
             return result([try tensor(try broadcast(x.shape, target), x.elementType)], flops: 0)
-        case "ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL2":
+        case "ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL2", "ReduceL1", "ReduceSumSquare",
+             "ReduceLogSum", "ReduceLogSumExp":
             let x = try input(0)
             let keep = a.int("keepdims", default: 1) != 0
             var axes = Set<Int>()
@@ -501,6 +729,94 @@ enum ShapeInference {
             out.append(value)
         }
         return out
+    }
+
+    /// Output spatial size of ConvTranspose: output_shape when given, else
+    /// stride * (in - 1) + output_padding + (kernel - 1) * dilation + 1 - pads (in * stride with SAME_*).
+    static func transposedShape(_ input: [Int], kernel: [Int], _ a: Attributes) throws(InferenceFailure) -> [Int] {
+        let spatial = input.count - 2
+        if let given = a.ints("output_shape") {
+            // The spatial dimensions, or all of them.
+            let dims = given.count == input.count ? Array(given[2...]) : given
+            guard dims.count == spatial, dims.allSatisfy({ $0 >= 0 }) else { throw .invalid("output_shape \(given) does not fit \(input)") }
+            return dims
+        }
+        let strides = a.ints("strides") ?? Array(repeating: 1, count: spatial)
+        let dilations = a.ints("dilations") ?? Array(repeating: 1, count: spatial)
+        let outputPadding = a.ints("output_padding") ?? Array(repeating: 0, count: spatial)
+        var pads = a.ints("pads") ?? Array(repeating: 0, count: 2 * spatial)
+        guard (strides + pads + kernel + outputPadding).allSatisfy({ $0.magnitude <= UInt(ShapeCheck.maximumBytes) }),
+              dilations.allSatisfy({ $0.magnitude <= 1 << 20 }), strides.allSatisfy({ $0.magnitude <= 1 << 20 }) else {
+            throw .invalid("strides, dilations, pads or kernel_shape are absurdly large")
+        }
+        guard strides.count == spatial, dilations.count == spatial, outputPadding.count == spatial, pads.count == 2 * spatial,
+              strides.allSatisfy({ $0 >= 1 }), dilations.allSatisfy({ $0 >= 1 }), kernel.allSatisfy({ $0 >= 1 }), pads.allSatisfy({ $0 >= 0 }) else {
+            throw .invalid("strides, dilations, pads, output_padding or kernel_shape do not fit \(spatial) spatial dimensions")
+        }
+        let autoPad = a.string("auto_pad") ?? "NOTSET"
+        var out = [Int]()
+        for i in 0..<spatial {
+            switch autoPad {
+            case "SAME_UPPER", "SAME_LOWER":
+                out.append(input[i + 2] * strides[i])
+                continue
+            case "VALID":
+                pads[i] = 0
+                pads[i + spatial] = 0
+            case "NOTSET", "": break
+            default: throw .invalid("unknown auto_pad \"\(autoPad)\"")
+            }
+            let size = strides[i] * (input[i + 2] - 1) + outputPadding[i] + (kernel[i] - 1) * dilations[i] + 1 - pads[i] - pads[i + spatial]
+            guard size >= 0 else { throw .invalid("the padding \(pads) is larger than the output of \(input)") }
+            out.append(size)
+        }
+        return out
+    }
+
+    /// Attention (opset 23): Q, K, V as [batch, heads, sequence, head size], or as
+    /// [batch, sequence, heads x head size] with q_num_heads and kv_num_heads; past_key and
+    /// past_value [batch, kv heads, past sequence, head size] are extended by K and V.
+    /// Outputs Y (Q's layout, V's head size), present_key, present_value, and the scores
+    /// [batch, q heads, q sequence, total sequence].
+    static func attention(_ inputs: [TensorInfo?], _ a: Attributes) throws(InferenceFailure) -> (shapes: [[Int]], types: [Int32], flops: Double) {
+        guard inputs.count >= 3, let q = inputs[0], let k = inputs[1], let v = inputs[2] else { throw .invalid("needs Q, K and V") }
+        guard q.rank == k.rank, k.rank == v.rank, q.rank == 3 || q.rank == 4, q.shape[0] == k.shape[0], k.shape[0] == v.shape[0] else {
+            throw .invalid("Q \(q.shape), K \(k.shape) and V \(v.shape) must all be 3- or all 4-dimensional, of one batch")
+        }
+        let batch = q.shape[0]
+        let (qHeads, qSequence, headSize, kvHeads, kvSequence, vHeadSize): (Int, Int, Int, Int, Int, Int)
+        if q.rank == 4 {
+            (qHeads, qSequence, headSize) = (q.shape[1], q.shape[2], q.shape[3])
+            (kvHeads, kvSequence, vHeadSize) = (k.shape[1], k.shape[2], v.shape[3])
+            guard k.shape[3] == headSize, v.shape[1] == kvHeads, v.shape[2] == kvSequence else {
+                throw .invalid("K \(k.shape) and V \(v.shape) do not fit Q \(q.shape)")
+            }
+        } else {
+            let heads = a.int("q_num_heads") ?? 0, kvHeadsAttribute = a.int("kv_num_heads") ?? 0
+            guard heads >= 1, kvHeadsAttribute >= 1, q.shape[2] % heads == 0, k.shape[2] % kvHeadsAttribute == 0,
+                  v.shape[2] % kvHeadsAttribute == 0, k.shape[1] == v.shape[1] else {
+                throw .invalid("3-dimensional Q \(q.shape), K \(k.shape) and V \(v.shape) need q_num_heads and kv_num_heads that divide them")
+            }
+            (qHeads, qSequence, headSize) = (heads, q.shape[1], q.shape[2] / heads)
+            (kvHeads, kvSequence, vHeadSize) = (kvHeadsAttribute, k.shape[1], v.shape[2] / kvHeadsAttribute)
+            guard k.shape[2] / kvHeads == headSize else { throw .invalid("K \(k.shape) does not fit Q \(q.shape)") }
+        }
+        guard kvHeads >= 1, qHeads % kvHeads == 0 else { throw .invalid("\(qHeads) query heads are not a multiple of \(kvHeads) key heads") }
+        var past = 0
+        if inputs.count > 4, let pastKey = inputs[4] {
+            guard pastKey.rank == 4, pastKey.shape[0] == batch, pastKey.shape[1] == kvHeads, pastKey.shape[3] == headSize else {
+                throw .invalid("past_key \(pastKey.shape) does not fit K")
+            }
+            past = pastKey.shape[2]
+        }
+        let total = past + kvSequence
+        let (width, overflow) = qHeads.multipliedReportingOverflow(by: vHeadSize)
+        guard !overflow else { throw .invalid("\(qHeads) heads of \(vHeadSize) overflow") }
+        let y = q.rank == 4 ? [batch, qHeads, qSequence, vHeadSize] : [batch, qSequence, width]
+        let shapes = [y, [batch, kvHeads, total, headSize], [batch, kvHeads, total, vHeadSize], [batch, qHeads, qSequence, total]]
+        // Two products and a softmax over the scores.
+        let scores = Double(batch) * Double(qHeads) * Double(qSequence) * Double(total)
+        return (shapes, [q.elementType, k.elementType, v.elementType, q.elementType], scores * (2 * Double(headSize) + 2 * Double(vHeadSize) + 5))
     }
 
     /// Numpy's multidirectional broadcast.

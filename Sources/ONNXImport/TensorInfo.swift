@@ -8,13 +8,16 @@ struct TensorInfo: Sendable {
     var elementType: Int32
     /// Known contents of a small integer tensor (shapes, axes, pads): what Reshape and friends need.
     var values: [Int64]?
+    /// Known contents of a small float or double constant: Resize's and Upsample's scales.
+    var scales: [Double]?
     /// Computed once, not per step: an initializer, a Constant, or an op whose inputs are all constant.
     var isConstant: Bool
 
-    init(shape: [Int], elementType: Int32, values: [Int64]? = nil, isConstant: Bool = false) {
+    init(shape: [Int], elementType: Int32, values: [Int64]? = nil, scales: [Double]? = nil, isConstant: Bool = false) {
         self.shape = shape
         self.elementType = elementType
         self.values = values
+        self.scales = scales
         self.isConstant = isConstant
     }
 
@@ -143,6 +146,29 @@ extension Onnx_TensorProto {
         return nil
     }
 
+    /// Contents when the tensor is a float or double tensor of at most `limit` elements, else nil.
+    func floatingValues(limit: Int = 1 << 10) -> [Double]? {
+        guard dims.allSatisfy({ $0 >= 0 }), let count = ShapeCheck.elements(dims.map { Int(clamping: $0) }), count <= limit else { return nil }
+        switch dataType {
+        case ElementType.float:
+            if floatData.count == count { return floatData.map(Double.init) }
+            if rawData.count == count * 4 {
+                return rawData.withUnsafeBytes { raw in
+                    (0..<count).map { Double(Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self)))) }
+                }
+            }
+        case 11:
+            if doubleData.count == count { return doubleData }
+            if rawData.count == count * 8 {
+                return rawData.withUnsafeBytes { raw in
+                    (0..<count).map { Double(bitPattern: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 8, as: UInt64.self))) }
+                }
+            }
+        default: break
+        }
+        return nil
+    }
+
     /// Shape and type of the tensor, with its integer values when small, as a constant.
     func info() throws(GraphError) -> TensorInfo {
         let shape = dims.map { Int(clamping: $0) }
@@ -150,6 +176,6 @@ extension Onnx_TensorProto {
             throw .invalidValue("ONNX tensor \"\(name)\" has an impossible shape \(dims)")
         }
         return TensorInfo(shape: shape, elementType: dataType == 0 ? ElementType.float : dataType,
-                          values: integerValues(), isConstant: true)
+                          values: integerValues(), scales: floatingValues(), isConstant: true)
     }
 }
