@@ -104,8 +104,8 @@ struct ONNXGraphBuilder {
             }
             let present = node.input.filter { !$0.isEmpty }
             // Computed once, not every step: ops on constants only (and ops without inputs), and
-            // Shape, which depends only on static shapes.
-            let folded = node.opType == "Shape" || present.allSatisfy { tensors[$0]?.isConstant == true }
+            // Shape and Size, which depend only on static shapes.
+            let folded = node.opType == "Shape" || node.opType == "Size" || present.allSatisfy { tensors[$0]?.isConstant == true }
             for (port, output) in node.output.enumerated() where !output.isEmpty {
                 var info = port < inferred.outputs.count ? inferred.outputs[port] : TensorInfo(shape: [0], elementType: ElementType.float)
                 info.isConstant = folded
