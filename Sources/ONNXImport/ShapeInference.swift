@@ -362,7 +362,7 @@ enum ShapeInference {
         case "DepthToSpace", "SpaceToDepth":
             let x = try input(0)
             let block = try int("blocksize", default: 0)
-            guard x.rank == 4, block >= 1 else { throw .invalid("expects a 4-dimensional input and a blocksize >= 1, got \(x.shape)") }
+            guard x.rank == 4, block >= 1, block <= 1 << 20 else { throw .invalid("expects a 4-dimensional input and a blocksize from 1 to 2^20, got \(x.shape) and \(block)") }
             let square = block * block
             let shape: [Int]
             if op == "DepthToSpace" {
@@ -407,7 +407,9 @@ enum ShapeInference {
                 throw .invalid("input \(x.shape) does not fit weights \(w.shape) with group \(group)")
             }
             let out = try transposedShape(x.shape, kernel: kernel, a)
-            let outputs = [try tensor([x.shape[0], w.shape[1] * group] + out, x.elementType)]
+            let (channels, overflow) = w.shape[1].multipliedReportingOverflow(by: group)
+            guard !overflow else { throw .invalid("\(group) groups of \(w.shape[1]) channels overflow") }
+            let outputs = [try tensor([x.shape[0], channels] + out, x.elementType)]
             // Every input element meets every kernel weight of its group's output channels once.
             let perInput = 2 * Double(w.shape[1]) * kernel.reduce(1.0) { $0 * Double($1) }
             return result(outputs, flops: perInput * Double(x.elements), backward: 2, savedInputs: [0])
