@@ -3,7 +3,7 @@ import Foundation
 import Placement
 import SwiftProtobuf
 
-/// What to do with an op shape inference does not know.
+/// What to do with an op shape inference does not know, or whose output shape it cannot know.
 public enum UnknownOpPolicy: String, CaseIterable, Sendable {
     /// Reject the model, naming the op (the default: a silent guess could misplace a model).
     case reject
@@ -70,7 +70,8 @@ public struct ONNXTensor: Sendable, Hashable {
 /// become nodes of their own (zero time) so that their memory is counted.
 ///
 /// Shapes come from shape inference (`ShapeInference`), times from the cost model
-/// (`CostModel`). An op shape inference does not know is rejected, or with
+/// (`CostModel`). An op shape inference does not know, or whose output shape depends on contents
+/// it does not know (a Reshape target computed at run time), is rejected, or with
 /// `UnknownOpPolicy.estimate` given a fallback: each output takes the shape the model declares
 /// for it in `value_info` or the graph's outputs, else the shape of the op's first input; one
 /// FLOP per output element; its inputs and outputs as memory traffic.
