@@ -54,15 +54,19 @@ struct ONNXGraphBuilder {
         // ONNX lists nodes in topological order, but not every exporter does: order them by their inputs.
         let order = try topologicalOrder(onnx.node, known: Set(tensors.keys))
         var estimated = [String]()
+        // Outputs of the fallback estimate, and the tensors computed from them: guesses.
+        var estimatedTensors = Set<String>()
+        var guessedTensors = Set<String>()
         var usedNames = Set(forwards.map(\.name))
         // Next suffix to try per repeated name, so that many nodes of one name stay linear.
         var nextSuffix = [String: Int]()
         for index in order {
             let node = onnx.node[index]
-            let label = node.name.isEmpty ? (node.output.first ?? "#\(index)") : node.name
+            let label = Self.label(node, index: index)
             let inputs = node.input.map { $0.isEmpty ? nil : tensors[$0] }
             let standard = node.domain.isEmpty || node.domain == "ai.onnx"
             var inferred: InferredOp
+            var fellBack = false
             let attempt: Result<InferredOp, InferenceFailure> = standard
                 ? Result { () throws(InferenceFailure) in
                     try ShapeInference.infer(node.opType, inputs: inputs, outputCount: node.output.count,
@@ -72,20 +76,36 @@ struct ONNXGraphBuilder {
             switch attempt {
             case .success(let value):
                 inferred = value
-            case .failure(.invalid(let reason)):
-                throw .invalidValue("ONNX node \"\(label)\" (\(node.opType)): \(reason)")
-            case .failure(.unsupported):
-                let what = standard ? "op type \"\(node.opType)\"" : "op type \"\(node.domain).\(node.opType)\""
-                guard options.unknownOps == .estimate else {
-                    throw .invalidValue("ONNX node \"\(label)\": \(what) is not supported by shape inference (--unknown-ops=estimate gives it a fallback estimate)")
+            case .failure(let failure):
+                let qualified = standard ? node.opType : node.domain + "." + node.opType
+                let estimating = options.unknownOps == .estimate
+                switch failure {
+                case .invalid(let reason):
+                    // Inputs computed from an estimate may not fit: the guess is carried on, not blamed here.
+                    guard estimating && node.input.contains(where: { guessedTensors.contains($0) }) else {
+                        throw .invalidValue("ONNX node \"\(label)\" (\(node.opType)): \(reason)")
+                    }
+                case .dataDependent(let reason):
+                    guard estimating else {
+                        throw .invalidValue("ONNX node \"\(label)\" (\(node.opType)): \(reason), and its output shape depends on it (--unknown-ops=estimate gives it a fallback estimate)")
+                    }
+                case .unsupported:
+                    guard estimating else {
+                        throw .invalidValue("ONNX node \"\(label)\": op type \"\(qualified)\" is not supported by shape inference (--unknown-ops=estimate gives it a fallback estimate)")
+                    }
                 }
                 inferred = try estimate(node, inputs: inputs, declared: declared, label: label)
-                estimated.append("\(standard ? node.opType : node.domain + "." + node.opType) (\(label))")
+                fellBack = true
+                estimatedTensors.formUnion(node.output.filter { !$0.isEmpty })
+                estimated.append("\(qualified) (\(label))")
+            }
+            if fellBack || node.input.contains(where: { guessedTensors.contains($0) }) {
+                guessedTensors.formUnion(node.output.filter { !$0.isEmpty })
             }
             let present = node.input.filter { !$0.isEmpty }
             // Computed once, not every step: ops on constants only (and ops without inputs), and
-            // Shape, which depends only on static shapes.
-            let folded = node.opType == "Shape" || present.allSatisfy { tensors[$0]?.isConstant == true }
+            // Shape and Size, which depend only on static shapes.
+            let folded = node.opType == "Shape" || node.opType == "Size" || present.allSatisfy { tensors[$0]?.isConstant == true }
             for (port, output) in node.output.enumerated() where !output.isEmpty {
                 var info = port < inferred.outputs.count ? inferred.outputs[port] : TensorInfo(shape: [0], elementType: ElementType.float)
                 info.isConstant = folded
@@ -172,8 +192,14 @@ struct ONNXGraphBuilder {
         }
 
         let graph = try Graph(name: name, nodes: nodes, edges: edges)
+        var sized = [String: ONNXTensor](minimumCapacity: tensors.count)
+        for (name, info) in tensors {
+            sized[name] = ONNXTensor(shape: info.shape, elementType: info.elementType, bytes: info.bytes,
+                                     estimated: estimatedTensors.contains(name))
+        }
         return ONNXImportResult(graph: graph, forwardOps: forwards.filter { !$0.isInput }.count, estimatedOps: estimated,
-                                parameterBytes: parameterBytes, batch: rewrite?.batch, forwardFlops: flops)
+                                parameterBytes: parameterBytes, batch: rewrite?.batch, forwardFlops: flops,
+                                tensors: sized)
     }
 
     /// The backward ops, a `loss` op, and their edges (see `ONNXImporter`).
@@ -287,19 +313,30 @@ struct ONNXGraphBuilder {
         return TensorInfo(shape: shape, elementType: type == 0 ? ElementType.float : type)
     }
 
+    /// What a node is called: its name, else its first output's, else `<OpType>_<index>` (its
+    /// position in the file): never empty, as a graph node's name must not be. Repeats get `#2`, ...
+    static func label(_ node: Onnx_NodeProto, index: Int) -> String {
+        if !node.name.isEmpty { return node.name }
+        if let first = node.output.first, !first.isEmpty { return first }
+        return "\(node.opType.isEmpty ? "node" : node.opType)_\(index)"
+    }
+
     /// The documented fallback for an op shape inference does not know.
     private func estimate(_ node: Onnx_NodeProto, inputs: [TensorInfo?], declared: [String: Onnx_ValueInfoProto], label: String) throws(GraphError) -> InferredOp {
         let first = inputs.compactMap { $0 }.first
         var outputs = [TensorInfo]()
         for output in node.output {
-            let dims = declared[output].map { $0.type.tensorType.shape.dim } ?? []
-            let fixed = !dims.isEmpty && dims.allSatisfy { if case .dimValue(let v) = $0.value { return v >= 0 } else { return false } }
+            // A declared shape counts when every dimension is a number; a declared shape without
+            // dimensions is a scalar (rank 0), and a declaration without a shape says nothing.
+            let tensorType = declared[output].flatMap { $0.type.tensorType.hasShape ? $0.type.tensorType : nil }
+            let dims = tensorType?.shape.dim ?? []
+            let fixed = tensorType != nil && dims.allSatisfy { if case .dimValue(let v) = $0.value { return v >= 0 } else { return false } }
             let shape = dims.map { Int(clamping: $0.dimValue) }
-            if let info = declared[output], fixed, ShapeCheck.elements(shape) != nil {
-                let type = info.type.tensorType.elemType
-                outputs.append(TensorInfo(shape: shape, elementType: type == 0 ? ElementType.float : type))
+            let declaredType = declared[output]?.type.tensorType.elemType ?? 0
+            if fixed, ShapeCheck.elements(shape) != nil {
+                outputs.append(TensorInfo(shape: shape, elementType: declaredType == 0 ? ElementType.float : declaredType))
             } else if let first {
-                outputs.append(TensorInfo(shape: first.shape, elementType: first.elementType))
+                outputs.append(TensorInfo(shape: first.shape, elementType: declaredType == 0 ? first.elementType : declaredType))
             } else {
                 throw .invalidValue("ONNX node \"\(label)\": op type \"\(node.opType)\" is not supported, and with no inputs and no declared output shape it cannot be estimated")
             }
@@ -326,7 +363,7 @@ struct ONNXGraphBuilder {
         for (i, node) in nodes.enumerated() {
             for input in Set(node.input) where !input.isEmpty && !known.contains(input) {
                 guard let source = producedBy[input] else {
-                    let label = node.name.isEmpty ? (node.output.first ?? "#\(i)") : node.name
+                    let label = Self.label(node, index: i)
                     throw .invalidValue("ONNX node \"\(label)\" (\(node.opType)) reads \"\(input)\", which no node, input or initializer provides")
                 }
                 waiting[i] += 1
@@ -347,7 +384,7 @@ struct ONNXGraphBuilder {
         }
         guard order.count == nodes.count else {
             let stuck = nodes.indices.first { waiting[$0] > 0 }!
-            let label = nodes[stuck].name.isEmpty ? (nodes[stuck].output.first ?? "#\(stuck)") : nodes[stuck].name
+            let label = Self.label(nodes[stuck], index: stuck)
             throw .invalidValue("the ONNX graph has a cycle: node \"\(label)\" (\(nodes[stuck].opType)) depends on its own output")
         }
         return order

@@ -3,7 +3,7 @@ import Foundation
 import Placement
 import SwiftProtobuf
 
-/// What to do with an op shape inference does not know.
+/// What to do with an op shape inference does not know, or whose output shape it cannot know.
 public enum UnknownOpPolicy: String, CaseIterable, Sendable {
     /// Reject the model, naming the op (the default: a silent guess could misplace a model).
     case reject
@@ -44,6 +44,21 @@ public struct ONNXImportResult: Sendable {
     public var batch: Int?
     /// Total forward FLOPs of one step.
     public var forwardFlops: Double
+    /// Every tensor the model names (inputs, initializers, the outputs of every op, folded ones
+    /// included), as import sized it: what the graph's bytes come from, so that shape inference
+    /// can be checked against another implementation of the specification.
+    public var tensors: [String: ONNXTensor]
+}
+
+/// The shape and element type import gives one tensor of an ONNX model.
+public struct ONNXTensor: Sendable, Hashable {
+    public var shape: [Int]
+    /// ONNX `TensorProto.DataType` code.
+    public var elementType: Int32
+    /// Bytes of the tensor: elements x bits per element / 8, rounded up (sub-byte types are packed).
+    public var bytes: Int
+    /// Sized by the fallback estimate (`UnknownOpPolicy.estimate`) rather than by shape inference.
+    public var estimated: Bool
 }
 
 /// Reads an ONNX model (a protobuf `ModelProto`) into a placement graph.
@@ -55,7 +70,8 @@ public struct ONNXImportResult: Sendable {
 /// become nodes of their own (zero time) so that their memory is counted.
 ///
 /// Shapes come from shape inference (`ShapeInference`), times from the cost model
-/// (`CostModel`). An op shape inference does not know is rejected, or with
+/// (`CostModel`). An op shape inference does not know, or whose output shape depends on contents
+/// it does not know (a Reshape target computed at run time), is rejected, or with
 /// `UnknownOpPolicy.estimate` given a fallback: each output takes the shape the model declares
 /// for it in `value_info` or the graph's outputs, else the shape of the op's first input; one
 /// FLOP per output element; its inputs and outputs as memory traffic.

@@ -8,19 +8,23 @@ struct TensorInfo: Sendable {
     var elementType: Int32
     /// Known contents of a small integer tensor (shapes, axes, pads): what Reshape and friends need.
     var values: [Int64]?
+    /// Known contents of a small float or double constant: Resize's and Upsample's scales.
+    var scales: [Double]?
     /// Computed once, not per step: an initializer, a Constant, or an op whose inputs are all constant.
     var isConstant: Bool
 
-    init(shape: [Int], elementType: Int32, values: [Int64]? = nil, isConstant: Bool = false) {
+    init(shape: [Int], elementType: Int32, values: [Int64]? = nil, scales: [Double]? = nil, isConstant: Bool = false) {
         self.shape = shape
         self.elementType = elementType
         self.values = values
+        self.scales = scales
         self.isConstant = isConstant
     }
 
     /// Element count; shapes are checked on creation (see `ShapeCheck.elements`), so this cannot overflow.
     var elements: Int { shape.reduce(1, *) }
-    var bytes: Int { elements * ElementType.size(elementType) }
+    /// Sub-byte types are packed: elements x bits / 8, rounded up (ONNX stores INT4 two to a byte).
+    var bytes: Int { (elements * ElementType.bits(elementType) + 7) / 8 }
     var rank: Int { shape.count }
     var isFloatingPoint: Bool { ElementType.isFloatingPoint(elementType) }
 }
@@ -31,17 +35,27 @@ enum ElementType {
     static let uint8: Int32 = 2
     static let int32: Int32 = 6
     static let int64: Int32 = 7
+    static let string: Int32 = 8
     static let bool: Int32 = 9
 
-    static func size(_ type: Int32) -> Int {
+    /// Bits per element. Elements are at most 2^40 (`ShapeCheck`), so elements x bits cannot overflow.
+    static func bits(_ type: Int32) -> Int {
         switch type {
-        case 2, 3, 9, 17, 18, 19, 20, 21, 22, 23, 24, 25: return 1   // 8-bit, bool, float8 and 4-bit kinds (rounded up)
-        case 4, 5, 10, 16: return 2                                  // (u)int16, float16, bfloat16
-        case 1, 6, 12: return 4                                      // float, int32, uint32
-        case 7, 11, 13, 14: return 8                                 // int64, double, uint64, complex64
-        case 15: return 16                                           // complex128
-        default: return 4                                            // undefined or string: a pointer-sized guess
+        case 25, 26: return 2                                   // uint2, int2
+        case 21, 22, 23: return 4                               // uint4, int4, float4e2m1
+        case 27, 28: return 6                                   // float6e2m3, float6e3m2
+        case 2, 3, 9, 17, 18, 19, 20, 24: return 8              // (u)int8, bool, the float8 kinds
+        case 4, 5, 10, 16: return 16                            // (u)int16, float16, bfloat16
+        case 1, 6, 12: return 32                                // float, int32, uint32
+        case 7, 11, 13, 14: return 64                           // int64, double, uint64, complex64
+        case 15: return 128                                     // complex128
+        default: return 32                                      // undefined or string: a pointer-sized guess
         }
+    }
+
+    /// The integer types whose contents shape inference follows (shapes, axes, pads are int64 or int32).
+    static func isInteger(_ type: Int32) -> Bool {
+        [2, 3, 4, 5, 6, 7, 12, 13].contains(type)
     }
 
     static func isFloatingPoint(_ type: Int32) -> Bool {
@@ -95,6 +109,12 @@ struct Attributes {
 
     func floats(_ name: String) -> [Float]? { byName[name]?.floats }
 
+    /// The length of a list attribute (floats, ints, strings, tensors).
+    func count(_ name: String) -> Int? {
+        guard let attribute = byName[name] else { return nil }
+        return max(attribute.floats.count, attribute.ints.count, attribute.strings.count, attribute.tensors.count)
+    }
+
     func string(_ name: String) -> String? {
         guard let attribute = byName[name] else { return nil }
         return String(decoding: attribute.s, as: UTF8.self)
@@ -126,6 +146,29 @@ extension Onnx_TensorProto {
         return nil
     }
 
+    /// Contents when the tensor is a float or double tensor of at most `limit` elements, else nil.
+    func floatingValues(limit: Int = 1 << 10) -> [Double]? {
+        guard dims.allSatisfy({ $0 >= 0 }), let count = ShapeCheck.elements(dims.map { Int(clamping: $0) }), count <= limit else { return nil }
+        switch dataType {
+        case ElementType.float:
+            if floatData.count == count { return floatData.map(Double.init) }
+            if rawData.count == count * 4 {
+                return rawData.withUnsafeBytes { raw in
+                    (0..<count).map { Double(Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self)))) }
+                }
+            }
+        case 11:
+            if doubleData.count == count { return doubleData }
+            if rawData.count == count * 8 {
+                return rawData.withUnsafeBytes { raw in
+                    (0..<count).map { Double(bitPattern: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 8, as: UInt64.self))) }
+                }
+            }
+        default: break
+        }
+        return nil
+    }
+
     /// Shape and type of the tensor, with its integer values when small, as a constant.
     func info() throws(GraphError) -> TensorInfo {
         let shape = dims.map { Int(clamping: $0) }
@@ -133,6 +176,6 @@ extension Onnx_TensorProto {
             throw .invalidValue("ONNX tensor \"\(name)\" has an impossible shape \(dims)")
         }
         return TensorInfo(shape: shape, elementType: dataType == 0 ? ElementType.float : dataType,
-                          values: integerValues(), isConstant: true)
+                          values: integerValues(), scales: floatingValues(), isConstant: true)
     }
 }

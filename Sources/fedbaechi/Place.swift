@@ -109,7 +109,7 @@ struct Place: ParsableCommand {
     @Option(help: "ONNX with --training: sgd, momentum, adam or rmsprop (the optimizer state kept per parameter).")
     var optimizer: String = "sgd"
 
-    @Option(help: "ONNX: reject (default) or estimate ops shape inference does not know (listed in a warning).")
+    @Option(help: "ONNX: reject (default) or estimate ops shape inference does not know, or whose output shape depends on run-time contents (listed in a warning).")
     var unknownOps: String = "reject"
 
     @Option(help: ArgumentHelp("ONNX: the cost model, the \"cost_model\" of a JSON file (as `fedbaechi calibrate` writes).", valueName: "file"))
@@ -287,7 +287,7 @@ struct PlaceSetup {
                         format += ", no co-placement"
                     }
                     if !result.estimatedOps.isEmpty {
-                        FileHandle.standardError.write(Data(("fedbaechi: warning: \(result.estimatedOps.count) op(s) given the fallback estimate (shape inference does not know them): " + result.estimatedOps.joined(separator: ", ") + "\n").utf8))
+                        FileHandle.standardError.write(Data(("fedbaechi: warning: \(result.estimatedOps.count) op(s) given the fallback estimate (shape inference does not know them or their output shapes): " + result.estimatedOps.joined(separator: ", ") + "\n").utf8))
                     }
                 } else {
                     graph = try importer.importGraph(from: data, name: name)

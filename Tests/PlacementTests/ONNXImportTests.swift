@@ -153,6 +153,48 @@ private func hasEdge(_ graph: Graph, _ from: String, _ to: String, port: Int = 0
         #expect(try node(estimated.graph, "b").outputBytes == [64])
     }
 
+    @Test func dataDependentShapeIsNamedOrEstimated() throws {
+        // The Reshape target comes from the model's input, not from a constant: nothing says how big y is.
+        let data = try B.model(
+            inputs: [B.value("x", [2, 8]), B.value("target", [2], type: 7)],
+            nodes: [B.node("Reshape", ["x", "target"], ["y"], name: "r")],
+            outputs: [B.value("y", [4, 4])])
+        do {
+            _ = try ONNXImporter().importModel(from: data, name: "m")
+            Issue.record("a data-dependent shape was accepted")
+        } catch {
+            #expect(error.description == "ONNX node \"r\" (Reshape): input 1 (shape) is not a constant, and its output shape depends on it (--unknown-ops=estimate gives it a fallback estimate)")
+        }
+        let result = try ONNXImporter(options: ONNXImportOptions(unknownOps: .estimate)).importModel(from: data, name: "m")
+        #expect(result.estimatedOps == ["Reshape (r)"])
+        #expect(result.tensors["y"] == ONNXTensor(shape: [4, 4], elementType: 1, bytes: 64, estimated: true))
+    }
+
+    @Test func estimateKeepsADeclaredScalarAndType() throws {
+        // Det of a matrix is a scalar; its declared output has a shape without dimensions.
+        let data = try B.model(
+            inputs: [B.value("x", [3, 3])],
+            nodes: [B.node("Det", ["x"], ["d"], name: "det"), B.node("Foo", ["x"], ["n"], name: "foo")],
+            outputs: [B.value("d", []), B.value("n", ["k"], type: 7)])
+        let result = try ONNXImporter(options: ONNXImportOptions(unknownOps: .estimate)).importModel(from: data, name: "m")
+        #expect(result.tensors["d"]?.shape == [])
+        #expect(try node(result.graph, "det").outputBytes == [4])
+        // An unknown dimension: the first input's shape, with the declared int64 type.
+        #expect(result.tensors["n"] == ONNXTensor(shape: [3, 3], elementType: 7, bytes: 72, estimated: true))
+    }
+
+    @Test func nodesWithoutNameOrFirstOutputAreNamedByOpAndPosition() throws {
+        // An RNN whose Y output is left out: its first output name is empty.
+        let data = try B.model(
+            inputs: [B.value("x", [5, 2, 3])],
+            initializers: [B.floats("w", [1, 4, 3]), B.floats("r", [1, 4, 4])],
+            nodes: [B.node("Relu", ["x"], ["a"]), B.node("RNN", ["a", "w", "r"], ["", "h"])],
+            outputs: [B.value("h", [1, 2, 4])])
+        let result = try ONNXImporter().importModel(from: data, name: "m")
+        #expect(result.graph.nodes.map(\.name) == ["x", "a", "RNN_1"])
+        #expect(result.tensors["h"]?.shape == [1, 2, 4])
+    }
+
     @Test func constantsAreFoldedIntoParameters() throws {
         // The light models' pattern: weights from ConstantOfShape of a constant shape, read by a
         // node; a weight shared by two nodes colocates them.

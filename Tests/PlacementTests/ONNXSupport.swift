@@ -122,7 +122,7 @@ extension InferenceFailure: CustomStringConvertible {
     public var description: String {
         switch self {
         case .unsupported: return "unsupported"
-        case .invalid(let reason): return reason
+        case .invalid(let reason), .dataDependent(let reason): return reason
         }
     }
 }
