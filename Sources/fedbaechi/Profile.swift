@@ -82,7 +82,9 @@ struct Profile: ParsableCommand {
             do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
                 throw Refusal("cannot read \(path): \(error.localizedDescription)")
             }
-            do { spec = try ONNXTrainableModel.read(data, name: URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent) } catch {
+            let url = URL(fileURLWithPath: path)
+            do { spec = try ONNXTrainableModel.read(data, name: url.deletingPathExtension().lastPathComponent,
+                                                    directory: url.deletingLastPathComponent().path) } catch {
                 throw Refusal("\(path): \(error.description)")
             }
         }

@@ -226,7 +226,8 @@ struct TrainingOptions: ParsableArguments {
         }
         let name = URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
         let model: ONNXTrainableModel
-        do { model = try ONNXTrainableModel.read(data, name: name, output: output, loss: loss) } catch {
+        let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        do { model = try ONNXTrainableModel.read(data, name: name, output: output, loss: loss, directory: directory) } catch {
             throw Refusal("\(path): \(error.description)")
         }
         var settings = TrainingSettings(

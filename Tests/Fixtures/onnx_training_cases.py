@@ -134,6 +134,16 @@ def op_cases(out):
     nodes = [nodes[0], nodes[1], nodes[2], nodes[3], nodes[5], nodes[4]] + nodes[6:]
     m = model(nodes, [value("x", ["N", 2, 3, 2])], [value("y", None)], [])
     save_case(out, "reshape-sliced", m, f32(n, 2, 3, 2))
+    # A Slice "to the end" as exporters write it (ends INT64_MAX), and Mod, on a shape.
+    nodes = [helper.make_node("Shape", ["x"], ["s"]),
+             helper.make_node("Slice", ["s", "one", "end"], ["rest"]),
+             helper.make_node("Mod", ["rest", "big"], ["rest_mod"]),
+             helper.make_node("Concat", ["minus1", "rest_mod"], ["target"], axis=0),
+             helper.make_node("Reshape", ["x", "target"], ["y"])]
+    m = model(nodes, [value("x", ["N", 2, 3, 2])], [value("y", None)],
+              [initializer("one", np.array([1], np.int64)), initializer("end", np.array([np.iinfo(np.int64).max], np.int64)),
+               initializer("big", np.array([100], np.int64)), initializer("minus1", np.array([-1], np.int64))])
+    save_case(out, "reshape-slice-to-end", m, f32(n, 2, 3, 2))
     m = model([helper.make_node("Gather", ["table", "x"], ["y"], axis=0)], [value("x", ["N", 4], TensorProto.INT64)],
               [value("y", None)], [initializer("table", f32(10, 3))])
     save_case(out, "gather-embedding", m, rng.integers(0, 10, size=(n, 4)).astype(np.int64))
@@ -363,6 +373,20 @@ def mlp(out):
              **{k: v.astype(np.float32) for k, v in p.items()})
 
 
+def shared(out):
+    """A bias shared by two layers through Identity, as PyTorch's exporter deduplicates equal
+    initializers: one parameter, trained by both."""
+    nodes = [helper.make_node("Gemm", ["input", "w1", "b"], ["h1"], transB=1), helper.make_node("Relu", ["h1"], ["r1"]),
+             helper.make_node("Identity", ["b"], ["b_again"]),
+             helper.make_node("Gemm", ["r1", "w2", "b_again"], ["h2"], transB=1), helper.make_node("Relu", ["h2"], ["r2"]),
+             helper.make_node("Gemm", ["r2", "w3", "b3"], ["logits"], transB=1)]
+    m = model(nodes, [value("input", ["batch", 20])], [value("logits", ["batch", 4])],
+              [initializer("w1", f32(8, 20, low=-0.4, high=0.4)), initializer("b", np.full(8, 0.1, np.float32)),
+               initializer("w2", f32(8, 8, low=-0.4, high=0.4)), initializer("w3", f32(4, 8, low=-0.4, high=0.4)),
+               initializer("b3", np.zeros(4, np.float32))])
+    onnx.save(m, os.path.join(out, "shared.onnx"))
+
+
 def cnn(out):
     c = 4
     inits = [initializer("conv1.weight", f32(c, 1, 3, 3, low=-0.5, high=0.5)), initializer("conv1.bias", f32(c, low=-0.1, high=0.1)),
@@ -437,5 +461,6 @@ if __name__ == "__main__":
     gru_language_model(out)
     mlp(out)
     cnn(out)
+    shared(out)
     fashion_cnn(out)
     print("ok")

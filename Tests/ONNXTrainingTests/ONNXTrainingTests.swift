@@ -19,7 +19,7 @@ func worstDifference(_ ours: [Float], _ truth: [Float]) -> Float {
 @Suite struct ONNXTrainingTests {
     static let opCases = ["add", "sub", "mul", "div", "relu", "sigmoid", "tanh", "gemm-00", "gemm-01", "matmul-2d-weight",
                           "matmul-batched", "conv", "conv-stride", "conv-same", "maxpool", "averagepool", "globalaveragepool",
-                          "batchnormalization", "flatten-1", "flatten-2", "reshape-computed", "reshape-sliced",
+                          "batchnormalization", "flatten-1", "flatten-2", "reshape-computed", "reshape-sliced", "reshape-slice-to-end",
                           "gather-embedding", "dropout", "transpose", "softmax", "layernormalization", "gelu", "gelu-tanh",
                           "erf", "reducemean", "unsqueeze-squeeze", "gru", "gru-lbr", "gru-bidirectional", "gru-reverse-batch-first",
                           "lstm", "lstm-full", "lstm-states", "lstm-batch-first", "lstm-last-states"]
@@ -168,6 +168,43 @@ func worstDifference(_ ours: [Float], _ truth: [Float]) -> Float {
 /// The way out: a trained model written back to ONNX gives, in onnxruntime, the outputs fedbaechi
 /// gives (inference mode: batch normalization by the running statistics it learned).
 @Suite struct ONNXExportTests {
+    /// A weight shared through Identity stays one parameter: the export gives onnxruntime what was trained.
+    @Test func sharedWeightsTrainAsOne() throws {
+        guard let cases = onnxCases else { return }
+        let model = try readModel(cases.appendingPathComponent("shared.onnx"))
+        let built = model.build(seed: 1)
+        #expect(built.parameters.declaredNames.sorted() == ["b", "b3", "w1", "w2", "w3"])
+        let trainer = Trainer(model: built, optimizer: Adam(learningRate: 0.05), seed: 1)
+        let train = try NumPyArchive.read(path: cases.appendingPathComponent("train.npz").path)
+        let x = Tensor(shape: train["x"]!.shape, data: train["x"]!.floats())
+        trainer.trainEpoch(.images(LabeledImages(images: x, labels: Tensor(shape: train["y"]!.shape, data: try train["y"]!.integers().map(Float.init)))),
+                           batchSize: 32, epoch: 1)
+        #expect(trainer.model.parameters.values(of: "b") != [Float](repeating: 0.1, count: 8))
+        let ours = trainer.graph.infer(["input": x], outputs: [trainer.model.prediction])[0]
+        #expect(try onnxruntimeDifference(model, trainer, input: "input", x: x, ours: ours) < 1e-4)
+    }
+
+    /// onnxruntime's outputs on `x` for `model` exported with `trainer`'s parameters, against `ours`:
+    /// the largest difference relative to the largest output.
+    func onnxruntimeDifference(_ model: ONNXTrainableModel, _ trainer: Trainer, input: String, x: Tensor, ours: Tensor) throws -> Double {
+        let folder = try makeTemporaryFolder("onnx-export")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        try model.exported(parameters: trainer.model.parameters.state.values).write(to: folder.appendingPathComponent("trained.onnx"))
+        try NumPyArchive.write(["x": NumPyArray(shape: x.shape, floats: x.data), "y": NumPyArray(shape: ours.shape, floats: ours.data)],
+                               to: folder.appendingPathComponent("ours.npz").path)
+        let script = """
+            import sys, numpy as np, onnxruntime as ort
+            folder, name = sys.argv[1], sys.argv[2]
+            data = np.load(folder + "/ours.npz")
+            session = ort.InferenceSession(folder + "/trained.onnx", providers=["CPUExecutionProvider"])
+            theirs = session.run(None, {name: data["x"]})[0]
+            print(float(np.abs(theirs - data["y"]).max() / max(1.0, np.abs(theirs).max())))
+            """
+        let result = try run("/usr/bin/env", ["python3", "-c", script, folder.path, input], timeout: 120)
+        #expect(result.status == 0, "\(result.stderr)")
+        return Double(result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)) ?? .infinity
+    }
+
     @Test func exportedModelMatchesOnnxruntime() throws {
         guard let cases = onnxCases else { return }
         let model = try readModel(cases.appendingPathComponent("cnn.onnx"))

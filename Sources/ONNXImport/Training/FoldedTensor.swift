@@ -21,7 +21,16 @@ struct FoldedTensor: Equatable {
         self.init(shape: shape ?? [integers.count], values: integers.map(Double.init), isInteger: true)
     }
 
-    var integers: [Int] { values.map { Int($0) } }
+    /// The values as integers, saturated: exporters write INT64_MAX for "to the end" (a Slice's ends),
+    /// which a Double rounds past Int.max.
+    var integers: [Int] {
+        values.map { value in
+            if value.isNaN { return 0 }
+            if value >= 9.2e18 { return Int.max }
+            if value <= -9.2e18 { return Int.min }
+            return Int(value)
+        }
+    }
     var floats: [Float] { values.map { Float($0) } }
 }
 

@@ -22,6 +22,14 @@ public struct ONNXTrainableModel: ModelRecipe {
     public let task: SupervisedTask
     /// Whether the input holds integer ids (token ids of an embedding) rather than features.
     public let inputIsInteger: Bool
+    /// Ids the input may hold, 0 to idLimit - 1, when it feeds an embedding's table of idLimit rows
+    /// (the smallest, when several): data outside it is refused when read.
+    public var idLimit: Int? {
+        let graph = proto.graph
+        let tables = graph.node.filter { $0.opType == "Gather" && $0.input.count == 2 && $0.input[1] == task.input }
+            .compactMap { node in graph.initializer.first { $0.name == node.input[0] }?.dims.first.map { Int(clamping: $0) } }
+        return tables.min()
+    }
     let proto: Onnx_ModelProto
     let outputName: String
 
@@ -33,12 +41,17 @@ public struct ONNXTrainableModel: ModelRecipe {
 
     /// Reads and checks a model: every node is translated once here, so a model that cannot be trained
     /// is refused before any rank starts.
-    public static func read(_ data: Data, name: String, output: String? = nil, loss: ONNXLoss = .crossEntropy) throws(ONNXTrainingError) -> ONNXTrainableModel {
+    ///
+    /// `directory` is where the model file is: weights saved beside it (ONNX's external data, as
+    /// PyTorch's dynamo-based exporter writes them) are read from there.
+    public static func read(_ data: Data, name: String, output: String? = nil, loss: ONNXLoss = .crossEntropy,
+                            directory: String? = nil) throws(ONNXTrainingError) -> ONNXTrainableModel {
         guard data.count <= ONNXImporter.maximumFileBytes else { throw ONNXTrainingError("the ONNX file is larger than 4 GiB") }
-        let proto: Onnx_ModelProto
+        var proto: Onnx_ModelProto
         do { proto = try Onnx_ModelProto(serializedBytes: data) } catch {
             throw ONNXTrainingError("not a valid ONNX model: its bytes do not decode as an ONNX ModelProto")
         }
+        try loadExternalData(&proto.graph, directory: directory)
         guard proto.hasGraph, !proto.graph.output.isEmpty else { throw ONNXTrainingError("the ONNX model has no graph or no output") }
         let graph = proto.graph
         let initializerNames = Set(graph.initializer.map(\.name))
@@ -84,6 +97,41 @@ public struct ONNXTrainableModel: ModelRecipe {
         }
         _ = try model.translate(seed: 0, holding: .none, task: model.task)
         return model
+    }
+
+    /// Puts the bytes of initializers kept in files beside the model into the model, as if saved inside it.
+    /// A location must be a relative path inside the model's directory, as ONNX's own loader requires.
+    static func loadExternalData(_ graph: inout Onnx_GraphProto, directory: String?) throws(ONNXTrainingError) {
+        var files: [String: Data] = [:]
+        for (index, tensor) in graph.initializer.enumerated() where tensor.dataLocation == .external {
+            let entries = Dictionary(tensor.externalData.map { ($0.key, $0.value) }, uniquingKeysWith: { first, _ in first })
+            guard let location = entries["location"], !location.isEmpty else {
+                throw ONNXTrainingError("tensor \"\(tensor.name)\" keeps its data in an external file that it does not name")
+            }
+            guard !location.hasPrefix("/"), !location.split(separator: "/").contains("..") else {
+                throw ONNXTrainingError("tensor \"\(tensor.name)\" names its data file \"\(location)\" outside the model's directory")
+            }
+            guard let directory else {
+                throw ONNXTrainingError("tensor \"\(tensor.name)\" keeps its data in \"\(location)\", and the model's directory is not known")
+            }
+            let path = directory + "/" + location
+            if files[path] == nil {
+                do { files[path] = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped) } catch {
+                    throw ONNXTrainingError("tensor \"\(tensor.name)\" keeps its data in \(path), which cannot be read: \(error.localizedDescription)")
+                }
+            }
+            let file = files[path]!
+            let offset = Int(entries["offset"] ?? "0") ?? -1
+            let length = entries["length"].map { Int($0) ?? -1 } ?? (file.count - max(0, offset))
+            guard offset >= 0, length >= 0, offset <= file.count, length <= file.count - offset else {
+                throw ONNXTrainingError("tensor \"\(tensor.name)\" claims bytes \(entries["offset"] ?? "0")+\(entries["length"] ?? "?") of \(path), which holds \(file.count)")
+            }
+            var loaded = tensor
+            loaded.rawData = file.subdata(in: offset..<(offset + length))
+            loaded.externalData = []
+            loaded.dataLocation = .default
+            graph.initializer[index] = loaded
+        }
     }
 
     private func with(_ task: SupervisedTask) -> ONNXTrainableModel {

@@ -53,9 +53,17 @@ struct ONNXTranslator {
         }
     }
 
-    /// A known value, or nil when it is computed at each step.
+    /// Whether `name` is a float initializer of more than one value: a trainable parameter. Exporters
+    /// write folded scalars (a scale, an epsilon, 1/sqrt(2)) as initializers too; those stay constants.
+    func isParameter(_ name: String) -> Bool {
+        guard let initializer = initializers[name], initializer.dataType == 1 || initializer.dataType == 11 else { return false }
+        return initializer.dims.reduce(1, { $0 * Int(clamping: $1) }) != 1
+    }
+
+    /// A known value, or nil when it is computed at each step (a parameter is too: folding it into a
+    /// constant would freeze it).
     mutating func folded(_ name: String) throws(ONNXTrainingError) -> [FoldedTensor]? {
-        if name.isEmpty { return nil }
+        if name.isEmpty || isParameter(name) { return nil }
         switch values[name] {
         case .folded(let tensors): return tensors
         case .runtime: return nil
@@ -71,7 +79,7 @@ struct ONNXTranslator {
     /// node for other known values.
     mutating func runtime(_ name: String, _ node: String, role: ParameterRole = .trainable) throws(ONNXTrainingError) -> (ValueRef, [[Int]]) {
         if case .runtime(let ref, let shapes) = values[name] { return (ref, shapes) }
-        if let initializer = initializers[name], initializer.dataType == 1 || initializer.dataType == 11 {
+        if isParameter(name), let initializer = initializers[name] {
             if let ref = parameters[name] { return (ref, try shapes(name, node)) }
             let shape = initializer.dims.map { Int(clamping: $0) }
             guard ShapeCheck.elements(shape) != nil else { throw ONNXTrainingError("initializer \"\(name)\" has an impossible shape \(shape)") }
@@ -134,6 +142,12 @@ struct ONNXTranslator {
         let a = Attributes(node)
         guard node.domain.isEmpty || node.domain == "ai.onnx" else {
             throw ONNXTrainingError("\(where_) is in domain \"\(node.domain)\"; only the standard ONNX ops are trained")
+        }
+        // Identity of a parameter is the parameter (exporters share a weight between nodes this way).
+        if node.opType == "Identity", let source = node.input.first, isParameter(source) || values[source].map({ if case .runtime = $0 { true } else { false } }) == true {
+            let (ref, shapes) = try runtime(source, where_)
+            values[node.output[0]] = .runtime(ref, shapes: shapes)
+            return
         }
         if node.opType == "Constant" {
             values[node.output[0]] = .folded(Array(repeating: try Self.constant(a, where_), count: 2))

@@ -8,7 +8,7 @@ enum ShapeArithmetic {
     static let ops: Set<String> = [
         "Shape", "Gather", "Unsqueeze", "Squeeze", "Concat", "Slice", "Cast", "Add", "Sub", "Mul", "Div",
         "Equal", "Where", "Expand", "ConstantOfShape", "Range", "Reshape", "Identity", "Neg", "Not", "Less",
-        "Greater", "Max", "Min", "Sqrt", "Floor", "Ceil", "Size",
+        "Greater", "Max", "Min", "Sqrt", "Floor", "Ceil", "Size", "Mod",
     ]
 
     /// Largest tensor folded: shape arithmetic works on a handful of numbers.
@@ -25,6 +25,35 @@ enum ShapeArithmetic {
         var strides = [Int](repeating: 1, count: shape.count)
         for i in stride(from: shape.count - 2, through: 0, by: -1) { strides[i] = strides[i + 1] * shape[i + 1] }
         return strides
+    }
+
+    /// The element-wise rule of a binary op. Integer Div truncates, as ONNX's does; Mod takes the
+    /// divisor's sign for integers without `fmod` (as Python's %), the dividend's otherwise.
+    static func arithmetic(_ op: String, integer: Bool, fmod dividendSign: Bool) -> (Double, Double) -> Double {
+        switch op {
+        case "Add": return { $0 + $1 }
+        case "Sub": return { $0 - $1 }
+        case "Mul": return { $0 * $1 }
+        case "Div": return integer ? { $1 == 0 ? 0 : ($0 / $1).rounded(.towardZero) } : { $0 / $1 }
+        case "Equal": return { $0 == $1 ? 1 : 0 }
+        case "Less": return { $0 < $1 ? 1 : 0 }
+        case "Greater": return { $0 > $1 ? 1 : 0 }
+        case "Max": return { max($0, $1) }
+        case "Mod":
+            if dividendSign || !integer { return { Self.truncatedRemainder($0, $1) } }
+            return { Self.flooredRemainder($0, $1) }
+        default: return { min($0, $1) }
+        }
+    }
+
+    /// Mod with `fmod` 1 (and for floats): the remainder takes the dividend's sign.
+    static func truncatedRemainder(_ x: Double, _ y: Double) -> Double { y == 0 ? 0 : fmod(x, y) }
+
+    /// Mod with `fmod` 0 on integers: the remainder takes the divisor's sign, as Python's %.
+    static func flooredRemainder(_ x: Double, _ y: Double) -> Double {
+        guard y != 0 else { return 0 }
+        let quotient = (x / y).rounded(.down)
+        return x - y * quotient
     }
 
     /// Position in a broadcast operand of shape `shape` of element `flat` of `output`.
@@ -170,23 +199,13 @@ enum ShapeArithmetic {
             default: { $0.rounded(.up) }
             }
             return FoldedTensor(shape: data.shape, values: data.values.map(f), isInteger: data.isInteger)
-        case "Add", "Sub", "Mul", "Div", "Equal", "Less", "Greater", "Max", "Min":
+        case "Add", "Sub", "Mul", "Div", "Equal", "Less", "Greater", "Max", "Min", "Mod":
             let (x, y) = (try input(0), try input(1))
             guard let shape = Broadcast.shape(x.shape, y.shape) else {
                 throw ONNXTrainingError("\(node): \(op) of \(x.shape) and \(y.shape) does not broadcast")
             }
             let integer = x.isInteger && y.isInteger
-            let f: (Double, Double) -> Double = switch op {
-            case "Add": { $0 + $1 }
-            case "Sub": { $0 - $1 }
-            case "Mul": { $0 * $1 }
-            case "Div": integer ? { $1 == 0 ? 0 : ($0 / $1).rounded(.towardZero) } : { $0 / $1 }
-            case "Equal": { $0 == $1 ? 1 : 0 }
-            case "Less": { $0 < $1 ? 1 : 0 }
-            case "Greater": { $0 > $1 ? 1 : 0 }
-            case "Max": { max($0, $1) }
-            default: { min($0, $1) }
-            }
+            let f = arithmetic(op, integer: integer, fmod: a.int("fmod", default: 0) == 1)
             let count = shape.reduce(1, *)
             guard count <= maximumElements else { throw ONNXTrainingError("\(node): \(op) makes \(count) elements, too many to fold") }
             let values = (0..<count).map { f(x.values[broadcastIndex($0, output: shape, shape: x.shape)], y.values[broadcastIndex($0, output: shape, shape: y.shape)]) }
@@ -206,7 +225,7 @@ enum ShapeArithmetic {
             return FoldedTensor(shape: shape, values: values, isInteger: x.isInteger && y.isInteger)
         case "Expand":
             let (data, target) = (try input(0), try input(1))
-            guard let shape = Broadcast.shape(data.shape, target.integers) else {
+            guard ShapeCheck.elements(target.integers) != nil, let shape = Broadcast.shape(data.shape, target.integers) else {
                 throw ONNXTrainingError("\(node): Expand of \(data.shape) to \(target.integers)")
             }
             let count = shape.reduce(1, *)
@@ -223,13 +242,16 @@ enum ShapeArithmetic {
         case "Range":
             let (start, limit, delta) = (try input(0).values[0], try input(1).values[0], try input(2).values[0])
             guard delta != 0 else { throw ONNXTrainingError("\(node): Range with delta 0") }
-            let count = max(0, Int(((limit - start) / delta).rounded(.up)))
-            guard count <= maximumElements else { throw ONNXTrainingError("\(node): Range of \(count) elements") }
+            let steps = ((limit - start) / delta).rounded(.up)
+            guard steps.isFinite, steps <= Double(maximumElements) else { throw ONNXTrainingError("\(node): Range of \(steps) elements") }
+            let count = max(0, Int(steps))
             return FoldedTensor(shape: [count], values: (0..<count).map { start + Double($0) * delta }, isInteger: try input(0).isInteger)
         case "Reshape":
             let (data, target) = (try input(0), try input(1))
             var shape = target.integers.enumerated().map { $0.element == 0 && $0.offset < data.shape.count ? data.shape[$0.offset] : $0.element }
-            let known = shape.filter { $0 != -1 }.reduce(1, *)
+            guard let known = ShapeCheck.elements(shape.filter { $0 != -1 }) else {
+                throw ONNXTrainingError("\(node): Reshape of \(data.shape) to \(target.integers)")
+            }
             if let free = shape.firstIndex(of: -1) { shape[free] = known == 0 ? 0 : data.count / known }
             guard shape.reduce(1, *) == data.count else { throw ONNXTrainingError("\(node): Reshape of \(data.shape) to \(target.integers)") }
             return FoldedTensor(shape: shape, values: data.values, isInteger: data.isInteger)

@@ -54,7 +54,11 @@ public struct ModelFile: Sendable {
         var features: [Float]
         if model.inputIsInteger {
             guard x.dtype.isInteger else { throw Refusal("\(path): array x holds \(x.dtype); input \"\(task.input)\" takes integer ids") }
-            features = try integers(x, "x").map(Float.init)
+            let ids = try integers(x, "x")
+            if let limit = model.idLimit, let bad = ids.first(where: { $0 < 0 || $0 >= limit }) {
+                throw Refusal("\(path): array x holds id \(bad); input \"\(task.input)\" indexes an embedding of \(limit) rows (0 to \(limit - 1))")
+            }
+            features = ids.map(Float.init)
         } else if x.dtype == .uint8 {
             features = x.floats().map { $0 / 255 }
         } else {

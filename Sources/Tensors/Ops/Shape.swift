@@ -23,7 +23,13 @@ public struct Reshape: Operation {
         }
         // 0 keeps the input's dimension at that position.
         var shape = target.enumerated().map { $0.element == 0 ? x[$0.offset] : $0.element }
-        let known = shape.filter { $0 != -1 }.reduce(1, *)
+        // A product that overflows, or a negative size other than -1, fits no input.
+        var known = 1
+        for dimension in shape where dimension != -1 {
+            let (product, overflow) = known.multipliedReportingOverflow(by: dimension)
+            guard dimension >= 0, !overflow else { throw ShapeMismatch(kind, "cannot reshape \(x) to \(target)") }
+            known = product
+        }
         if let free = shape.firstIndex(of: -1) { shape[free] = count / max(1, known) }
         guard shape.reduce(1, *) == count else { throw ShapeMismatch(kind, "cannot reshape \(x) to \(target)") }
         return [shape, [x.count]]
