@@ -155,6 +155,15 @@ def op_cases(out):
 
 def transformer_cases(out):
     n = 3
+    # q, k and v picked out of one packed projection, as nn.MultiheadAttention's export does.
+    m = model([helper.make_node("Reshape", ["x", "packed"], ["p"]), helper.make_node("Gather", ["p", "index"], ["y"], axis=2)],
+              [value("x", ["N", 4, 6])], [value("y", None)],
+              [initializer("packed", np.array([0, 4, 3, 2], np.int64)), initializer("index", np.array(1, np.int64))])
+    save_case(out, "gather-select", m, f32(n, 4, 6))
+    m = model([helper.make_node("Slice", ["x", "starts", "ends", "axes", "steps"], ["y"])], [value("x", ["N", 5, 4])], [value("y", None)],
+              [initializer("starts", np.array([-1, 1], np.int64)), initializer("ends", np.array([-9223372036854775807, 4], np.int64)),
+               initializer("axes", np.array([1, 2], np.int64)), initializer("steps", np.array([-2, 2], np.int64))])
+    save_case(out, "slice", m, f32(n, 5, 4))
     m = model([helper.make_node("Transpose", ["x"], ["y"], perm=[0, 2, 1, 3])], [value("x", ["N", 2, 3, 4])], [value("y", None)], [])
     save_case(out, "transpose", m, f32(n, 2, 3, 4))
     m = model([helper.make_node("Softmax", ["x"], ["y"], axis=-1)], [value("x", ["N", 3, 5])], [value("y", None)], [])

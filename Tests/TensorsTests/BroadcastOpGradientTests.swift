@@ -105,6 +105,15 @@ import Testing
         checkGradients(Erf(), [data.uniform([4, 5], -2, 2)])
     }
 
+    @Test mutating func selectAndSlice() {
+        checkGradients(Select(axis: 0, indices: [1], indicesShape: []), [data.uniform([3, 2, 4])])
+        checkGradients(Select(axis: -1, indices: [2, 0, 2], indicesShape: [3]), [data.uniform([2, 3, 4])])
+        checkGradients(StridedSlice(starts: [1], ends: [Int.max], axes: [1], steps: [1]), [data.uniform([2, 4, 3])])
+        checkGradients(StridedSlice(starts: [-1, 0], ends: [Int.min, 3], axes: [0, 2], steps: [-2, 2]), [data.uniform([5, 2, 4])])
+        let x = Tensor(shape: [2, 3], data: [1, 2, 3, 4, 5, 6])
+        #expect(StridedSlice(starts: [2], ends: [0], axes: [1], steps: [-1]).forward([x], context: ExecutionContext())[0].data == [3, 2, 6, 5])
+    }
+
     @Test mutating func reduceMean() {
         checkGradients(ReduceMean(axes: [1]), [data.uniform([2, 3, 4])])
         checkGradients(ReduceMean(axes: [1, -1], keepDimensions: false), [data.uniform([2, 3, 4])])

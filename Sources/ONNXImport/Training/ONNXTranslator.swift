@@ -352,6 +352,20 @@ struct ONNXTranslator {
             for (slot, index) in positions where present.contains(slot) { operands.append(try input(index)) }
             let named = (0..<(lstm ? 3 : 2)).map { $0 < outputs.count ? outputs[$0] : "" }
             try apply(op, operands, outputs: named + [""], node: label)
+        case "Gather" where !isParameter(node.input[0]):
+            // Fixed indices along an axis of a computed tensor (q, k and v out of one packed projection).
+            guard present(1), let indices = try folded(node.input[1]), indices[0] == indices[1] else {
+                throw refuse("Gather from a computed tensor at indices computed at each step")
+            }
+            try apply(Select(axis: a.int("axis", default: 0), indices: indices[0].integers, indicesShape: indices[0].shape),
+                      [try input(0)], outputs: [outputs[0]], node: label)
+        case "Slice":
+            // Opset 10 and later take the bounds as inputs; earlier opsets as attributes.
+            let starts = present(1) ? try knownIntegers(1) : (a.ints("starts") ?? [])
+            let ends = present(2) ? try knownIntegers(2) : (a.ints("ends") ?? [])
+            let axes = present(3) ? try knownIntegers(3) : (a.ints("axes") ?? Array(0..<starts.count))
+            let steps = present(4) ? try knownIntegers(4) : Array(repeating: 1, count: starts.count)
+            try apply(StridedSlice(starts: starts, ends: ends, axes: axes, steps: steps), [try input(0)], outputs: [outputs[0]], node: label)
         case "Gather":
             // An embedding: rows of a float table picked by the ids computed at each step.
             guard a.int("axis", default: 0) == 0 else { throw refuse("Gather along axis \(a.int("axis", default: 0)) of a computed tensor") }
@@ -361,7 +375,7 @@ struct ONNXTranslator {
         default:
             let known = ["Add", "AveragePool", "BatchNormalization", "Constant", "Conv", "Div", "Dropout", "Erf", "Flatten", "Gather",
                          "Gelu", "Gemm", "GlobalAveragePool", "GRU", "LSTM", "Identity", "LayerNormalization", "MatMul", "MaxPool", "Mul",
-                         "ReduceMean", "Relu", "Reshape", "Shape", "Sigmoid", "Softmax", "Squeeze", "Sub", "Tanh", "Transpose",
+                         "ReduceMean", "Relu", "Reshape", "Shape", "Sigmoid", "Slice", "Softmax", "Squeeze", "Sub", "Tanh", "Transpose",
                          "Unsqueeze"]
             throw ONNXTrainingError("\(where_): \(node.opType) cannot be trained yet (trained ops: \(known.joined(separator: ", ")), and shape arithmetic on known values)")
         }

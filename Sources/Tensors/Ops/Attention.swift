@@ -354,3 +354,174 @@ public struct ReduceMean: Operation {
         }]
     }
 }
+
+/// Elements at fixed indices along one axis (ONNX Gather with indices known when the model is read):
+/// how an exporter picks q, k and v out of one packed projection. Backward adds the gradient back at
+/// the indices it came from. The input's shape travels to backward as a small second output.
+public struct Select: Operation {
+    public var axis: Int
+    public var indices: [Int]
+    /// The indices' shape ([] for one index, which drops the axis).
+    public var indicesShape: [Int]
+    public var kind: String { "select" }
+    public var inputCount: Int { 1 }
+    public var outputCount: Int { 2 }
+    public var differentiableOutputCount: Int { 1 }
+    public var backwardReadsInputs: Set<Int> { [] }
+    public var backwardReadsOutputs: Set<Int> { [1] }
+
+    public init(axis: Int, indices: [Int], indicesShape: [Int]) {
+        self.axis = axis
+        self.indices = indices
+        self.indicesShape = indicesShape
+    }
+
+    private func resolved(_ x: [Int]) throws(ShapeMismatch) -> (axis: Int, indices: [Int]) {
+        let a = axis < 0 ? axis + x.count : axis
+        guard (0..<x.count).contains(a) else { throw ShapeMismatch(kind, "axis \(axis) of \(x)") }
+        let size = x[a]
+        var resolved: [Int] = []
+        for index in indices {
+            let i = index < 0 ? index + size : index
+            guard (0..<size).contains(i) else { throw ShapeMismatch(kind, "index \(index) outside \(size) along axis \(axis)") }
+            resolved.append(i)
+        }
+        return (a, resolved)
+    }
+
+    public func outputShapes(_ inputShapes: [[Int]]) throws(ShapeMismatch) -> [[Int]] {
+        let x = inputShapes[0]
+        let a = try resolved(x).axis
+        return [Array(x.prefix(a)) + indicesShape + Array(x.dropFirst(a + 1)), [x.count]]
+    }
+
+    public func forward(_ inputs: [Tensor], context: ExecutionContext) -> [Tensor] {
+        let x = inputs[0]
+        let (a, picked) = try! resolved(x.shape)
+        let (outer, size, inner) = (x.shape.prefix(a).reduce(1, *), x.shape[a], x.shape.dropFirst(a + 1).reduce(1, *))
+        let shape = try! outputShapes([x.shape])[0]
+        let y = x.data.withUnsafeBufferPointer { xp in
+            Tensor(shape: shape) { out in
+                var o = 0
+                for block in 0..<outer {
+                    for i in picked {
+                        let base = (block * size + i) * inner
+                        for j in 0..<inner { out[o + j] = xp[base + j] }
+                        o += inner
+                    }
+                }
+            }
+        }
+        return [y, shapeTensor(x.shape)]
+    }
+
+    public func backward(_ args: Backprop) -> [Tensor?] {
+        guard let dy = args.gradients[0], args.wanted[0] else { return [nil] }
+        let shape = shapeFrom(args.output(1))
+        let (a, picked) = try! resolved(shape)
+        let (outer, size, inner) = (shape.prefix(a).reduce(1, *), shape[a], shape.dropFirst(a + 1).reduce(1, *))
+        var dx = Tensor(zeros: shape)
+        dx.data.withUnsafeMutableBufferPointer { out in
+            dy.data.withUnsafeBufferPointer { g in
+                var o = 0
+                for block in 0..<outer {
+                    for i in picked {
+                        let base = (block * size + i) * inner
+                        for j in 0..<inner { out[base + j] += g[o + j] }
+                        o += inner
+                    }
+                }
+            }
+        }
+        return [dx]
+    }
+}
+
+/// A strided window of a tensor (ONNX Slice with starts, ends, axes and steps known when the model is
+/// read; negative and out-of-range bounds resolved against the input's own shape, as ONNX does).
+/// Backward writes the gradient back into the window of a zero tensor.
+public struct StridedSlice: Operation {
+    public var starts: [Int]
+    public var ends: [Int]
+    public var axes: [Int]
+    public var steps: [Int]
+    public var kind: String { "slice" }
+    public var inputCount: Int { 1 }
+    public var outputCount: Int { 2 }
+    public var differentiableOutputCount: Int { 1 }
+    public var backwardReadsInputs: Set<Int> { [] }
+    public var backwardReadsOutputs: Set<Int> { [1] }
+
+    public init(starts: [Int], ends: [Int], axes: [Int], steps: [Int]) {
+        self.starts = starts
+        self.ends = ends
+        self.axes = axes
+        self.steps = steps
+    }
+
+    /// Per dimension of `x`: first index, step and count.
+    func windows(_ x: [Int]) throws(ShapeMismatch) -> [(start: Int, step: Int, count: Int)] {
+        var windows = x.map { (start: 0, step: 1, count: $0) }
+        for (k, rawAxis) in axes.enumerated() {
+            let axis = rawAxis < 0 ? rawAxis + x.count : rawAxis
+            guard (0..<x.count).contains(axis), steps[k] != 0 else { throw ShapeMismatch(kind, "axis \(rawAxis) or step \(steps[k]) of \(x)") }
+            let size = x[axis]
+            let step = steps[k]
+            func clamp(_ v: Int, _ low: Int, _ high: Int) -> Int { min(max(v, low), high) }
+            var start = starts[k] < 0 ? starts[k].addingReportingOverflow(size).partialValue : starts[k]
+            var end = ends[k] < 0 ? ends[k].addingReportingOverflow(size).partialValue : ends[k]
+            if step > 0 { start = clamp(start, 0, size); end = clamp(end, 0, size) } else { start = clamp(start, 0, size - 1); end = clamp(end, -1, size - 1) }
+            let count = step > 0 ? max(0, (end - start + step - 1) / step) : max(0, (start - end - step - 1) / -step)
+            windows[axis] = (start, step, count)
+        }
+        return windows
+    }
+
+    public func outputShapes(_ inputShapes: [[Int]]) throws(ShapeMismatch) -> [[Int]] {
+        guard starts.count == ends.count, axes.count == starts.count, steps.count == starts.count else {
+            throw ShapeMismatch(kind, "starts, ends, axes and steps differ in length")
+        }
+        return [try windows(inputShapes[0]).map(\.count), [inputShapes[0].count]]
+    }
+
+    /// Calls `body(output index, input index)` for every element of the window.
+    private func forEach(_ x: [Int], _ body: (Int, Int) -> Void) {
+        let windows = try! windows(x)
+        let count = windows.reduce(1) { $0 * $1.count }
+        guard count > 0 else { return }
+        var strides = [Int](repeating: 1, count: x.count)
+        for i in stride(from: x.count - 2, through: 0, by: -1) { strides[i] = strides[i + 1] * x[i + 1] }
+        var index = [Int](repeating: 0, count: x.count)
+        for o in 0..<count {
+            var source = 0
+            for d in 0..<x.count { source += (windows[d].start + index[d] * windows[d].step) * strides[d] }
+            body(o, source)
+            var d = x.count - 1
+            while d >= 0 {
+                index[d] += 1
+                if index[d] < windows[d].count { break }
+                index[d] = 0
+                d -= 1
+            }
+        }
+    }
+
+    public func forward(_ inputs: [Tensor], context: ExecutionContext) -> [Tensor] {
+        let x = inputs[0]
+        let shape = try! outputShapes([x.shape])[0]
+        let y = x.data.withUnsafeBufferPointer { xp in
+            Tensor(shape: shape) { out in forEach(x.shape) { o, i in out[o] = xp[i] } }
+        }
+        return [y, shapeTensor(x.shape)]
+    }
+
+    public func backward(_ args: Backprop) -> [Tensor?] {
+        guard let dy = args.gradients[0], args.wanted[0] else { return [nil] }
+        let shape = shapeFrom(args.output(1))
+        var dx = Tensor(zeros: shape)
+        dx.data.withUnsafeMutableBufferPointer { out in
+            dy.data.withUnsafeBufferPointer { g in forEach(shape) { o, i in out[i] += g[o] } }
+        }
+        return [dx]
+    }
+}
