@@ -160,6 +160,10 @@ def transformer_cases(out):
               [value("x", ["N", 4, 6])], [value("y", None)],
               [initializer("packed", np.array([0, 4, 3, 2], np.int64)), initializer("index", np.array(1, np.int64))])
     save_case(out, "gather-select", m, f32(n, 4, 6))
+    # A computed tensor joined with another along the last axis.
+    m = model([helper.make_node("Relu", ["x"], ["r"]), helper.make_node("Concat", ["x", "r"], ["y"], axis=-1)],
+              [value("x", ["N", 2, 3])], [value("y", None)], [])
+    save_case(out, "concat", m, f32(n, 2, 3))
     m = model([helper.make_node("Slice", ["x", "starts", "ends", "axes", "steps"], ["y"])], [value("x", ["N", 5, 4])], [value("y", None)],
               [initializer("starts", np.array([-1, 1], np.int64)), initializer("ends", np.array([-9223372036854775807, 4], np.int64)),
                initializer("axes", np.array([1, 2], np.int64)), initializer("steps", np.array([-2, 2], np.int64))])

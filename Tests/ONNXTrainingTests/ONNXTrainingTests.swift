@@ -21,7 +21,7 @@ func worstDifference(_ ours: [Float], _ truth: [Float]) -> Float {
                           "matmul-batched", "conv", "conv-stride", "conv-same", "maxpool", "averagepool", "globalaveragepool",
                           "batchnormalization", "flatten-1", "flatten-2", "reshape-computed", "reshape-sliced", "reshape-slice-to-end",
                           "gather-embedding", "dropout", "transpose", "softmax", "layernormalization", "gelu", "gelu-tanh",
-                          "erf", "reducemean", "unsqueeze-squeeze", "gather-select", "slice", "gru", "gru-lbr", "gru-bidirectional", "gru-reverse-batch-first",
+                          "erf", "reducemean", "unsqueeze-squeeze", "gather-select", "slice", "concat", "gru", "gru-lbr", "gru-bidirectional", "gru-reverse-batch-first",
                           "lstm", "lstm-full", "lstm-states", "lstm-batch-first", "lstm-last-states"]
 
     /// Every op's forward, translated from a one-node model, against onnxruntime on random inputs

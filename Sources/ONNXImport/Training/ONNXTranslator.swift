@@ -359,6 +359,14 @@ struct ONNXTranslator {
             }
             try apply(Select(axis: a.int("axis", default: 0), indices: indices[0].integers, indicesShape: indices[0].shape),
                       [try input(0)], outputs: [outputs[0]], node: label)
+        case "Concat":
+            // Computed tensors (and constants) joined along an axis, counted from the end when negative.
+            let parts = try node.input.filter { !$0.isEmpty }.map { (name: String) throws(ONNXTrainingError) -> (ValueRef, [[Int]]) in try runtime(name, where_) }
+            guard let rank = parts.first?.1[0].count else { throw ONNXTrainingError("\(where_): Concat of nothing") }
+            let axis = a.int("axis", default: 0)
+            let resolved = axis < 0 ? axis + rank : axis
+            guard (0..<rank).contains(resolved) else { throw ONNXTrainingError("\(where_): axis \(axis) outside rank \(rank)") }
+            try apply(Concat(axis: resolved, inputCount: parts.count), parts, outputs: [outputs[0]], node: label)
         case "Slice":
             // Opset 10 and later take the bounds as inputs; earlier opsets as attributes.
             let starts = present(1) ? try knownIntegers(1) : (a.ints("starts") ?? [])
@@ -373,7 +381,7 @@ struct ONNXTranslator {
             guard table.1[0].count == 2 else { throw refuse("Gather from a tensor of rank \(table.1[0].count)") }
             try apply(Embedding(vocabulary: table.1[0][0]), [ids, table], outputs: outputs, node: label)
         default:
-            let known = ["Add", "AveragePool", "BatchNormalization", "Constant", "Conv", "Div", "Dropout", "Erf", "Flatten", "Gather",
+            let known = ["Add", "AveragePool", "BatchNormalization", "Concat", "Constant", "Conv", "Div", "Dropout", "Erf", "Flatten", "Gather",
                          "Gelu", "Gemm", "GlobalAveragePool", "GRU", "LSTM", "Identity", "LayerNormalization", "MatMul", "MaxPool", "Mul",
                          "ReduceMean", "Relu", "Reshape", "Shape", "Sigmoid", "Slice", "Softmax", "Squeeze", "Sub", "Tanh", "Transpose",
                          "Unsqueeze"]
