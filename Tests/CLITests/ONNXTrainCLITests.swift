@@ -73,13 +73,18 @@ import TestSupport
         let job = try run(mpirunPath!, ["--oversubscribe", "-np", "3", "-x", "OPENBLAS_NUM_THREADS=1", try #require(fedbaechiBinary).path,
                                         "train", "federated", "--model", cases.appendingPathComponent("cnn.onnx").path,
                                         "--site-data", sites.path, "--test-data", cases.appendingPathComponent("images-test.npz").path,
-                                        "--aggregation", "fedavg", "--rounds", "2", "--batch", "16", "--export", exported, "--metrics", metrics],
+                                        "--aggregation", "fedavg", "--rounds", "2", "--batch", "16", "--export", exported, "--metrics", metrics,
+                                        "--log-every", "4"],
                           timeout: 240)
         #expect(job.status == 0, "\(job.stderr)")
         #expect(job.stdout.contains("3 sites with their own data"))
         let lines = try String(contentsOfFile: metrics, encoding: .utf8).split(separator: "\n")
         let last = try JSONSerialization.jsonObject(with: Data(lines.last { $0.contains("\"round\"") }!.utf8)) as? [String: Any]
         let reported = try #require(last?["global_accuracy"] as? Double)
+        // --log-every 4: site 0's local steps (200 examples, batch 16: 12 a round), with their round.
+        let steps = lines.compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }.filter { $0["kind"] as? String == "step" }
+        #expect(steps.compactMap { $0["step"] as? Int } == [4, 8, 12, 16, 20, 24])
+        #expect(steps.compactMap { $0["round"] as? Int } == [1, 1, 1, 2, 2, 2])
         let score = """
             import sys, numpy as np, onnxruntime as ort
             d = np.load(sys.argv[2]); x = d["x"].astype(np.float32) / 255
