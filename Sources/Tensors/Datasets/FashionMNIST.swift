@@ -33,32 +33,22 @@ public struct LabeledImages: Sendable {
 
     /// Examples `indices` as one batch.
     public func batch<Indices: Collection<Int>>(_ indices: Indices) -> LabeledImages {
-        var pixels: Tensor?
-        if parts.contains(.images) {
-            let size = images.count / max(1, count)
-            var shape = images.shape
-            shape[0] = indices.count
-            var data = [Float]()
-            data.reserveCapacity(indices.count * size)
-            images.data.withUnsafeBufferPointer { all in
-                for i in indices { data.append(contentsOf: all[(i * size)..<((i + 1) * size)]) }
-            }
-            pixels = Tensor(shape: shape, data: data)
+        LabeledImages(count: indices.count, images: parts.contains(.images) ? rows(images, indices) : nil,
+                      labels: parts.contains(.labels) ? rows(labels, indices) : nil)
+    }
+
+    /// The examples `indices` of `tensor`, whose first dimension is the examples: an image, or one
+    /// label (or several: a label per position of a sequence, a target vector) each.
+    private func rows<Indices: Collection<Int>>(_ tensor: Tensor, _ indices: Indices) -> Tensor {
+        let size = tensor.count / max(1, count)
+        var shape = tensor.shape
+        shape[0] = indices.count
+        var data = [Float]()
+        data.reserveCapacity(indices.count * size)
+        tensor.data.withUnsafeBufferPointer { all in
+            for i in indices { data.append(contentsOf: all[(i * size)..<((i + 1) * size)]) }
         }
-        var chosen: Tensor?
-        if parts.contains(.labels) {
-            // One label per image, or several (a label per position of a sequence, a target vector).
-            let size = labels.count / max(1, count)
-            var shape = labels.shape
-            shape[0] = indices.count
-            var data = [Float]()
-            data.reserveCapacity(indices.count * size)
-            labels.data.withUnsafeBufferPointer { all in
-                for i in indices { data.append(contentsOf: all[(i * size)..<((i + 1) * size)]) }
-            }
-            chosen = Tensor(shape: shape, data: data)
-        }
-        return LabeledImages(count: indices.count, images: pixels, labels: chosen)
+        return Tensor(shape: shape, data: data)
     }
 
     /// The first `limit` examples.
