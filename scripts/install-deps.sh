@@ -59,19 +59,15 @@ mpirun --version 2>/dev/null | grep -q "Open MPI" || { echo "install-deps: mpiru
 # onnx from PyPI, the version Sources/ONNXImport/Generated was made from. Debian 12's own Python
 # is "externally managed" (PEP 668): pip then needs --break-system-packages, which only adds
 # packages beside Debian's.
-onnx_version=1.23.2
-if ! python3 -c "import onnx, sys; sys.exit(onnx.__version__ != '$onnx_version')" 2>/dev/null; then
-  echo "install-deps: pip install onnx==$onnx_version"
-  python3 -m pip install -q "onnx==$onnx_version" 2>/dev/null ||
-    python3 -m pip install -q --break-system-packages "onnx==$onnx_version" ||
-    echo "install-deps: warning: could not install onnx from PyPI; the ONNX light-model tests will be skipped" >&2
-fi
+pip_install() {  # module version what-is-skipped-without-it
+  if ! python3 -c "import $1, sys; sys.exit($1.__version__ != '$2')" 2>/dev/null; then
+    echo "install-deps: pip install $1==$2"
+    python3 -m pip install -q "$1==$2" 2>/dev/null ||
+      python3 -m pip install -q --break-system-packages "$1==$2" ||
+      echo "install-deps: warning: could not install $1 from PyPI; $3 will be skipped" >&2
+  fi
+}
+pip_install onnx 1.23.2 "the ONNX light-model tests"
 # onnxruntime is the independent truth of the ONNX training tests (every op's forward, the exported
 # model's outputs); numpy comes with onnx.
-ort_version=1.32.0
-if ! python3 -c "import onnxruntime, sys; sys.exit(onnxruntime.__version__ != '$ort_version')" 2>/dev/null; then
-  echo "install-deps: pip install onnxruntime==$ort_version"
-  python3 -m pip install -q "onnxruntime==$ort_version" 2>/dev/null ||
-    python3 -m pip install -q --break-system-packages "onnxruntime==$ort_version" ||
-    echo "install-deps: warning: could not install onnxruntime from PyPI; the ONNX training tests will be skipped" >&2
-fi
+pip_install onnxruntime 1.32.0 "the ONNX training tests"

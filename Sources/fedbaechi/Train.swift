@@ -202,11 +202,17 @@ struct TrainingOptions: ParsableArguments {
             throw ValidationError("model \(model.rawValue) trains on \(model.dataset.rawValue), not \(dataset.rawValue)")
         }
         if hidden != nil, model != .mlp { throw ValidationError("--hidden sizes the mlp, not \(model.rawValue)") }
-        var settings = TrainingSettings(
-            model: model, dataDirectory: dataDirectory, seed: seed, batchSize: batchSize, optimizer: optimizer,
-            learningRate: learningRate, limitTrain: limitTrain, limitTest: limitTest, metricsPath: metrics,
-            checkpoints: checkpoint.settings)
+        var settings = commonSettings(model: model)
+        settings.dataDirectory = dataDirectory
         settings.hidden = hidden
+        return settings
+    }
+
+    /// The settings every model takes the same way.
+    private func commonSettings(model: ModelKind) -> TrainingSettings {
+        var settings = TrainingSettings(
+            model: model, seed: seed, batchSize: batchSize, optimizer: optimizer, learningRate: learningRate,
+            limitTrain: limitTrain, limitTest: limitTest, metricsPath: metrics, checkpoints: checkpoint.settings)
         settings.shuffle = !noShuffle
         settings.logEvery = logEvery
         return settings
@@ -230,13 +236,8 @@ struct TrainingOptions: ParsableArguments {
         do { model = try ONNXTrainableModel.read(data, name: name, output: output, loss: loss, directory: directory) } catch {
             throw Refusal("\(path): \(error.description)")
         }
-        var settings = TrainingSettings(
-            model: Train.defaultModel, dataDirectory: nil, seed: seed, batchSize: batchSize, optimizer: optimizer,
-            learningRate: learningRate, limitTrain: limitTrain, limitTest: limitTest, metricsPath: metrics,
-            checkpoints: checkpoint.settings)
+        var settings = commonSettings(model: Train.defaultModel)
         settings.file = ModelFile(model: model, path: path, trainData: trainData, testData: testData, siteData: siteData, exportPath: export)
-        settings.shuffle = !noShuffle
-        settings.logEvery = logEvery
         return settings
     }
 }

@@ -53,9 +53,7 @@ func worstDifference(_ ours: [Float], _ truth: [Float]) -> Float {
         #expect(worstDifference(logits.data, reference["y"]!.floats()) < 1e-5)
 
         func examples(_ name: String) throws -> Examples {
-            let arrays = try NumPyArchive.read(path: cases.appendingPathComponent(name).path)
-            return .images(LabeledImages(images: Tensor(shape: arrays["x"]!.shape, data: try arrays["x"]!.integers().map(Float.init)),
-                                         labels: Tensor(shape: arrays["y"]!.shape, data: try arrays["y"]!.integers().map(Float.init))))
+            .images(try ModelFile(model: model, path: "").examples(cases.appendingPathComponent(name).path, limit: nil))
         }
         let (train, test) = (try examples("tokens-train.npz"), try examples("tokens-test.npz"))
         for epoch in 1...6 { trainer.trainEpoch(train, batchSize: 32, epoch: epoch) }
@@ -77,9 +75,7 @@ func worstDifference(_ ours: [Float], _ truth: [Float]) -> Float {
         #expect(worstDifference(logits.data, reference["y"]!.floats()) < 1e-5)
 
         func examples(_ name: String) throws -> Examples {
-            let arrays = try NumPyArchive.read(path: cases.appendingPathComponent(name).path)
-            return .images(LabeledImages(images: Tensor(shape: arrays["x"]!.shape, data: try arrays["x"]!.integers().map(Float.init)),
-                                         labels: Tensor(shape: arrays["y"]!.shape, data: try arrays["y"]!.integers().map(Float.init))))
+            .images(try ModelFile(model: model, path: "").examples(cases.appendingPathComponent(name).path, limit: nil))
         }
         let (train, test) = (try examples("lm-train.npz"), try examples("lm-test.npz"))
         for epoch in 1...4 { trainer.trainEpoch(train, batchSize: 32, epoch: epoch) }
@@ -181,12 +177,12 @@ func worstDifference(_ ours: [Float], _ truth: [Float]) -> Float {
                            batchSize: 32, epoch: 1)
         #expect(trainer.model.parameters.values(of: "b") != [Float](repeating: 0.1, count: 8))
         let ours = trainer.graph.infer(["input": x], outputs: [trainer.model.prediction])[0]
-        #expect(try onnxruntimeDifference(model, trainer, input: "input", x: x, ours: ours) < 1e-4)
+        #expect(try Self.onnxruntimeDifference(model, trainer, input: "input", x: x, ours: ours) < 1e-4)
     }
 
     /// onnxruntime's outputs on `x` for `model` exported with `trainer`'s parameters, against `ours`:
     /// the largest difference relative to the largest output.
-    func onnxruntimeDifference(_ model: ONNXTrainableModel, _ trainer: Trainer, input: String, x: Tensor, ours: Tensor) throws -> Double {
+    static func onnxruntimeDifference(_ model: ONNXTrainableModel, _ trainer: Trainer, input: String, x: Tensor, ours: Tensor) throws -> Double {
         let folder = try makeTemporaryFolder("onnx-export")
         defer { try? FileManager.default.removeItem(at: folder) }
         try model.exported(parameters: trainer.model.parameters.state.values).write(to: folder.appendingPathComponent("trained.onnx"))
@@ -217,23 +213,7 @@ func worstDifference(_ ours: [Float], _ truth: [Float]) -> Float {
         let x = Tensor(shape: test["x"]!.shape, data: test["x"]!.floats().map { $0 / 255 })
         let ours = trainer.graph.infer(["input": x], outputs: [trainer.model.prediction])[0]
 
-        let folder = try makeTemporaryFolder("onnx-export")
-        defer { try? FileManager.default.removeItem(at: folder) }
-        let exported = folder.appendingPathComponent("trained.onnx")
-        try model.exported(parameters: trainer.model.parameters.state.values).write(to: exported)
-        try NumPyArchive.write(["x": NumPyArray(shape: x.shape, floats: x.data), "y": NumPyArray(shape: ours.shape, floats: ours.data)],
-                               to: folder.appendingPathComponent("ours.npz").path)
-        let script = """
-            import sys, numpy as np, onnxruntime as ort
-            folder = sys.argv[1]
-            data = np.load(folder + "/ours.npz")
-            session = ort.InferenceSession(folder + "/trained.onnx", providers=["CPUExecutionProvider"])
-            theirs = session.run(None, {"input": data["x"]})[0]
-            print(float(np.abs(theirs - data["y"]).max() / max(1.0, np.abs(theirs).max())))
-            """
-        let result = try run("/usr/bin/env", ["python3", "-c", script, folder.path], timeout: 120)
-        #expect(result.status == 0, "\(result.stderr)")
-        let difference = Double(result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)) ?? .infinity
+        let difference = try ONNXExportTests.onnxruntimeDifference(model, trainer, input: "input", x: x, ours: ours)
         #expect(difference < 1e-4, "onnxruntime on the exported model differs by \(difference)")
         // Training moved the weights and the running statistics that the export carries.
         #expect(trainer.model.parameters.values(of: "bn1.running_mean") != [0, 0, 0, 0])
