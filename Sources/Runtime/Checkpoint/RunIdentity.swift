@@ -89,26 +89,40 @@ public final class DirectoryLock: Sendable {
     deinit { close(descriptor) }
 
     /// Takes the lock without waiting, or explains who holds it.
+    ///
+    /// The holder's line is composed before the lock is taken and written over the old one in one
+    /// `pwrite`, so the window in which a loser can see no holder is a few system calls wide; a loser
+    /// that still finds the file empty reads it again for up to a second before saying "holder unknown".
     public static func acquire(directory: String) throws(CheckpointError) -> DirectoryLock {
         let path = directory + "/" + fileName
+        let holder = "host \(ProcessInfo.processInfo.hostName), pid \(getpid()), since \(ISO8601DateFormatter().string(from: Date()))\n"
         let descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
         guard descriptor >= 0 else {
             throw CheckpointError("cannot open the lock file \(path): \(String(cString: strerror(errno)))", kind: .rejected)
         }
         guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else {
             let reason = errno
-            let holder = String(decoding: FileManager.default.contents(atPath: path) ?? Data(), as: UTF8.self)
-                .trimmingCharacters(in: .whitespacesAndNewlines)
             close(descriptor)
             guard reason == EWOULDBLOCK else {
                 throw CheckpointError("cannot lock \(path): \(String(cString: strerror(reason)))", kind: .rejected)
             }
-            throw CheckpointError("\(directory) is in use by another run (\(holder.isEmpty ? "holder unknown" : holder)): "
+            let holder = Self.holder(path: path)
+            throw CheckpointError("\(directory) is in use by another run (\(holder ?? "holder unknown")): "
                                   + "wait for it to end, or use another --checkpoint-dir", kind: .rejected)
         }
-        let holder = "host \(ProcessInfo.processInfo.hostName), pid \(getpid()), since \(ISO8601DateFormatter().string(from: Date()))\n"
-        _ = ftruncate(descriptor, 0)
-        _ = holder.withCString { pwrite(descriptor, $0, strlen($0), 0) }
+        let length = holder.withCString { pwrite(descriptor, $0, strlen($0), 0) }
+        if length >= 0 { _ = ftruncate(descriptor, off_t(length)) }
         return DirectoryLock(path: path, descriptor: descriptor)
+    }
+
+    /// The holder's line, waiting up to a second for a holder that has the lock but has not written it yet.
+    private static func holder(path: String) -> String? {
+        for attempt in 0..<50 {
+            if attempt > 0 { usleep(20_000) }
+            let text = String(decoding: FileManager.default.contents(atPath: path) ?? Data(), as: UTF8.self)
+                .trimmingCharacters(in: .whitespacesAndNewlines)
+            if !text.isEmpty { return text }
+        }
+        return nil
     }
 }
