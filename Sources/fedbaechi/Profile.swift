@@ -78,13 +78,7 @@ struct Profile: ParsableCommand {
             if let hidden { zoo.hidden = hidden }
             spec = zoo
         case .file(let path):
-            let data: Data
-            do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
-                throw Refusal("cannot read \(path): \(error.localizedDescription)")
-            }
-            let url = URL(fileURLWithPath: path)
-            do { spec = try ONNXTrainableModel.read(data, name: url.deletingPathExtension().lastPathComponent,
-                                                    directory: url.deletingLastPathComponent().path) } catch {
+            do { spec = try ONNXTrainableModel.read(path: path) } catch {
                 throw Refusal("\(path): \(error.description)")
             }
         }

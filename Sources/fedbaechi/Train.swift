@@ -226,14 +226,8 @@ struct TrainingOptions: ParsableArguments {
         guard testData != nil, trainData != nil || siteData != nil else {
             throw ValidationError("--model \(path) needs --train-data FILE.npz (or federated --site-data DIR) and --test-data FILE.npz")
         }
-        let data: Data
-        do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
-            throw Refusal("cannot read \(path): \(error.localizedDescription)")
-        }
-        let name = URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
         let model: ONNXTrainableModel
-        let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
-        do { model = try ONNXTrainableModel.read(data, name: name, output: output, loss: loss, directory: directory) } catch {
+        do { model = try ONNXTrainableModel.read(path: path, output: output, loss: loss) } catch {
             throw Refusal("\(path): \(error.description)")
         }
         var settings = commonSettings(model: Train.defaultModel)

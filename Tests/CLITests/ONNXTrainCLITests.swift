@@ -37,6 +37,51 @@ import TestSupport
         #expect(a != nil && a == b, "the model-parallel export differs from the single-process one")
     }
 
+    /// A model file whose weights (111 MiB) are more than one rank's memory (80 MiB) trains on 4 ranks,
+    /// each rank's resident memory as the operating system reports it within its limit plus the fixed
+    /// overhead: no rank reads the weights it does not hold, whether they are inside the .onnx file or in
+    /// an external data file. Before the weights were left in the file, every rank's peak held all of them.
+    @Test(.enabled(if: mpirunPath != nil && fedbaechiBinary != nil, "needs mpirun and the built binary"))
+    func aModelFileLargerThanOneRankTrainsWithinEachRanksMemory() throws {
+        guard onnxCases != nil else { return }
+        let folder = try makeTemporaryFolder("onnx-wide")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Fixtures/onnx_training_cases.py")
+        let made = try run("/usr/bin/env", ["python3", script.path, folder.path, "wide"], timeout: 300)
+        try #require(made.status == 0, "\(made.stderr)")
+        let limit = 80 << 20
+        var epochs: [String] = []
+        for file in ["wide.onnx", "wide-external.onnx"] {
+            let model = folder.appendingPathComponent(file).path
+            let weights = try FileManager.default.attributesOfItem(atPath: folder.appendingPathComponent(file == "wide.onnx" ? file : "wide-external.data").path)[.size] as? Int
+            #expect((weights ?? 0) > limit, "\(file): the weights are not larger than one rank's memory")
+            let metrics = folder.appendingPathComponent(file + ".jsonl").path
+            let job = try run(mpirunPath!, ["--oversubscribe", "-np", "4", "-x", "OPENBLAS_NUM_THREADS=1", try #require(fedbaechiBinary).path,
+                                            "train", "model-parallel", "--model", model,
+                                            "--train-data", folder.appendingPathComponent("wide-train.npz").path,
+                                            "--test-data", folder.appendingPathComponent("wide-test.npz").path,
+                                            "--batch", "32", "--steps", "1", "--optimizer", "sgd", "--device-memory", "80MiB", "--metrics", metrics],
+                              timeout: 600)
+            try #require(job.status == 0, "\(file): \(job.stderr)")
+            epochs += job.stdout.split(separator: "\n").filter { $0.hasPrefix("epoch 1/1:") }.map { String($0.prefix { $0 != "(" }) }
+            let summary = try String(contentsOfFile: metrics, encoding: .utf8).split(separator: "\n")
+                .compactMap { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+                .first { $0["kind"] as? String == "summary" }
+            let overhead = try #require(summary?["fixed_overhead_bytes"] as? Int)
+            let ranks = try #require(summary?["per_rank"] as? [[String: Any]])
+            try #require(ranks.count == 4)
+            for rank in ranks {
+                let peak = try #require(rank["peak_rss_bytes"] as? Int)
+                let data = rank["data_bytes"] as? Int ?? 0
+                #expect(peak > 0 && peak <= limit + overhead + data,
+                        "\(file), rank \(rank["rank"] ?? "?"): peak resident \(peak) above the limit \(limit) + overhead \(overhead) + data \(data)")
+            }
+        }
+        // The weights read from inside the file and from the external file are the same weights.
+        #expect(epochs.count == 2 && epochs[0] == epochs[1], "\(epochs)")
+    }
+
     /// A resumed run of a model file (batch normalization's running statistics in the checkpoint)
     /// ends with the same model, byte for byte, as one that never stopped.
     @Test func resumedRunExportsTheSameModel() throws {

@@ -8,6 +8,12 @@ output); OUT_DIR/mlp.onnx, OUT_DIR/cnn.onnx (a residual CNN with batch normaliza
 Shape -> Gather -> Unsqueeze -> Concat -> Reshape flatten of `x.view(x.size(0), -1)`), their data
 sets train.npz/test.npz (mlp) and images-train.npz/images-test.npz (cnn), and mlp-reference.npz:
 three steps of plain SGD on the mlp computed with NumPy.
+
+    python3 onnx_training_cases.py OUT_DIR wide
+
+writes only OUT_DIR/wide.onnx (an MLP of 28 hidden layers of 1024, 111 MiB of weights inside the file),
+the same model as wide-external.onnx with its weights in wide-external.data, and wide-train.npz /
+wide-test.npz: a model file larger than one rank's memory.
 """
 import os
 import sys
@@ -464,9 +470,32 @@ def fashion_cnn(out):
     onnx.save(m, os.path.join(out, "fashion-cnn.onnx"))
 
 
+def wide(out, layers=28, width=1024):
+    """Gemm + Relu layers as PyTorch exports nn.Linear, He-uniform weights (the logits depend on the data)."""
+    nodes, inits, x, fan_in = [], [], "input", 784
+    for i in range(layers + 1):
+        fan_out = 10 if i == layers else width
+        inits += [initializer(f"fc{i}.weight", f32(fan_out, fan_in, low=-np.sqrt(6 / fan_in), high=np.sqrt(6 / fan_in))), initializer(f"fc{i}.bias", np.zeros(fan_out, np.float32))]
+        nodes.append(helper.make_node("Gemm", [x, f"fc{i}.weight", f"fc{i}.bias"], [f"h{i}" if i < layers else "logits"], transB=1, name=f"/fc{i}/Gemm"))
+        if i < layers:
+            nodes.append(helper.make_node("Relu", [f"h{i}"], [f"r{i}"], name=f"/relu{i}/Relu"))
+            x = f"r{i}"
+        fan_in = fan_out
+    m = model(nodes, [value("input", ["batch", 784])], [value("logits", ["batch", 10])], inits)
+    onnx.save(m, os.path.join(out, "wide.onnx"))
+    onnx.save(m, os.path.join(out, "wide-external.onnx"), save_as_external_data=True, all_tensors_to_one_file=True,
+              location="wide-external.data", size_threshold=1024)
+    for name, count in [("wide-train", 64), ("wide-test", 32)]:
+        np.savez(os.path.join(out, name + ".npz"), x=f32(count, 784), y=rng.integers(0, 10, count).astype(np.int64))
+
+
 if __name__ == "__main__":
     out = sys.argv[1]
     os.makedirs(out, exist_ok=True)
+    if sys.argv[2:] == ["wide"]:
+        wide(out)
+        print("ok")
+        sys.exit(0)
     op_cases(out)
     transformer_cases(out)
     recurrent_cases(out)

@@ -30,7 +30,9 @@ public struct ONNXTrainableModel: ModelRecipe {
             .compactMap { node in graph.initializer.first { $0.name == node.input[0] }?.dims.first.map { Int(clamping: $0) } }
         return tables.min()
     }
+    /// The model without the bytes of its large float initializers, which `stored` locates.
     let proto: Onnx_ModelProto
+    let stored: [String: StoredBytes]
     let outputName: String
 
     /// Sequences are the model's own business: synthetic inputs have the input's shape.
@@ -39,19 +41,33 @@ public struct ONNXTrainableModel: ModelRecipe {
     /// The feed of the labels or targets, a name no ONNX value takes.
     static let targetFeed = "target"
 
-    /// Reads and checks a model: every node is translated once here, so a model that cannot be trained
-    /// is refused before any rank starts.
+    /// Reads and checks the model in the file at `path`: every node is translated once here, so a model
+    /// that cannot be trained is refused before any rank starts.
     ///
-    /// `directory` is where the model file is: weights saved beside it (ONNX's external data, as
-    /// PyTorch's dynamo-based exporter writes them) are read from there.
-    public static func read(_ data: Data, name: String, output: String? = nil, loss: ONNXLoss = .crossEntropy,
-                            directory: String? = nil) throws(ONNXTrainingError) -> ONNXTrainableModel {
+    /// The large weights stay in the file (inside it, or in external data files beside it, as PyTorch's
+    /// dynamo-based exporter writes them): each rank reads those of the parameters it holds when it
+    /// builds its part of the model, so no rank ever holds them all (`StoredWeights`).
+    public static func read(path: String, output: String? = nil, loss: ONNXLoss = .crossEntropy) throws(ONNXTrainingError) -> ONNXTrainableModel {
+        let url = URL(fileURLWithPath: path)
+        var (proto, stored) = try StoredWeights.decode(path: path)
+        try loadExternalData(&proto.graph, directory: url.deletingLastPathComponent().path, stored: &stored)
+        return try read(proto, stored: stored, name: url.deletingPathExtension().lastPathComponent, output: output, loss: loss)
+    }
+
+    /// Reads and checks a model held in memory (its weights with it).
+    public static func read(_ data: Data, name: String, output: String? = nil, loss: ONNXLoss = .crossEntropy) throws(ONNXTrainingError) -> ONNXTrainableModel {
         guard data.count <= ONNXImporter.maximumFileBytes else { throw ONNXTrainingError("the ONNX file is larger than 4 GiB") }
         var proto: Onnx_ModelProto
         do { proto = try Onnx_ModelProto(serializedBytes: data) } catch {
             throw ONNXTrainingError("not a valid ONNX model: its bytes do not decode as an ONNX ModelProto")
         }
-        try loadExternalData(&proto.graph, directory: directory)
+        var stored: [String: StoredBytes] = [:]
+        try loadExternalData(&proto.graph, directory: nil, stored: &stored)
+        return try read(proto, stored: stored, name: name, output: output, loss: loss)
+    }
+
+    private static func read(_ proto: Onnx_ModelProto, stored: [String: StoredBytes], name: String, output: String?,
+                             loss: ONNXLoss) throws(ONNXTrainingError) -> ONNXTrainableModel {
         guard proto.hasGraph, !proto.graph.output.isEmpty else { throw ONNXTrainingError("the ONNX model has no graph or no output") }
         let graph = proto.graph
         let initializerNames = Set(graph.initializer.map(\.name))
@@ -81,7 +97,7 @@ public struct ONNXTrainableModel: ModelRecipe {
         var model = ONNXTrainableModel(
             name: name, task: SupervisedTask(input: input.name, inputShape: exampleShape, target: targetFeed, targetShape: [],
                                              objective: .meanSquaredError),
-            inputIsInteger: elementType != 1, proto: proto, outputName: outputName)
+            inputIsInteger: elementType != 1, proto: proto, stored: stored, outputName: outputName)
         // A first translation finds the output's shape and so the task.
         let outputShape = try model.translate(seed: 0, holding: .none, task: nil).outputShape
         switch loss {
@@ -99,10 +115,11 @@ public struct ONNXTrainableModel: ModelRecipe {
         return model
     }
 
-    /// Puts the bytes of initializers kept in files beside the model into the model, as if saved inside it.
-    /// A location must be a relative path inside the model's directory, as ONNX's own loader requires.
-    static func loadExternalData(_ graph: inout Onnx_GraphProto, directory: String?) throws(ONNXTrainingError) {
-        var files: [String: Data] = [:]
+    /// Resolves initializers kept in files beside the model. A location must be a relative path inside
+    /// the model's directory, as ONNX's own loader requires. Float and double tensors stay in their
+    /// files (`stored`), read by the rank that holds them; other tensors (shape constants, ids) are read now.
+    static func loadExternalData(_ graph: inout Onnx_GraphProto, directory: String?, stored: inout [String: StoredBytes]) throws(ONNXTrainingError) {
+        var sizes: [String: Int] = [:]
         for (index, tensor) in graph.initializer.enumerated() where tensor.dataLocation == .external {
             let entries = Dictionary(tensor.externalData.map { ($0.key, $0.value) }, uniquingKeysWith: { first, _ in first })
             guard let location = entries["location"], !location.isEmpty else {
@@ -115,34 +132,46 @@ public struct ONNXTrainableModel: ModelRecipe {
                 throw ONNXTrainingError("tensor \"\(tensor.name)\" keeps its data in \"\(location)\", and the model's directory is not known")
             }
             let path = directory + "/" + location
-            if files[path] == nil {
-                do { files[path] = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped) } catch {
-                    throw ONNXTrainingError("tensor \"\(tensor.name)\" keeps its data in \(path), which cannot be read: \(error.localizedDescription)")
+            if sizes[path] == nil {
+                var status = stat()
+                guard stat(path, &status) == 0 else {
+                    throw ONNXTrainingError("tensor \"\(tensor.name)\" keeps its data in \(path), which cannot be read: \(String(cString: strerror(errno)))")
                 }
+                guard (status.st_mode & S_IFMT) == S_IFREG else {
+                    throw ONNXTrainingError("tensor \"\(tensor.name)\" keeps its data in \(path), which is not a regular file")
+                }
+                sizes[path] = Int(status.st_size)
             }
-            let file = files[path]!
+            let size = sizes[path]!
             let offset = Int(entries["offset"] ?? "0") ?? -1
-            let length = entries["length"].map { Int($0) ?? -1 } ?? (file.count - max(0, offset))
-            guard offset >= 0, length >= 0, offset <= file.count, length <= file.count - offset else {
-                throw ONNXTrainingError("tensor \"\(tensor.name)\" claims bytes \(entries["offset"] ?? "0")+\(entries["length"] ?? "?") of \(path), which holds \(file.count)")
+            let length = entries["length"].map { Int($0) ?? -1 } ?? (size - max(0, offset))
+            guard offset >= 0, length >= 0, offset <= size, length <= size - offset else {
+                throw ONNXTrainingError("tensor \"\(tensor.name)\" claims bytes \(entries["offset"] ?? "0")+\(entries["length"] ?? "?") of \(path), which holds \(size)")
             }
+            let bytes = StoredBytes(path: path, offset: offset, length: length)
             var loaded = tensor
-            loaded.rawData = file.subdata(in: offset..<(offset + length))
             loaded.externalData = []
             loaded.dataLocation = .default
+            if tensor.dataType == 1 || tensor.dataType == 11 {
+                stored[tensor.name] = bytes
+            } else {
+                loaded.rawData = try bytes.read()
+            }
             graph.initializer[index] = loaded
         }
     }
 
     private func with(_ task: SupervisedTask) -> ONNXTrainableModel {
-        ONNXTrainableModel(name: name, task: task, inputIsInteger: inputIsInteger, proto: proto, outputName: outputName)
+        ONNXTrainableModel(name: name, task: task, inputIsInteger: inputIsInteger, proto: proto, stored: stored, outputName: outputName)
     }
 
-    private init(name: String, task: SupervisedTask, inputIsInteger: Bool, proto: Onnx_ModelProto, outputName: String) {
+    private init(name: String, task: SupervisedTask, inputIsInteger: Bool, proto: Onnx_ModelProto, stored: [String: StoredBytes],
+                 outputName: String) {
         self.name = name
         self.task = task
         self.inputIsInteger = inputIsInteger
         self.proto = proto
+        self.stored = stored
         self.outputName = outputName
     }
 
@@ -156,7 +185,7 @@ public struct ONNXTrainableModel: ModelRecipe {
 
     private func translate(seed: UInt64, holding: ParameterHolding, task: SupervisedTask?) throws(ONNXTrainingError) -> (model: Model?, outputShape: [Int]) {
         let builder = GraphBuilder(name: name, seed: seed, holding: holding)
-        var translator = ONNXTranslator(graph: proto.graph, builder: builder)
+        var translator = ONNXTranslator(graph: proto.graph, stored: stored, builder: builder)
         let batch = ONNXTranslator.batches
         let input = builder.input(self.task.input)
         translator.values[self.task.input] = .runtime(input, shapes: batch.map { [$0] + self.task.inputShape })
@@ -180,7 +209,11 @@ public struct ONNXTrainableModel: ModelRecipe {
     public func exported(parameters: [String: [Float]]) throws(ONNXTrainingError) -> Data {
         var model = proto
         for (i, initializer) in model.graph.initializer.enumerated() {
-            guard let values = parameters[initializer.name] else { continue }
+            guard let values = parameters[initializer.name] else {
+                // An initializer no op trains, whose bytes stayed in the file: back in place.
+                if let bytes = stored[initializer.name] { model.graph.initializer[i].rawData = try bytes.read() }
+                continue
+            }
             var tensor = initializer
             guard values.count == tensor.dims.reduce(1, { $0 * Int($1) }) else {
                 throw ONNXTrainingError("parameter \(initializer.name) has \(values.count) values, not \(tensor.dims)")

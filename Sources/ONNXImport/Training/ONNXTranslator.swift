@@ -28,6 +28,8 @@ struct ONNXTranslator {
     let builder: GraphBuilder
     var values: [String: Value] = [:]
     var initializers: [String: Onnx_TensorProto] = [:]
+    /// Where the bytes of the large float initializers are, left out of `initializers`.
+    let stored: [String: StoredBytes]
     /// Parameters made so far, by initializer name.
     var parameters: [String: ValueRef] = [:]
     var constants: [String: ValueRef] = [:]
@@ -35,8 +37,9 @@ struct ONNXTranslator {
     /// The model's fed input: batch-sized fills read the batch's size from it.
     var dataInput: ValueRef?
 
-    init(graph: Onnx_GraphProto, builder: GraphBuilder) {
+    init(graph: Onnx_GraphProto, stored: [String: StoredBytes] = [:], builder: GraphBuilder) {
         self.graph = graph
+        self.stored = stored
         self.builder = builder
         for tensor in graph.initializer { initializers[tensor.name] = tensor }
     }
@@ -83,11 +86,30 @@ struct ONNXTranslator {
             if let ref = parameters[name] { return (ref, try shapes(name, node)) }
             let shape = initializer.dims.map { Int(clamping: $0) }
             guard ShapeCheck.elements(shape) != nil else { throw ONNXTrainingError("initializer \"\(name)\" has an impossible shape \(shape)") }
-            guard initializer.holdsItsFloats else {
-                throw ONNXTrainingError("initializer \"\(name)\" does not hold the \(shape.reduce(1, *)) values of its shape \(shape)"
-                                        + (initializer.dataLocation == .external ? " (its data are in an external file: save the model with the weights inside)" : ""))
+            let initialValues: Initializer
+            if let bytes = stored[name] {
+                let count = shape.reduce(1, *)
+                guard bytes.length == count * (initializer.dataType == 11 ? 8 : 4) else {
+                    throw ONNXTrainingError("initializer \"\(name)\" has \(bytes.length) bytes of data, not the \(count) values of its shape \(shape)")
+                }
+                // Read by the rank that holds the parameter, when it builds its part of the model. The
+                // file was there, with these bytes, when the model was read.
+                initialValues = .values {
+                    do throws(ONNXTrainingError) {
+                        var tensor = initializer
+                        tensor.rawData = try bytes.read()
+                        return tensor.floatValues() ?? []
+                    } catch {
+                        preconditionFailure("the weights of \(name) can no longer be read: \(error)")
+                    }
+                }
+            } else {
+                guard initializer.holdsItsFloats else {
+                    throw ONNXTrainingError("initializer \"\(name)\" does not hold the \(shape.reduce(1, *)) values of its shape \(shape)")
+                }
+                initialValues = .values { initializer.floatValues() ?? [] }
             }
-            let ref = builder.parameter(name, shape: shape, .values { initializer.floatValues() ?? [] }, role: role)
+            let ref = builder.parameter(name, shape: shape, initialValues, role: role)
             parameters[name] = ref
             return (ref, [shape, shape])
         }
