@@ -76,6 +76,8 @@ let package = Package(
         ),
         // Point-to-point benchmark of the Swift layer (Benchmarks/run-pingpong.sh runs it beside C).
         .executableTarget(name: "fedbaechi-pingpong", dependencies: ["MPI"], path: "Benchmarks/PingPong"),
+        // The ONNX route timed beside native twins of the same networks (Benchmarks/onnx-route.sh runs it).
+        .executableTarget(name: "fedbaechi-onnx-twins", dependencies: ["Basics", "Tensors", "ONNXImport"], path: "Benchmarks/ONNXTwins"),
         // What several test targets need: the fedbaechi binary, mpirun and datasets looked up, commands
         // run in the foreground or background, temporary folders, the rank suites' skip trait.
         .target(name: "TestSupport", dependencies: ["MPI", "Tensors"], path: "Tests/TestSupport"),

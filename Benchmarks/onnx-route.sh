@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The cost of the ONNX route: step times at batch 32 on one thread of the zoo's lenet and of the same
-# network read from ONNX (interleaved rounds, medians), and of a ResNet-style CNN and a transformer
-# encoder read from ONNX. Not part of the test command.
+# network read from ONNX (interleaved rounds, medians); then a ResNet-style CNN and a transformer
+# encoder read from ONNX, each beside its native twin built with GraphBuilder as the zoo builds its
+# models (fedbaechi-onnx-twins: same initial weights, losses checked equal, steps interleaved in one
+# process). Not part of the test command.
 #
 #   bash Benchmarks/onnx-route.sh [rounds] [steps]
 set -euo pipefail
@@ -9,6 +11,7 @@ cd "$(dirname "$0")/.."
 rounds=${1:-5}
 steps=${2:-20}
 swift build -c release --product fedbaechi >/dev/null
+swift build -c release --product fedbaechi-onnx-twins >/dev/null
 bin=.build/release/fedbaechi
 models=$(mktemp -d)
 trap 'rm -rf "$models"' EXIT
@@ -24,10 +27,10 @@ step_ms() {  # the median step time fedbaechi profile reports, in ms
 
 declare -A samples
 for round in $(seq "$rounds"); do
-  for model in lenet "$models/lenet.onnx" "$models/resnet.onnx" "$models/transformer.onnx"; do
+  for model in lenet "$models/lenet.onnx"; do
     samples[$model]+="$(step_ms "$model") "
   done
-  echo "round $round: ${samples[lenet]##* }" >&2
+  echo "round $round of $rounds done" >&2
 done
 
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
@@ -37,7 +40,7 @@ echo "| network, batch 32, one thread | route | step (median of $rounds rounds) 
 echo "|---|---|---:|---:|"
 echo "| lenet | zoo | $zoo ms | 1.00 |"
 echo "| lenet | ONNX | $onnx ms | $(awk -v a="$onnx" -v b="$zoo" 'BEGIN {printf "%.3f", a / b}') |"
-echo "| ResNet-style CNN | ONNX | $(echo "${samples[$models/resnet.onnx]}" | median) ms | (no zoo twin) |"
-echo "| transformer encoder | ONNX | $(echo "${samples[$models/transformer.onnx]}" | median) ms | (no zoo twin) |"
+echo
+$pin .build/release/fedbaechi-onnx-twins "$models" $((rounds * steps)) 32
 echo "zoo lenet samples: ${samples[lenet]}" >&2
 echo "ONNX lenet samples: ${samples[$models/lenet.onnx]}" >&2
