@@ -178,6 +178,10 @@ def transformer_cases(out):
     save_case(out, "transpose", m, f32(n, 2, 3, 4))
     m = model([helper.make_node("Softmax", ["x"], ["y"], axis=-1)], [value("x", ["N", 3, 5])], [value("y", None)], [])
     save_case(out, "softmax", m, f32(n, 3, 5, low=-3, high=3))
+    # Before opset 13 Softmax sees its input as rows of everything from `axis` on (default axis 1).
+    for name, attributes in [("softmax-opset11", {}), ("softmax-opset11-axis2", dict(axis=2))]:
+        m = model([helper.make_node("Softmax", ["x"], ["y"], **attributes)], [value("x", ["N", 3, 4, 5])], [value("y", None)], [], opset=11)
+        save_case(out, name, m, f32(n, 3, 4, 5, low=-3, high=3))
     m = model([helper.make_node("LayerNormalization", ["x", "s", "b"], ["y"], axis=-1, epsilon=1e-5)], [value("x", ["N", 4, 6])],
               [value("y", None)], [initializer("s", f32(6)), initializer("b", f32(6))])
     save_case(out, "layernormalization", m, f32(n, 4, 6))

@@ -20,7 +20,8 @@ func worstDifference(_ ours: [Float], _ truth: [Float]) -> Float {
     static let opCases = ["add", "sub", "mul", "div", "relu", "sigmoid", "tanh", "gemm-00", "gemm-01", "matmul-2d-weight",
                           "matmul-batched", "conv", "conv-stride", "conv-same", "maxpool", "averagepool", "globalaveragepool",
                           "batchnormalization", "flatten-1", "flatten-2", "reshape-computed", "reshape-sliced", "reshape-slice-to-end",
-                          "gather-embedding", "dropout", "transpose", "softmax", "layernormalization", "gelu", "gelu-tanh",
+                          "gather-embedding", "dropout", "transpose", "softmax", "softmax-opset11", "softmax-opset11-axis2",
+                          "layernormalization", "gelu", "gelu-tanh",
                           "erf", "reducemean", "unsqueeze-squeeze", "gather-select", "slice", "concat", "gru", "gru-lbr", "gru-bidirectional", "gru-reverse-batch-first",
                           "lstm", "lstm-full", "lstm-states", "lstm-batch-first", "lstm-last-states"]
 
@@ -148,6 +149,33 @@ func worstDifference(_ ours: [Float], _ truth: [Float]) -> Float {
             #expect(abs(Double(runningMean[ch]) - 0.1 * means[ch]) < 1e-5)
             #expect(abs(Double(runningVar[ch]) - (0.9 + 0.1 * variances[ch])) < 1e-5)
         }
+    }
+
+    /// Token ids are checked against the embedding they index, also when they reach it through ops
+    /// that only move or retype them (an exporter's Cast to int64, an Identity).
+    @Test func idsAreBoundedThroughCastAndIdentity() throws {
+        guard let cases = onnxCases else { return }
+        let direct = try readModel(cases.appendingPathComponent("transformer.onnx"))
+        let rows = try #require(direct.idLimit)
+        var model = try ONNXImporter.decode(try Data(contentsOf: cases.appendingPathComponent("transformer.onnx")))
+        let gather = try #require(model.graph.node.firstIndex { $0.opType == "Gather" && $0.input.count == 2 && $0.input[1] == "tokens" })
+        var cast = Onnx_NodeProto()
+        cast.opType = "Cast"
+        cast.input = ["tokens"]
+        cast.output = ["tokens_int64"]
+        var to = Onnx_AttributeProto()
+        to.name = "to"
+        to.type = .int
+        to.i = 7
+        cast.attribute = [to]
+        var identity = Onnx_NodeProto()
+        identity.opType = "Identity"
+        identity.input = ["tokens_int64"]
+        identity.output = ["tokens_moved"]
+        model.graph.node[gather].input[1] = "tokens_moved"
+        model.graph.node.insert(contentsOf: [cast, identity], at: 0)
+        let indirect = try ONNXTrainableModel.read(try ONNXImporter.encode(model), name: "indirect")
+        #expect(indirect.idLimit == rows)
     }
 
     @Test func modelsThatCannotBeTrainedAreRefusedNamingTheNode() throws {

@@ -22,13 +22,28 @@ public struct ONNXTrainableModel: ModelRecipe {
     public let task: SupervisedTask
     /// Whether the input holds integer ids (token ids of an embedding) rather than features.
     public let inputIsInteger: Bool
-    /// Ids the input may hold, 0 to idLimit - 1, when it feeds an embedding's table of idLimit rows
-    /// (the smallest, when several): data outside it is refused when read.
+    /// Ids the input may hold, 0 to idLimit - 1, when it indexes an embedding's table of idLimit rows
+    /// (the smallest, when several), directly or through ops that only move or retype its elements
+    /// (Cast, Reshape, Transpose, Slice, ...): data outside it is refused when read.
     public var idLimit: Int? {
         let graph = proto.graph
-        let tables = graph.node.filter { $0.opType == "Gather" && $0.input.count == 2 && $0.input[1] == task.input }
-            .compactMap { node in graph.initializer.first { $0.name == node.input[0] }?.dims.first.map { Int(clamping: $0) } }
+        let rowsOfTable = Dictionary(graph.initializer.compactMap { t in t.dims.first.map { (t.name, Int(clamping: $0)) } },
+                                     uniquingKeysWith: { _, last in last })
+        let moving: Set<String> = ["Identity", "Cast", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Slice", "Expand", "Tile"]
+        var ids: Set<String> = [task.input]
+        var tables: [Int] = []
+        for node in graph.node where node.input.contains(where: ids.contains) {
+            if node.opType == "Gather", node.input.count == 2, ids.contains(node.input[1]), let rows = rowsOfTable[node.input[0]] {
+                tables.append(rows)
+            } else if moving.contains(node.opType), ids.contains(node.input[0]) {
+                ids.formUnion(node.output.prefix(1))
+            }
+        }
         return tables.min()
+    }
+    /// The version of the standard operator set the model imports (the newest, when it names several).
+    var opset: Int {
+        proto.opsetImport.filter { $0.domain.isEmpty || $0.domain == "ai.onnx" }.map { Int(clamping: $0.version) }.max() ?? 13
     }
     /// The model without the bytes of its large float initializers, which `stored` locates.
     let proto: Onnx_ModelProto
@@ -185,11 +200,12 @@ public struct ONNXTrainableModel: ModelRecipe {
 
     private func translate(seed: UInt64, holding: ParameterHolding, task: SupervisedTask?) throws(ONNXTrainingError) -> (model: Model?, outputShape: [Int]) {
         let builder = GraphBuilder(name: name, seed: seed, holding: holding)
-        var translator = ONNXTranslator(graph: proto.graph, stored: stored, builder: builder)
+        var translator = ONNXTranslator(graph: proto.graph, opset: opset, stored: stored, builder: builder)
         let batch = ONNXTranslator.batches
         let input = builder.input(self.task.input)
         translator.values[self.task.input] = .runtime(input, shapes: batch.map { [$0] + self.task.inputShape })
         translator.dataInput = input
+        if inputIsInteger { translator.integerValued.insert(self.task.input) }
         for (index, node) in proto.graph.node.enumerated() { try translator.translate(node, index: index) }
         guard case .runtime(let prediction, let shapes) = translator.values[outputName] else {
             throw ONNXTrainingError("output \"\(outputName)\" is not computed from the input")

@@ -36,9 +36,15 @@ struct ONNXTranslator {
     var nodeNames: Set<String> = []
     /// The model's fed input: batch-sized fills read the batch's size from it.
     var dataInput: ValueRef?
+    /// Computed values that hold whole numbers (integer ids fed from data, and what Cast keeps integer):
+    /// casting them to another integer or float type changes no element.
+    var integerValued: Set<String> = []
+    /// The version of the standard ONNX operator set the model imports: some ops' rules changed.
+    let opset: Int
 
-    init(graph: Onnx_GraphProto, stored: [String: StoredBytes] = [:], builder: GraphBuilder) {
+    init(graph: Onnx_GraphProto, opset: Int = 13, stored: [String: StoredBytes] = [:], builder: GraphBuilder) {
         self.graph = graph
+        self.opset = opset
         self.stored = stored
         self.builder = builder
         for tensor in graph.initializer { initializers[tensor.name] = tensor }
@@ -228,6 +234,17 @@ struct ONNXTranslator {
         case "Identity":
             let x = try input(0)
             values[outputs[0]] = .runtime(x.0, shapes: x.1)
+        case "Cast":
+            // Every computed tensor is float here. A cast to a float type keeps the values; a cast of
+            // whole numbers to an integer type does too (an exporter's Cast of token ids to int64).
+            let x = try input(0)
+            let to = a.int("to", default: 0)
+            let integerTypes = [2, 3, 4, 5, 6, 7, 12, 13]  // uint8, int8, uint16, int16, int32, int64, uint32, uint64
+            guard [1, 10, 11, 16].contains(to) || (integerTypes.contains(to) && integerValued.contains(node.input[0])) else {
+                throw refuse("a cast of computed floats to ONNX type \(to)")
+            }
+            values[outputs[0]] = .runtime(x.0, shapes: x.1)
+            if integerTypes.contains(to) || integerValued.contains(node.input[0]) { integerValued.insert(outputs[0]) }
         case "Relu":
             try apply(ReLU(), [try input(0)], outputs: outputs, node: label)
         case "Sigmoid":
@@ -326,8 +343,28 @@ struct ONNXTranslator {
             let rank = x.1[0].count
             try apply(Transpose(a.ints("perm") ?? Array((0..<rank).reversed())), [x], outputs: outputs, node: label)
         case "Softmax":
-            // Opset 13's rule: along one axis. Earlier opsets flatten from the axis, which agrees for the last.
-            try apply(Softmax(axis: a.int("axis", default: -1)), [try input(0)], outputs: outputs, node: label)
+            let x = try input(0)
+            let rank = x.1[0].count
+            guard opset < 13 else {
+                try apply(Softmax(axis: a.int("axis", default: -1)), [x], outputs: outputs, node: label)
+                return
+            }
+            // Before opset 13 the input is seen as a matrix: the dimensions before `axis` (default 1) are
+            // its rows, the rest one row of scores. Along the last axis that is the same thing.
+            let given = a.int("axis", default: 1)
+            let axis = given < 0 ? given + rank : given
+            guard (0...rank).contains(axis) else { throw ONNXTrainingError("\(where_): axis \(given) outside rank \(rank)") }
+            guard axis < rank - 1 else {
+                try apply(Softmax(axis: -1), [x], outputs: outputs, node: label)
+                return
+            }
+            let rows = outputs[0] + "#rows", scores = outputs[0] + "#scores"
+            let width = x.1[0].dropFirst(axis).reduce(1, *)
+            guard x.1[1].dropFirst(axis).reduce(1, *) == width else { throw refuse("a softmax whose rows' width depends on the batch") }
+            try apply(Reshape([-1, width]), [x], outputs: [rows], node: label + "/rows")
+            try apply(Softmax(axis: -1), [try runtime(rows, where_)], outputs: [scores], node: label)
+            try apply(Reshape(try Self.batchFreeTarget(input: try shapes(scores, where_), targets: x.1, where_)),
+                      [try runtime(scores, where_)], outputs: [outputs[0]], node: label + "/shape")
         case "LayerNormalization":
             for output in outputs.dropFirst() where !output.isEmpty && Self.isRead(output, in: graph) {
                 throw refuse("reading LayerNormalization's mean or inverse deviation")
@@ -403,7 +440,7 @@ struct ONNXTranslator {
             guard table.1[0].count == 2 else { throw refuse("Gather from a tensor of rank \(table.1[0].count)") }
             try apply(Embedding(vocabulary: table.1[0][0]), [ids, table], outputs: outputs, node: label)
         default:
-            let known = ["Add", "AveragePool", "BatchNormalization", "Concat", "Constant", "Conv", "Div", "Dropout", "Erf", "Flatten", "Gather",
+            let known = ["Add", "AveragePool", "BatchNormalization", "Cast", "Concat", "Constant", "Conv", "Div", "Dropout", "Erf", "Flatten", "Gather",
                          "Gelu", "Gemm", "GlobalAveragePool", "GRU", "LSTM", "Identity", "LayerNormalization", "MatMul", "MaxPool", "Mul",
                          "ReduceMean", "Relu", "Reshape", "Shape", "Sigmoid", "Slice", "Softmax", "Squeeze", "Sub", "Tanh", "Transpose",
                          "Unsqueeze"]
