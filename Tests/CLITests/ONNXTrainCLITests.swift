@@ -191,5 +191,16 @@ import TestSupport
         let missing = try fedbaechi(["train", "single", "--model", cases.appendingPathComponent("cnn.onnx").path, "--steps", "1"])
         #expect(missing.status != 0)
         #expect(missing.stderr.contains("--train-data"), "\(missing.stderr)")
+
+        // A model path that is a FIFO, or nothing at all: one line, no hang.
+        let fifo = out.appendingPathComponent("pipe.onnx").path
+        #expect(mkfifo(fifo, 0o600) == 0)
+        for model in [fifo, out.appendingPathComponent("absent.onnx").path] {
+            var args = arguments(cases, ["--steps", "1"])
+            args[args.firstIndex(of: "--model")! + 1] = model
+            let refused = try fedbaechi(["train", "single"] + args)
+            #expect(refused.status == 2, "\(model): \(refused.stderr)")
+            #expect(refused.stderr.contains("\(model): cannot be read: "), "\(refused.stderr)")
+        }
     }
 }

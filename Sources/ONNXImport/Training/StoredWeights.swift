@@ -50,11 +50,15 @@ enum StoredWeights {
     /// The file is mapped, and only the keys and lengths of the protocol-buffer fields are walked: the
     /// pages of the weights are never touched. The fields the walk does not rewrite are copied as they are.
     static func decode(path: String) throws(ONNXTrainingError) -> (model: Onnx_ModelProto, stored: [String: StoredBytes]) {
+        // Only regular files: a FIFO would block the read, a device never end it.
+        var status = stat()
+        guard stat(path, &status) == 0 else { throw ONNXTrainingError("cannot be read: \(String(cString: strerror(errno)))") }
+        guard (status.st_mode & S_IFMT) == S_IFREG else { throw ONNXTrainingError("cannot be read: not a regular file") }
+        guard Int(status.st_size) <= ONNXImporter.maximumFileBytes else { throw ONNXTrainingError("the ONNX file is larger than 4 GiB") }
         let file: Data
         do { file = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped) } catch {
             throw ONNXTrainingError("cannot be read: \(error.localizedDescription)")
         }
-        guard file.count <= ONNXImporter.maximumFileBytes else { throw ONNXTrainingError("the ONNX file is larger than 4 GiB") }
         let walked: Result<(Data, [String: StoredBytes]), ONNXTrainingError> = file.withUnsafeBytes { bytes in
             do throws(ONNXTrainingError) {
                 var stored: [String: StoredBytes] = [:]
