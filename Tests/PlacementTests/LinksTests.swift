@@ -100,14 +100,22 @@ import Testing
     /// other pair is slow. m-ETF runs a on device 0, then b there at 10; c would start on device 0 at 20,
     /// on device 1 at 10 + 60 = 70 and on device 2 at 10 + 2 = 12: device 2. (With one link for every
     /// pair, c goes to device 0 when it is slow and device 1, the lower of two ties, when it is fast.)
-    @Test func mETFTakesTheDeviceAcrossTheFastLink() throws {
+    /// m-SCT's linear program marks no favourite child in this symmetric fork, so its list scheduler
+    /// decides as m-ETF's does, with the same per-pair costs.
+    @Test(arguments: [Algorithm.mETF, .mSCT])
+    func listSchedulerTakesTheDeviceAcrossTheFastLink(_ algorithm: Algorithm) throws {
         let graph = try Graph(name: "fork", nodes: [Node(name: "a", computeMicros: 10, outputBytes: [1000]),
                                                     Node(name: "b", computeMicros: 10), Node(name: "c", computeMicros: 10)],
                               edges: [Edge(source: 0, destination: 1), Edge(source: 0, destination: 2)])
         func plan(_ links: Links) throws -> PlacementPlan {
-            try Planner(graph: graph, links: links).plan(.mETF, devices: devices(3)).get()
+            try Planner(graph: graph, links: links).plan(algorithm, devices: devices(3)).get()
         }
-        let measured = try plan(Links(standard: Self.slow, pairs: [DevicePair(0, 2): Self.fast]))
+        let links = Links(standard: Self.slow, pairs: [DevicePair(0, 2): Self.fast])
+        if algorithm == .mSCT {
+            let pg = Planner(graph: graph, links: links).placementGraph
+            #expect(try MSCTPlacer().linearProgram(for: pg).favoriteChildren(pg, threshold: 0.1) == [-1, -1, -1])
+        }
+        let measured = try plan(links)
         #expect(measured.deviceOfNode == [0, 0, 2])
         #expect(measured.makespanMicros == 22)
         #expect(try plan(Links(Self.slow)).deviceOfNode == [0, 0, 0])
