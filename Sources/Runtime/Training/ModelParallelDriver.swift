@@ -50,7 +50,7 @@ extension MeasuredLinks {
     /// The links of `path` if they describe the ranks of `world`, read on every rank; every rank meets
     /// the same refusal otherwise.
     static func read(path: String, for world: Communicator) throws -> MeasuredLinks {
-        let hosts = try world.allgatherv(Array(MPIEnvironment.processorName.utf8)).map { String(decoding: $0, as: UTF8.self) }
+        let hosts = try LinkCalibration.hosts(of: world)
         return try agreeOnSetup(world) {
             let links = try MeasuredLinks.read(path: path)
             if let mismatch = links.mismatch(jobHosts: hosts) { throw Refusal("--links \(path): \(mismatch)") }
