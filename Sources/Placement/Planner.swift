@@ -60,7 +60,7 @@ public struct PlanFailure: Error, CustomStringConvertible, Sendable {
     public var description: String { reason }
 }
 
-/// Places one graph under one link model: preprocessing once, then plans for any algorithm and
+/// Places one graph under one set of links: preprocessing once, then plans for any algorithm and
 /// devices, each checked in the simulator (every device within its memory at every instant).
 ///
 ///     let planner = Planner(graph: graph, link: .baechi)
@@ -81,11 +81,17 @@ public final class Planner {
     private var variants = [PreprocessingOptions: Planner]()
 
     public var graph: Graph { placementGraph.graph }
+    /// The one link of device-independent figures (`Links.slowest`; the link itself when uniform).
     public var link: LinkModel { placementGraph.link }
+    public var links: Links { placementGraph.links }
     public var options: PreprocessingOptions { placementGraph.options }
 
-    public init(graph: Graph, link: LinkModel, options: PreprocessingOptions = PreprocessingOptions(), sctThreshold: Double = 0.1) {
-        placementGraph = PlacementGraph(graph: graph, link: link, options: options)
+    public convenience init(graph: Graph, link: LinkModel, options: PreprocessingOptions = PreprocessingOptions(), sctThreshold: Double = 0.1) {
+        self.init(graph: graph, links: Links(link), options: options, sctThreshold: sctThreshold)
+    }
+
+    public init(graph: Graph, links: Links, options: PreprocessingOptions = PreprocessingOptions(), sctThreshold: Double = 0.1) {
+        placementGraph = PlacementGraph(graph: graph, links: links, options: options)
         self.sctThreshold = sctThreshold
         sct = MSCTPlacer(threshold: sctThreshold)
     }
@@ -123,7 +129,7 @@ public final class Planner {
         let seconds = placementGraph.preprocessingSeconds + (ContinuousClock.now - started).seconds
         if case .success(var plan) = result {
             plan.placementSeconds = seconds
-            plan.queueMakespanMicros = Simulator.simulate(graph, link: link, deviceOfNode: plan.deviceOfNode, deviceCount: devices.count).makespanMicros
+            plan.queueMakespanMicros = Simulator.simulate(graph, links: links, deviceOfNode: plan.deviceOfNode, deviceCount: devices.count).makespanMicros
             result = .success(plan)
         }
         return result
@@ -133,7 +139,7 @@ public final class Planner {
     func variant(_ options: PreprocessingOptions) -> Planner {
         if options == self.options { return self }
         if let made = variants[options] { return made }
-        let made = Planner(graph: graph, link: link, options: options, sctThreshold: sctThreshold)
+        let made = Planner(graph: graph, links: links, options: options, sctThreshold: sctThreshold)
         variants[options] = made
         return made
     }
@@ -283,12 +289,12 @@ public final class Planner {
         if let order = placement.order {
             let schedule = order.schedule(pg, deviceOfUnit: placement.deviceOfUnit, deviceCount: deviceCount)
             do {
-                return try Simulator.replay(pg.graph, link: pg.link, deviceOfNode: deviceOfNode, deviceCount: deviceCount, schedule: schedule)
+                return try Simulator.replay(pg.graph, links: pg.links, deviceOfNode: deviceOfNode, deviceCount: deviceCount, schedule: schedule)
             } catch {
                 assertionFailure("a placer's own order does not replay: \(error)")
             }
         }
-        return Simulator.simulate(pg.graph, link: pg.link, deviceOfNode: deviceOfNode, deviceCount: deviceCount)
+        return Simulator.simulate(pg.graph, links: pg.links, deviceOfNode: deviceOfNode, deviceCount: deviceCount)
     }
 
     // MARK: - auto

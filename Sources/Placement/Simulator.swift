@@ -104,6 +104,8 @@ public struct ScheduleError: Error, CustomStringConvertible, Sendable {
 /// - A tensor already received on a device is cached there and not sent again.
 /// - The makespan is the end of the last node.
 ///
+/// A transfer between two devices takes the time of their pair's link (`Links.between`).
+///
 /// `replay` instead follows a given `Schedule` (the order a placer decided on), with the same
 /// rules for durations, channels and the cache; replaying the order `simulate` found gives the
 /// same step.
@@ -114,10 +116,16 @@ public struct ScheduleError: Error, CustomStringConvertible, Sendable {
 /// the step ends); a received copy from the start of its transfer until its last consumer on
 /// that device ends. Releases at an instant happen before allocations at that instant.
 public enum Simulator {
+    /// The step with one link between every pair of devices.
     public static func simulate(_ graph: Graph, link: LinkModel, deviceOfNode: [Int32], deviceCount: Int) -> SimulationResult {
+        simulate(graph, links: Links(link), deviceOfNode: deviceOfNode, deviceCount: deviceCount)
+    }
+
+    public static func simulate(_ graph: Graph, links: Links, deviceOfNode: [Int32], deviceCount: Int) -> SimulationResult {
         let n = graph.nodes.count
         let d = deviceCount
         precondition(deviceOfNode.count == n && deviceOfNode.allSatisfy { $0 >= 0 && Int($0) < d })
+        let linkTable = links.table(deviceCount: d)
         var remaining = (0..<n).map { Int32(graph.inEdges.count($0)) }
         var ready = [Double](repeating: 0, count: n)
         var start = [Double](repeating: 0, count: n)
@@ -153,7 +161,7 @@ public enum Simulator {
                     } else {
                         let sendStart = max(e, channelFree[device])
                         let receiveStart = max(sendStart, channelFree[target])
-                        let finish = receiveStart + graph.commMicros(ofEdge: edge, link: link)
+                        let finish = receiveStart + graph.commMicros(ofEdge: edge, link: linkTable[device * d + target])
                         channelFree[device] = finish
                         channelFree[target] = finish
                         cache[slot] = finish
@@ -181,6 +189,11 @@ public enum Simulator {
     /// exactly the transfers the placement needs (each tensor once per device that consumes it
     /// away from its producer), in an order that does not contradict the graph.
     public static func replay(_ graph: Graph, link: LinkModel, deviceOfNode: [Int32], deviceCount: Int,
+                              schedule: Schedule) throws(ScheduleError) -> SimulationResult {
+        try replay(graph, links: Links(link), deviceOfNode: deviceOfNode, deviceCount: deviceCount, schedule: schedule)
+    }
+
+    public static func replay(_ graph: Graph, links: Links, deviceOfNode: [Int32], deviceCount: Int,
                               schedule: Schedule) throws(ScheduleError) -> SimulationResult {
         let n = graph.nodes.count
         let d = deviceCount
@@ -270,9 +283,9 @@ public enum Simulator {
             } else {
                 let k = item - n
                 let edge = Int(schedule.transfers[k].edge)
-                let comm = graph.commMicros(ofEdge: edge, link: link)
-                finish[item] = earliest[item] + comm
                 let producer = graph.edges[edge].source
+                let link = links.between(Int(deviceOfNode[producer]), Int(schedule.transfers[k].toDevice))
+                finish[item] = earliest[item] + graph.commMicros(ofEdge: edge, link: link)
                 transfers[k] = Transfer(edge: Int32(edge), tensor: graph.tensorOfEdge[edge], fromDevice: deviceOfNode[producer],
                                         toDevice: schedule.transfers[k].toDevice, startMicros: earliest[item], endMicros: finish[item],
                                         bytes: graph.transferBytes(ofEdge: edge))

@@ -23,6 +23,8 @@ public enum MessageTags {
         public static let parameters = 32_002
         /// An evaluation batch's logits, from the rank that computes them to rank 0, which scores them.
         public static let prediction = 32_003
+        /// The ping-pong messages of `fedbaechi calibrate --link` (`LinkCalibration`), in both directions.
+        public static let linkCalibration = 32_004
 
         /// The tag of the tensor in `slot` of `crossings` per pass, in pass `step`, within `range`
         /// (`tensors` for training steps, `evaluationTensors` for evaluation passes).
@@ -39,6 +41,7 @@ public enum MessageTags {
             ("loss", loss...loss),
             ("parameters", parameters...parameters),
             ("prediction", prediction...prediction),
+            ("link calibration", linkCalibration...linkCalibration),
         ]
 
         /// The tags of `MPI_Comm_create_group` on the world, which a federated job calls to make its

@@ -298,13 +298,16 @@ extension Train {
                 transform: TypedArgument.bytes)
         var deviceMemory: Int = 512 << 20
 
+        @Option(help: ArgumentHelp("Place with the links between ranks that `fedbaechi calibrate --link` measured for this job's ranks and hosts (default: an assumed 2 GB/s + 50 us between every pair).", valueName: "file"))
+        var links: String?
+
         @Option(help: ArgumentHelp("Place this saved profile (from `fedbaechi profile`) instead of profiling now.", valueName: "file"))
         var profile: String?
 
         func run() throws {
             let driver = ModelParallelDriver(
                 settings: try training.settings(defaultModel: Train.defaultModel),
-                placement: ModelParallelSettings(algorithm: algorithm, memoryBytes: deviceMemory, profilePath: profile),
+                placement: ModelParallelSettings(algorithm: algorithm, memoryBytes: deviceMemory, profilePath: profile, linksPath: links),
                 length: length.length, reporter: ConsoleReporter())
             try driver.run()
         }

@@ -34,6 +34,9 @@ struct ListScheduler {
     private let algorithm: Algorithm
     /// Rank of each unit in the tie-break order.
     private let priority: [Int32]
+    /// The link of every ordered pair of devices (`Links.table`), or nil when every pair has the same
+    /// link: then every transfer takes its item's precomputed time (`pg.itemComm`).
+    private let linkTable: [LinkModel]?
 
     private var clock = 0.0
     private var deviceFree: [Double]
@@ -74,6 +77,7 @@ struct ListScheduler {
         self.favorite = favorite
         self.algorithm = algorithm
         let n = pg.unitCount, d = limits.count
+        linkTable = pg.links.isUniform ? nil : pg.links.table(deviceCount: d)
         deviceFree = [Double](repeating: 0, count: d)
         channelFree = [Double](repeating: 0, count: d)
         used = [Int](repeating: 0, count: d)
@@ -129,6 +133,12 @@ struct ListScheduler {
 
     // MARK: - Costs
 
+    /// Time of tensor item `item` sent from device `source` to device `target`.
+    @inline(__always) private func comm(_ item: Int, from source: Int, to target: Int) -> Double {
+        guard let linkTable else { return pg.itemComm[item] }
+        return pg.graph.commMicros(ofEdge: Int(pg.itemEdge[item]), link: linkTable[source * deviceCount + target])
+    }
+
     @inline(__always) private func allowed(_ u: Int, _ d: Int) -> Bool {
         let g = groupDevice[Int(pg.units[u].group)]
         return g < 0 || g == Int32(d)
@@ -164,7 +174,7 @@ struct ListScheduler {
                         time = max(time, cached)
                         continue
                     }
-                    let finish = max(end[p], channels[source], channels[d]) + pg.itemComm[item]
+                    let finish = max(end[p], channels[source], channels[d]) + comm(item, from: source, to: d)
                     channels[source] = finish
                     channels[d] = finish
                     bytes += pg.itemBytes[item]
@@ -186,7 +196,7 @@ struct ListScheduler {
             for item in pg.items(ofEdge: Int(e)) {
                 let slot = Int(pg.itemTensor[item]) * deviceCount + d
                 if cache[slot] >= 0 { continue }
-                let finish = max(end[p], channelFree[source], channelFree[d]) + pg.itemComm[item]
+                let finish = max(end[p], channelFree[source], channelFree[d]) + comm(item, from: source, to: d)
                 channelFree[source] = finish
                 channelFree[d] = finish
                 cache[slot] = finish

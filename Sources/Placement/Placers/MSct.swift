@@ -6,7 +6,10 @@ import Synchronization
 /// the child would start there earliest, so the pair skips the transfer (see `ListScheduler`).
 ///
 /// The linear program depends only on the graph, so it is solved once per placement graph and
-/// reused for every memory limit.
+/// reused for every memory limit. It knows no devices, so with links that differ per pair its edge
+/// weights are the slowest link's (`PlacementGraph.edgeComm`, see `Links.slowest`): a pair whose
+/// transfer would be expensive on some link stays favoured; where the scheduler then picks a device,
+/// each transfer costs its own pair's link.
 public final class MSCTPlacer: Placer {
     public let threshold: Double
     /// Solutions by placement graph (the graph is kept so its identity cannot be reused).

@@ -40,9 +40,17 @@ public struct PlacementUnit: Sendable {
 }
 
 /// The graph placers work on: units (fused nodes), the tensors between them with their
-/// communication times under one link model, colocation groups and topological order.
+/// communication times, colocation groups and topological order.
+///
+/// The tensors' communication times (`itemComm`, `edgeComm`) are those of `links.slowest`: preprocessing
+/// and m-SCT's linear program know no devices yet, and the slowest pair's times keep their choices safe
+/// wherever units land (see `Links.slowest`). The list scheduler costs each transfer with the link of
+/// the two devices it joins (`links`).
 public final class PlacementGraph: Sendable {
     public let graph: Graph
+    /// The links between devices.
+    public let links: Links
+    /// The one link the device-independent figures use: `links.slowest`.
     public let link: LinkModel
     public let options: PreprocessingOptions
     public let units: [PlacementUnit]
@@ -79,10 +87,16 @@ public final class PlacementGraph: Sendable {
     @inline(__always) public func items(ofEdge e: Int) -> Range<Int> { Int(itemOffsets[e])..<Int(itemOffsets[e + 1]) }
     public var groupCount: Int { groupPersistentBytes.count }
 
-    public init(graph: Graph, link: LinkModel, options: PreprocessingOptions = PreprocessingOptions()) {
+    public convenience init(graph: Graph, link: LinkModel, options: PreprocessingOptions = PreprocessingOptions()) {
+        self.init(graph: graph, links: Links(link), options: options)
+    }
+
+    public init(graph: Graph, links: Links, options: PreprocessingOptions = PreprocessingOptions()) {
         let started = ContinuousClock.now
         let n = graph.nodes.count
+        let link = links.slowest
         self.graph = graph
+        self.links = links
         self.link = link
         self.options = options
 

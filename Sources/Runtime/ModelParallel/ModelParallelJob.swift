@@ -11,7 +11,8 @@ public struct ModelParallelConfiguration: Sendable {
     public var seed: UInt64
     public var algorithm: Algorithm
     public var memoryBytes: Int
-    public var link: LinkModel
+    /// The links between ranks the plan is made for (rank i is device i).
+    public var links: Links
     /// A saved profile (the `fedbaechi profile` format) to place instead of profiling now.
     public var profilePath: String?
     /// Timed runs per node when profiling.
@@ -21,13 +22,13 @@ public struct ModelParallelConfiguration: Sendable {
     public var planFile: String?
 
     public init(spec: any ModelRecipe, optimizer: any Optimizer, seed: UInt64, algorithm: Algorithm, memoryBytes: Int,
-                link: LinkModel = ModelParallelPlan.localLink, profilePath: String? = nil, profileRepeats: Int = 3) {
+                links: Links = Links(ModelParallelPlan.localLink), profilePath: String? = nil, profileRepeats: Int = 3) {
         self.spec = spec
         self.optimizer = optimizer
         self.seed = seed
         self.algorithm = algorithm
         self.memoryBytes = memoryBytes
-        self.link = link
+        self.links = links
         self.profilePath = profilePath
         self.profileRepeats = profileRepeats
     }
@@ -133,7 +134,7 @@ public enum ModelParallelJob {
             profile = graph.profile(shapes: shapes, microseconds: measured ?? profiler.time(profiler.units))
         }
         return try ModelParallelPlan.make(graph: graph, profile: profile, algorithm: c.algorithm,
-                                          ranks: ranks, memoryBytes: c.memoryBytes, link: c.link, searchSeed: c.seed)
+                                          ranks: ranks, memoryBytes: c.memoryBytes, links: c.links, searchSeed: c.seed)
     }
 }
 

@@ -58,12 +58,13 @@ public struct ModelParallelError: UserFacingError, Sendable {
 }
 
 extension ModelParallelPlan {
-    /// The link between ranks of one machine that the simulator assumes: shared-memory MPI, with
-    /// ranks oversubscribing cores, so latency is a scheduler slice rather than a wire's.
+    /// The link between ranks of one machine that the simulator assumes unless it is given measured
+    /// links (`train model-parallel --links`): shared-memory MPI, with ranks oversubscribing cores, so
+    /// latency is a scheduler slice rather than a wire's.
     public static let localLink = LinkModel(bytesPerSecond: 2e9, latencyMicros: 50)
 
     /// Places `profile` (the graph's measured nodes, with their output shapes) on `ranks` devices of
-    /// `memoryBytes` each.
+    /// `memoryBytes` each, device i being rank i, joined by `links`.
     ///
     /// Every backward node is colocated with its forward node (Baechi's `colocate_grads_with_ops`),
     /// on top of the profile's own groups (a parameter's read, gradient sum and update). The placer
@@ -71,7 +72,7 @@ extension ModelParallelPlan {
     /// simulated plan that fits wins, and tight memory limits find plans a single run misses.
     public static func make(graph: TrainingGraph, profile: TrainingProfile,
                             algorithm: Algorithm, ranks: Int, memoryBytes: Int,
-                            link: LinkModel = localLink, searchSeed: UInt64 = 1) throws(ModelParallelError) -> ModelParallelPlan {
+                            links: Links = Links(localLink), searchSeed: UInt64 = 1) throws(ModelParallelError) -> ModelParallelPlan {
         guard profile.nodes.map(\.name) == graph.nodes.map(\.name) else {
             throw ModelParallelError(.badInput, "the profile \(profile.name) does not describe this model's training graph "
                                      + "(\(profile.nodes.count) nodes, the graph has \(graph.nodes.count))")
@@ -92,7 +93,7 @@ extension ModelParallelPlan {
         } catch {
             throw ModelParallelError(.badInput, "profile \(profile.name): \(error)")
         }
-        let planner = Planner(graph: placementGraph, link: link)
+        let planner = Planner(graph: placementGraph, links: links)
         let plan: PlacementPlan
         switch planner.plan(algorithm, devices: DeviceSpec.uniform(count: ranks, memoryBytes: memoryBytes),
                             search: SearchOptions.standard(for: placementGraph, seed: searchSeed)) {

@@ -11,11 +11,51 @@ public struct ModelParallelSettings: Sendable {
     public var memoryBytes: Int
     /// A saved profile (`fedbaechi profile`) to place instead of profiling now.
     public var profilePath: String?
+    /// A device file with the links `fedbaechi calibrate --link` measured between this job's ranks, to
+    /// place with instead of `ModelParallelPlan.localLink`.
+    public var linksPath: String?
 
-    public init(algorithm: Algorithm = .mSCT, memoryBytes: Int = 512 << 20, profilePath: String? = nil) {
+    public init(algorithm: Algorithm = .mSCT, memoryBytes: Int = 512 << 20, profilePath: String? = nil, linksPath: String? = nil) {
         self.algorithm = algorithm
         self.memoryBytes = memoryBytes
         self.profilePath = profilePath
+        self.linksPath = linksPath
+    }
+}
+
+extension MeasuredLinks {
+    /// The links in a few lines, as the run opens: every pair's fit (the first 8 pairs of a larger job).
+    public func summary(path: String) -> String {
+        var lines = ["links measured in \(path):"]
+        for pair in pairs.prefix(8) {
+            lines.append("  ranks \(pair.ranks[0])-\(pair.ranks[1]) (\(pair.hosts[0] == pair.hosts[1] ? "one host" : "two hosts")): "
+                         + "\(Quantity.formatBandwidth(bytesPerSecond: pair.bandwidthBytesPerSecond)) + \(Quantity.formatMicros(pair.latencyMicros)) per message")
+        }
+        if pairs.count > 8 { lines.append("  ... and \(pairs.count - 8) more pairs") }
+        return lines.joined(separator: "\n")
+    }
+
+    /// Why these links do not describe a job whose ranks run on `hosts` (by rank), or nil when they do:
+    /// the same number of ranks, each on the host it was measured on.
+    public func mismatch(jobHosts hosts: [String]) -> String? {
+        guard rankCount == hosts.count else {
+            return "they were measured between \(rankCount) ranks and this job has \(hosts.count); measure this job's ranks with `mpirun -np \(hosts.count) fedbaechi calibrate --link`"
+        }
+        for rank in hosts.indices where hosts[rank] != self.hosts[rank] {
+            return "rank \(rank) runs on \(MessageText.quoted(hosts[rank])), the links were measured with it on \(MessageText.quoted(self.hosts[rank])); measure on this job's hosts with `fedbaechi calibrate --link`"
+        }
+        return nil
+    }
+
+    /// The links of `path` if they describe the ranks of `world`, read on every rank; every rank meets
+    /// the same refusal otherwise.
+    static func read(path: String, for world: Communicator) throws -> MeasuredLinks {
+        let hosts = try LinkCalibration.hosts(of: world)
+        return try agreeOnSetup(world) {
+            let links = try MeasuredLinks.read(path: path)
+            if let mismatch = links.mismatch(jobHosts: hosts) { throw Refusal("--links \(path): \(mismatch)") }
+            return links
+        }
     }
 }
 
@@ -60,6 +100,11 @@ public struct ModelParallelDriver: TrainingDriver {
         var configuration = ModelParallelConfiguration(
             spec: settings.recipe(spec), optimizer: settings.optimizer.make(learningRate: settings.chosenLearningRate), seed: settings.seed,
             algorithm: placement.algorithm, memoryBytes: placement.memoryBytes, profilePath: placement.profilePath)
+        if let path = placement.linksPath {
+            let measured = try MeasuredLinks.read(path: path, for: world)
+            configuration.links = measured.links
+            say(measured.summary(path: path))
+        }
         // The directory is this run's before anything is placed: a fresh run into another run's directory is
         // refused before its plan.json is touched. Each rank saves what it owns; the plan beside the
         // checkpoints keeps ownership fixed when the run resumes.
