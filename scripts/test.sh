@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set-up command 2: the whole test suite. Builds once, compiles the MPI header against MPICH, runs
 # the unit and end-to-end tests with `swift test`, then the MPI suites under mpirun with 2, 4 and 8
-# ranks and the federated suite with 9 and 15 (oversubscribed).
+# ranks and the federated suite with 9 and 15 (oversubscribed); then, as root, the rank suites again
+# with ranks on two test hosts (TCP between them, scripts/test-hosts.sh).
 #
 # `mpirun ... swift test` would deadlock on the build folder's lock, so the MPI suites run the
 # already built test executable directly.
@@ -40,6 +41,45 @@ for ranks in 9 15; do
   step "FederatedRankTests with $ranks ranks" timeout 900 mpirun -np "$ranks" -x OPENBLAS_NUM_THREADS \
     "$bundle" --testing-library swift-testing --filter FederatedRankTests
 done
+
+# The rank suites once more with ranks on two hosts: the test hosts of scripts/test-hosts.sh (network
+# and UTS namespaces on this machine, needs root), mpirun on the first, Open MPI's TCP transport
+# between them as between the nodes of a cluster. The hosts go down at the end, also when a step fails
+# or the script is interrupted.
+across_hosts() {
+  echo "==> test hosts"
+  bash scripts/test-hosts.sh up 2 || { failed=$((failed + 1)); echo "<== test hosts: FAILED"; return; }
+  trap 'bash scripts/test-hosts.sh down' EXIT
+  trap 'exit 130' INT TERM
+  local launch=(bash scripts/test-hosts.sh mpirun -x OPENBLAS_NUM_THREADS)
+  # Every rank reports its own host: both test hosts' names must appear.
+  doctor_across_hosts() {
+    local out
+    out=$(timeout -k 10 120 "${launch[@]}" -np 2 .build/debug/fedbaechi doctor) || { echo "$out"; return 1; }
+    echo "$out"
+    grep -q fbh-host1 <<<"$out" && grep -q fbh-host2 <<<"$out" && grep -q "2 rank(s) on 2 host(s)" <<<"$out"
+  }
+  step "doctor on two hosts" doctor_across_hosts
+  for ranks in 2 4; do
+    for suite in $mpi_suites; do
+      step "$suite with $ranks ranks on two hosts" timeout -k 10 600 "${launch[@]}" -np "$ranks" \
+        "$bundle" --testing-library swift-testing --filter "$suite"
+    done
+  done
+  step "FederatedRankTests with 9 ranks on two hosts" timeout -k 10 900 "${launch[@]}" -np 9 \
+    "$bundle" --testing-library swift-testing --filter FederatedRankTests
+  # The failure tests that start their own jobs start them across the hosts: a killed model-parallel
+  # rank and a killed federated site end the job, and the rerun resumes bit for bit.
+  step "FailureTests (killed ranks) with ranks on two hosts" env FEDBAECHI_TEST_HOSTS=1 timeout -k 10 900 \
+    "$bundle" --testing-library swift-testing --filter "FailureTests/aKilled(ModelParallelRank|FederatedSite)"
+  bash scripts/test-hosts.sh down
+  trap - EXIT INT TERM
+}
+if reason=$(bash scripts/test-hosts.sh check); then
+  across_hosts
+else
+  echo "==> rank suites on two hosts: skipped ($reason)"
+fi
 
 # The batch jobs of jobs/ on a real, local, single-node Slurm (needs root to start its daemons).
 if [ "$(id -u)" -eq 0 ]; then
