@@ -69,9 +69,10 @@ across_hosts() {
   step "FederatedRankTests with 9 ranks on two hosts" timeout -k 10 900 "${launch[@]}" -np 9 \
     "$bundle" --testing-library swift-testing --filter FederatedRankTests
   # The failure tests that start their own jobs start them across the hosts: a killed model-parallel
-  # rank and a killed federated site end the job, and the rerun resumes bit for bit.
-  step "FailureTests (killed ranks) with ranks on two hosts" env FEDBAECHI_TEST_HOSTS=1 timeout -k 10 900 \
-    "$bundle" --testing-library swift-testing --filter "FailureTests/aKilled(ModelParallelRank|FederatedSite)"
+  # rank and a killed federated site end the job, and the rerun resumes bit for bit; host 2's link
+  # taken down mid-run ends every rank, rank 0 naming the lost one, and the rerun resumes.
+  step "FailureTests (killed ranks, a lost link) with ranks on two hosts" env FEDBAECHI_TEST_HOSTS=1 timeout -k 10 900 \
+    "$bundle" --testing-library swift-testing --filter "FailureTests/(aKilledModelParallelRank|aKilledFederatedSite|aHostLosingItsLink)"
   bash scripts/test-hosts.sh down
   trap - EXIT INT TERM
 }

@@ -11,11 +11,20 @@ public struct ModelParallelSettings: Sendable {
     public var memoryBytes: Int
     /// A saved profile (`fedbaechi profile`) to place instead of profiling now.
     public var profilePath: String?
+    /// How long a rank waits for another during training before it calls that rank lost and ends the job
+    /// (`PeerWatch`); nil waits for ever.
+    public var peerTimeout: Double?
 
-    public init(algorithm: Algorithm = .mSCT, memoryBytes: Int = 512 << 20, profilePath: String? = nil) {
+    /// The wait for a peer unless told otherwise: far beyond a step's wait on a loaded machine, well
+    /// within the minutes TCP takes to give a lost host up.
+    public static let defaultPeerTimeout = 60.0
+
+    public init(algorithm: Algorithm = .mSCT, memoryBytes: Int = 512 << 20, profilePath: String? = nil,
+                peerTimeout: Double? = defaultPeerTimeout) {
         self.algorithm = algorithm
         self.memoryBytes = memoryBytes
         self.profilePath = profilePath
+        self.peerTimeout = peerTimeout
     }
 }
 
@@ -111,6 +120,8 @@ public struct ModelParallelDriver: TrainingDriver {
             say("resuming from step \(resumed.position) of \(loop.totalSteps) (\(checkpoints.directoryPath!))")
         }
         loop.metrics = try isRoot ? openMetrics(settings.metricsPath, appending: resumed != nil) : nil
+        // From here on every wait for another rank is watched: a rank lost to the network ends the job, named.
+        PeerWatch.shared.start(timeout: placement.peerTimeout, rank: world.rank, hosts: try world.processorNames())
         var stepTimes: [RankStepTimes] = []
         let steps = try loop.run(
             from: resumed?.position ?? 0, lossSum: Double(checkpointBits: resumed?.scalars["epoch_loss_sum"]),
