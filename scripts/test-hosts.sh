@@ -12,6 +12,7 @@
 #   scripts/test-hosts.sh up [HOSTS]          builds HOSTS hosts (default 2); removes a leftover first
 #   scripts/test-hosts.sh down                removes them (nothing to remove is fine)
 #   scripts/test-hosts.sh check               exits 0 when this machine can build them, else says why
+#   scripts/test-hosts.sh list                the hosts that are up: "NAME ADDRESS" per line
 #   scripts/test-hosts.sh exec HOST CMD...    runs CMD on HOST (host1, host2, fbh-host1 or 10.77.0.1)
 #   scripts/test-hosts.sh mpirun ARGS...      mpirun on host1, ranks spread over every host (map-by node)
 #   scripts/test-hosts.sh mpirun-agent HOST CMD...   mpirun's launch agent (its plm_rsh_agent: instead of ssh)
@@ -132,6 +133,8 @@ command=${1:-}
 case "$command" in
   up) up "$@" ;;
   down) down ;;
+  list)
+    for number in $(hosts_up); do echo "$prefix-host$number $subnet.$number"; done ;;
   check)
     reason=$(missing_reason)
     [ -z "$reason" ] || { echo "$reason"; exit 1; } ;;

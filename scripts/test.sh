@@ -2,7 +2,8 @@
 # Set-up command 2: the whole test suite. Builds once, compiles the MPI header against MPICH, runs
 # the unit and end-to-end tests with `swift test`, then the MPI suites under mpirun with 2, 4 and 8
 # ranks and the federated suite with 9 and 15 (oversubscribed); then, as root, the rank suites again
-# with ranks on two test hosts (TCP between them, scripts/test-hosts.sh).
+# with ranks on two test hosts (TCP between them, scripts/test-hosts.sh) and batch jobs on a two-node
+# Slurm made of them.
 #
 # `mpirun ... swift test` would deadlock on the build folder's lock, so the MPI suites run the
 # already built test executable directly.
@@ -92,6 +93,15 @@ if [ "$(id -u)" -eq 0 ]; then
     bash jobs/local-slurm.sh jobs/doctor.sbatch jobs/tests/bad-graph.sbatch \
       jobs/train-model-parallel.sbatch jobs/train-model-parallel-mpirun.sbatch \
       jobs/train-federated.sbatch jobs/train-federated-mpirun.sbatch
+  # The same Slurm with two nodes, the test hosts: doctor must report both, and a model-parallel job
+  # started by srun and one started by mpirun inside the allocation run with ranks on both.
+  if reason=$(bash scripts/test-hosts.sh check); then
+    step "Slurm batch jobs on two nodes" env TEST_HOSTS=2 FEDBAECHI="$PWD/.build/release/fedbaechi" STEPS=3 \
+      EXTRA="--limit-train 1000 --limit-test 200" timeout -k 10 900 \
+      bash jobs/local-slurm.sh jobs/doctor.sbatch jobs/train-model-parallel.sbatch jobs/train-model-parallel-mpirun.sbatch
+  else
+    echo "==> Slurm batch jobs on two nodes: skipped ($reason)"
+  fi
 else
   echo "==> Slurm batch jobs: skipped (the local Slurm needs root)"
 fi
