@@ -120,12 +120,14 @@ up() {
   echo "test-hosts: $hosts hosts up: $(for number in $(seq "$hosts"); do printf '%s (%s) ' "$prefix-host$number" "$subnet.$number"; done)"
 }
 
-# Runs a command in host NUMBER's network and UTS namespaces (exec: its pid is the caller's).
+# in_host [--exec] NUMBER CMD...: runs CMD in host NUMBER's network and UTS namespaces; with --exec
+# in place of this script, so that CMD keeps its pid (a caller that signals mpirun reaches it).
 in_host() {
+  local replace=""
+  [ "$1" = --exec ] && { replace=exec; shift; }
   local number=$1; shift
   [ -e "/run/netns/$prefix-host$number" ] || die "host$number is not up (scripts/test-hosts.sh up)"
-  exec_or_run=${exec_or_run:-}
-  $exec_or_run nsenter --net="/run/netns/$prefix-host$number" --uts="$state/host$number.uts" -- "$@"
+  $replace nsenter --net="/run/netns/$prefix-host$number" --uts="$state/host$number.uts" -- "$@"
 }
 
 command=${1:-}
@@ -142,14 +144,14 @@ case "$command" in
     [ $# -ge 2 ] || die "usage: exec HOST CMD..."
     number=$(host_number "$1") || die "exec: unknown host '$1'"
     shift
-    exec_or_run=exec in_host "$number" "$@" ;;
+    in_host --exec "$number" "$@" ;;
   mpirun-agent)
     # Open MPI calls its agent as `AGENT HOST orted ARGS...` and, as ssh would, means the words after
     # the host as one shell command line.
     [ $# -ge 2 ] || die "usage: mpirun-agent HOST CMD..."
     number=$(host_number "$1") || die "mpirun-agent: unknown host '$1'"
     shift
-    exec_or_run=exec in_host "$number" /bin/sh -c "$*" ;;
+    in_host --exec "$number" /bin/sh -c "$*" ;;
   mpirun)
     # mpirun runs on host1 (the other hosts' orted daemons connect back to its address); ranks are
     # placed round-robin over the hosts, one slot each, so that rank r is on host (r mod hosts) + 1
@@ -159,7 +161,7 @@ case "$command" in
     source "$here/mpi-env.sh"
     hosts=$(hosts_up | sed "s/^/$prefix-host/; s/$/:1/" | paste -sd,)
     [ -n "$hosts" ] || die "mpirun: no test hosts are up (scripts/test-hosts.sh up)"
-    exec_or_run=exec in_host 1 mpirun --host "$hosts" --map-by node --oversubscribe --bind-to none \
+    in_host --exec 1 mpirun --host "$hosts" --map-by node --oversubscribe --bind-to none \
       --mca plm_rsh_agent "$here/test-hosts.sh mpirun-agent" \
       --mca btl tcp,vader,self --mca btl_tcp_if_include "$subnet.0/24" --mca oob_tcp_if_include "$subnet.0/24" \
       "$@" ;;
