@@ -77,6 +77,26 @@ struct FailureTests {
         try expectSameFinalCheckpoints(whole, interrupted, position: position, ranks: ranks)
     }
 
+    /// A rank that hangs (SIGSTOP: alive, but silent, as behind a dead link) is no failure the launcher
+    /// sees: the peer watch of the rank waiting for it ends the job after `--peer-timeout`, naming it.
+    @Test func aHungModelParallelRankIsNamedAfterThePeerTimeout() throws {
+        let directory = scratch()
+        defer { remove(directory) }
+        let job = try Background(mpirunPath!, ["-np", "2", fedbaechiBinary!.path, "train", "model-parallel", "--model", "mlp",
+                                               "--hidden", "32,32", "--limit-train", "800", "--limit-test", "8", "--batch-size", "8",
+                                               "--steps", "1000", "--checkpoint-every", "100", "--peer-timeout", "5",
+                                               "--checkpoint-dir", directory])
+        #expect(waitForFile(directory + "/ckpt-0000000100-rank00001.fbck", timeout: 300))
+        let victim = try #require(rankProcesses(marker: directory)[1], "rank 1's process was not found")
+        job.kill(pid: victim, signal: SIGSTOP)
+        defer { job.kill(pid: victim, signal: SIGKILL) }
+        let status = job.wait(timeout: 120)
+        #expect(status != nil && status != 0, "mpirun exited with \(String(describing: status))")
+        #expect(job.standardError.firstMatch(of: /rank 0: error: lost rank 1 \(host [^)]+\): nothing from it for 5 s/) != nil,
+                "stderr: \(job.standardError)")
+        #expect(!FileManager.default.fileExists(atPath: directory + "/ckpt-0000001000-rank00000.fbck"), "the job ran to its end")
+    }
+
     /// Host 2's network link taken down mid-run (ranks on two test hosts, FEDBAECHI_TEST_HOSTS=1). Open
     /// MPI's TCP connections see no error then (the kernel retransmits for minutes), so the ranks' own
     /// peer watch must end them: every rank is gone within 60 s (10 s of `--peer-timeout`, then the
