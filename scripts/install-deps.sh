@@ -13,6 +13,7 @@ packages=(
   dataset-fashion-mnist fortunes  # the datasets the model zoo trains on
   cmake ninja-build               # the CMake build (CMakeLists.txt, CMakeHelpers/)
   slurm-wlm munge                 # a local Slurm that tests the batch jobs in jobs/
+  iproute2                        # ip: the test hosts of scripts/test-hosts.sh (unshare, nsenter: util-linux, essential)
 )
 
 missing=()

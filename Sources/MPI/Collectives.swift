@@ -65,6 +65,12 @@ extension Communicator {
         return Communicator.unflatten(flat, counts: counts, displacements: displacements)
     }
 
+    /// Collective: every rank's host (`MPI_Get_processor_name`), by rank, on every rank: to name a rank
+    /// and where it runs when it fails, and to check measured links against the hosts they were measured on.
+    public func processorNames() throws(MPIError) -> [String] {
+        try allgatherv(Array(MPIEnvironment.processorName.utf8)).map { String(decoding: $0, as: UTF8.self) }
+    }
+
     /// Every rank's `values` (lengths may differ) on `root`, one array per rank; `nil` elsewhere.
     public func gatherv<T: MPIElement>(_ values: [T], root: Int) throws(MPIError) -> [[T]]? {
         let count = try mpiCount(values.count, "MPI_Gatherv")

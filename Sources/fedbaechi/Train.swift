@@ -304,10 +304,19 @@ extension Train {
         @Option(help: ArgumentHelp("Place this saved profile (from `fedbaechi profile`) instead of profiling now.", valueName: "file"))
         var profile: String?
 
+        @Option(help: ArgumentHelp("Seconds a rank waits for another during training before it calls that rank lost (a hung process, or its host off the network), names it and ends the job; 0 waits for ever.",
+                                   valueName: "seconds"))
+        var peerTimeout: Double = ModelParallelSettings.defaultPeerTimeout
+
+        func validate() throws {
+            guard peerTimeout >= 0, peerTimeout.isFinite else { throw ValidationError("--peer-timeout must be 0 or more seconds") }
+        }
+
         func run() throws {
             let driver = ModelParallelDriver(
                 settings: try training.settings(defaultModel: Train.defaultModel),
-                placement: ModelParallelSettings(algorithm: algorithm, memoryBytes: deviceMemory, profilePath: profile, linksPath: links),
+                placement: ModelParallelSettings(algorithm: algorithm, memoryBytes: deviceMemory, profilePath: profile, linksPath: links,
+                                                 peerTimeout: peerTimeout > 0 ? peerTimeout : nil),
                 length: length.length, reporter: ConsoleReporter())
             try driver.run()
         }

@@ -77,6 +77,65 @@ struct FailureTests {
         try expectSameFinalCheckpoints(whole, interrupted, position: position, ranks: ranks)
     }
 
+    /// A rank that hangs (SIGSTOP: alive, but silent, as behind a dead link) is no failure the launcher
+    /// sees: the peer watch of the rank waiting for it ends the job after `--peer-timeout`, naming it.
+    @Test func aHungModelParallelRankIsNamedAfterThePeerTimeout() throws {
+        let directory = scratch()
+        defer { remove(directory) }
+        let job = try Background(mpirunPath!, ["-np", "2", fedbaechiBinary!.path, "train", "model-parallel", "--model", "mlp",
+                                               "--hidden", "32,32", "--limit-train", "800", "--limit-test", "8", "--batch-size", "8",
+                                               "--steps", "1000", "--checkpoint-every", "100", "--peer-timeout", "5",
+                                               "--checkpoint-dir", directory])
+        #expect(waitForFile(directory + "/ckpt-0000000100-rank00001.fbck", timeout: 300))
+        let victim = try #require(rankProcesses(marker: directory)[1], "rank 1's process was not found")
+        job.kill(pid: victim, signal: SIGSTOP)
+        defer { job.kill(pid: victim, signal: SIGKILL) }
+        let status = job.wait(timeout: 120)
+        #expect(status != nil && status != 0, "mpirun exited with \(String(describing: status))")
+        #expect(job.standardError.firstMatch(of: /rank 0: error: lost rank 1 \(host [^)]+\): nothing from it for 5 s/) != nil,
+                "stderr: \(job.standardError)")
+        #expect(!FileManager.default.fileExists(atPath: directory + "/ckpt-0000001000-rank00000.fbck"), "the job ran to its end")
+    }
+
+    /// Host 2's network link taken down mid-run (ranks on two test hosts, FEDBAECHI_TEST_HOSTS=1). Open
+    /// MPI's TCP connections see no error then (the kernel retransmits for minutes), so the ranks' own
+    /// peer watch must end them: every rank is gone within 60 s (10 s of `--peer-timeout`, then the
+    /// launcher), and rank 0 names the lost peer and its host. With the link back up, `--resume` continues.
+    @Test(.enabled(if: acrossTestHosts, "needs ranks on the test hosts (scripts/test-hosts.sh, root)"))
+    func aHostLosingItsLinkEndsTheJobNamingThePeerAndTheRerunResumes() throws {
+        let directory = scratch()
+        let link = { (state: String) throws in
+            let (status, _, err) = try run("/bin/bash", [testHostsScript, "link", "host2", state])
+            try #require(status == 0, "taking host2's link \(state): \(err)")
+        }
+        defer { try? link("up"); remove(directory) }
+        let job = ["-np", "2", fedbaechiBinary!.path, "train", "model-parallel", "--model", "mlp", "--hidden", "32,32",
+                   "--limit-train", "800", "--limit-test", "8", "--batch-size", "8", "--steps", "1000",
+                   "--checkpoint-every", "100", "--peer-timeout", "10", "--checkpoint-dir", directory]
+        let running = try Background(mpirunPath!, job)
+        #expect(waitForFile(directory + "/ckpt-0000000100-rank00001.fbck", timeout: 300))
+        try link("down")
+        let cut = Date()
+        while !rankProcesses(marker: directory).isEmpty && Date().timeIntervalSince(cut) < 120 {
+            Thread.sleep(forTimeInterval: 0.2)
+        }
+        let seconds = Date().timeIntervalSince(cut)
+        #expect(rankProcesses(marker: directory).isEmpty, "ranks still running \(seconds) s after host2's link went down")
+        #expect(seconds < 60, "the ranks took \(seconds) s to end after host2's link went down")
+        // mpirun itself waits for host2's daemon (over TCP, which holds on while the link is down): with
+        // the link back, it hears that every rank ended and exits.
+        try link("up")
+        let status = running.wait(timeout: 120)
+        #expect(status != nil && status != 0, "mpirun exited with \(String(describing: status))")
+        #expect(running.standardError.contains("rank 0: error: lost rank 1 (host fbh-host2)"), "stderr: \(running.standardError)")
+        #expect(!FileManager.default.fileExists(atPath: directory + "/ckpt-0000001000-rank00001.fbck"), "the job ran to its end")
+
+        let (resumed, out, err) = try run(mpirunPath!, job + ["--resume"], timeout: 600)
+        #expect(resumed == 0, "stderr: \(err)")
+        #expect(out.contains("resuming from step"), "stdout: \(out)")
+        #expect(FileManager.default.fileExists(atPath: directory + "/ckpt-0000001000-rank00001.fbck"))
+    }
+
     func expectSameFinalCheckpoints(_ a: String, _ b: String, position: Int, ranks: Int) throws {
         for rank in 0..<ranks {
             let name = String(format: "/ckpt-%010d-rank%05d.fbck", position, rank)

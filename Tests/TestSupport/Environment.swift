@@ -5,8 +5,19 @@ import Tensors
 /// Whether this test process was started by an MPI launcher (mpirun, srun): the rank suites run only then.
 public let underMPILauncher = MPIEnvironment.isUnderLauncher
 
-/// `mpirun`, when installed.
-public let mpirunPath: String? = ["/usr/bin/mpirun", "/usr/local/bin/mpirun"].first { FileManager.default.isExecutableFile(atPath: $0) }
+/// Whether the tests' MPI jobs run with their ranks on the test hosts of scripts/test-hosts.sh (which
+/// its caller has brought up): set by FEDBAECHI_TEST_HOSTS=1, as scripts/test.sh does for the suites it
+/// runs across hosts.
+public let acrossTestHosts = ProcessInfo.processInfo.environment["FEDBAECHI_TEST_HOSTS"] == "1"
+
+/// The script that builds the test hosts and takes their links up and down.
+public let testHostsScript = packageRoot.appendingPathComponent("scripts/test-hosts.sh").path
+
+/// What the tests start MPI jobs with: `mpirun` when installed, or across the test hosts
+/// scripts/mpirun-on-test-hosts (mpirun on the first host, ranks round-robin over all, TCP between them).
+public let mpirunPath: String? = acrossTestHosts
+    ? packageRoot.appendingPathComponent("scripts/mpirun-on-test-hosts").path
+    : ["/usr/bin/mpirun", "/usr/local/bin/mpirun"].first { FileManager.default.isExecutableFile(atPath: $0) }
 
 /// Whether dataset-fashion-mnist is installed where fedbaechi reads it by default.
 public let fashionInstalled = KnownDataset.fashionMNIST.missingFiles().isEmpty

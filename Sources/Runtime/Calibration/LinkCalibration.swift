@@ -19,19 +19,13 @@ public enum LinkCalibration {
     /// resolution, one for the largest.
     public static func roundTrips(forBytes bytes: Int) -> Int { min(1000, max(1, (4 << 20) / max(1, bytes))) }
 
-    /// The host of every rank of `world`, by rank, as MPI names it: what a device file's links are
-    /// measured between and checked against. Every rank must call it.
-    public static func hosts(of world: Communicator) throws -> [String] {
-        try world.allgatherv(Array(MPIEnvironment.processorName.utf8)).map { String(decoding: $0, as: UTF8.self) }
-    }
-
     /// Every pair's fitted link on rank 0, nil on the other ranks. Every rank of `world` must call it
     /// with the same sizes and repeats.
     public static func measure(world: Communicator, sizes: [Int] = defaultSizes, repeats: Int = 9) throws -> MeasuredLinks? {
         precondition(world.size >= 2 && !sizes.isEmpty && repeats >= 1)
         let rank = world.rank, ranks = world.size
         let tag = MessageTags.World.linkCalibration
-        let hosts = try self.hosts(of: world)
+        let hosts = try world.processorNames()
 
         let largest = sizes.max()!
         let buffer = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: largest)

@@ -52,6 +52,9 @@ public final class RankExecutor {
         var reported: [(value: ValueRef, tag: Int)]
         var tags: Range<Int>
         var training: Bool
+        /// What the run of this pass numbered `step` is called in a message naming a lost peer: "step 42"
+        /// (counted from 1, as progress is), "evaluation pass 3".
+        func name(_ step: UInt64) -> String { training ? "step \(step + 1)" : "evaluation pass \(step)" }
 
         init(graph: TrainingGraph, plan: ModelParallelPlan, rank: Int, nodes: Set<Int>?,
              reported: [(value: ValueRef, tag: Int)], tags: Range<Int>, training: Bool) throws(ModelParallelError) {
@@ -209,13 +212,15 @@ public final class RankExecutor {
         }
         // Receives first, so every transfer finds its buffer waiting.
         var pendingReceives: [ValueRef: ReceiveRequest<Float>] = [:]
+        var sources: [ValueRef: Int] = [:]
         for crossing in pass.incoming {
+            sources[crossing.value] = crossing.source
             pendingReceives[crossing.value] = try communicator.receiveAsync(
                 Float.self, count: bytes(crossing.value) / MemoryLayout<Float>.size, from: crossing.source,
                 tag: pass.tag(slot: crossing.slot, step: step))
             hold(crossing.value, 1)
         }
-        var sends: [(request: Request, value: ValueRef)] = []
+        var sends: [(request: Request, value: ValueRef, destination: Int)] = []
         // Sends that completed let go of their values.
         func collectCompletedSends() throws {
             var index = 0
@@ -240,7 +245,10 @@ public final class RankExecutor {
             for input in node.inputs {
                 if values[input] == nil, let request = pendingReceives.removeValue(forKey: input) {
                     let waitStart = MPIEnvironment.wallTime()
-                    try Self.patientlyWait(for: [request.request])
+                    try PeerWatch.shared.waiting(for: [sources[input]].compactMap { $0 },
+                                                 "\(pass.name(step))'s input \(graph.nodes[input.node].name)") {
+                        () throws(MPIError) in try Self.patientlyWait(for: [request.request])
+                    }
                     let data = try request.wait()
                     times.communicationWait += MPIEnvironment.wallTime() - waitStart
                     values[input] = Tensor(shape: shapes[input.node][input.port], data: data)
@@ -267,7 +275,7 @@ public final class RankExecutor {
                 if node.role != .variable { hold(ref, (keptLocally ? 1 : 0) + crossings.count) }
                 for crossing in crossings {
                     sends.append((try communicator.sendAsync(sharing: output.data, to: crossing.destination,
-                                                             tag: pass.tag(slot: crossing.slot, step: step)), ref))
+                                                             tag: pass.tag(slot: crossing.slot, step: step)), ref, crossing.destination))
                 }
                 if keptLocally { values[ref] = output }
             }
@@ -283,7 +291,9 @@ public final class RankExecutor {
             try collectCompletedSends()
         }
         let waitStart = MPIEnvironment.wallTime()
-        try Self.patientlyWait(for: sends.map(\.request))
+        try PeerWatch.shared.waiting(for: Array(Set(sends.map(\.destination))).sorted(), "its sends of \(pass.name(step)) to arrive") {
+            () throws(MPIError) in try Self.patientlyWait(for: sends.map(\.request))
+        }
         times.communicationWait += MPIEnvironment.wallTime() - waitStart
         liveBytes = 0
         guard pendingReceives.isEmpty else {
@@ -296,11 +306,17 @@ public final class RankExecutor {
             let owner = plan.rankOfNode[value.node]
             if rank == owner {
                 guard let tensor = kept[value] else { throw LogicError("rank \(rank) did not compute \(graph.nodes[value.node].name)") }
-                if rank == 0 { reported.append(tensor) } else { try communicator.send(tensor.data, to: 0, tag: tag) }
+                if rank == 0 { reported.append(tensor) } else {
+                    try PeerWatch.shared.waiting(for: [0], "rank 0 to take its result of \(pass.name(step))") {
+                        () throws(MPIError) in try communicator.send(tensor.data, to: 0, tag: tag)
+                    }
+                }
             } else if rank == 0 {
                 let count = bytes(value) / MemoryLayout<Float>.size
-                reported.append(Tensor(shape: shapes[value.node][value.port],
-                                       data: try communicator.receive(Float.self, count: count, from: owner, tag: tag)))
+                let data = try PeerWatch.shared.waiting(for: [owner], "the result of \(pass.name(step))") {
+                    () throws(MPIError) in try communicator.receive(Float.self, count: count, from: owner, tag: tag)
+                }
+                reported.append(Tensor(shape: shapes[value.node][value.port], data: data))
             }
         }
         times.step = MPIEnvironment.wallTime() - started

@@ -81,7 +81,10 @@ final class CheckpointSession {
     /// 128 + the signal's number.
     func stopIfInterrupted(at position: Int, _ checkpoint: () -> Checkpoint) throws {
         Interruption.shared.progress(position)
-        guard let signal = try Interruption.shared.agreed(world: world) else { return }
+        let others = world.map { world in (0..<world.size).filter { $0 != world.rank } } ?? []
+        guard let signal = try PeerWatch.shared.waiting(for: others, "the ranks' agreement after \(unit) \(position)", {
+            () throws(MPIError) in try Interruption.shared.agreed(world: world)
+        }) else { return }
         if run != nil, lastPosition != position { try save(checkpoint()) }
         try world?.barrier()
         Interruption.shared.report(final: true)

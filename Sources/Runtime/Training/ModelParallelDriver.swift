@@ -15,11 +15,21 @@ public struct ModelParallelSettings: Sendable {
     /// place with instead of `ModelParallelPlan.localLink`.
     public var linksPath: String?
 
-    public init(algorithm: Algorithm = .mSCT, memoryBytes: Int = 512 << 20, profilePath: String? = nil, linksPath: String? = nil) {
+    /// How long a rank waits for another during training before it calls that rank lost and ends the job
+    /// (`PeerWatch`); nil waits for ever.
+    public var peerTimeout: Double?
+
+    /// The wait for a peer unless told otherwise: far beyond a step's wait on a loaded machine, well
+    /// within the minutes TCP takes to give a lost host up.
+    public static let defaultPeerTimeout = 60.0
+
+    public init(algorithm: Algorithm = .mSCT, memoryBytes: Int = 512 << 20, profilePath: String? = nil, linksPath: String? = nil,
+                peerTimeout: Double? = defaultPeerTimeout) {
         self.algorithm = algorithm
         self.memoryBytes = memoryBytes
         self.profilePath = profilePath
         self.linksPath = linksPath
+        self.peerTimeout = peerTimeout
     }
 }
 
@@ -47,11 +57,10 @@ extension MeasuredLinks {
         return nil
     }
 
-    /// The links of `path` if they describe the ranks of `world`, read on every rank; every rank meets
-    /// the same refusal otherwise.
-    static func read(path: String, for world: Communicator) throws -> MeasuredLinks {
-        let hosts = try LinkCalibration.hosts(of: world)
-        return try agreeOnSetup(world) {
+    /// The links of `path` if they describe the ranks of `world`, running on `hosts`, read on every rank;
+    /// every rank meets the same refusal otherwise.
+    static func read(path: String, hosts: [String], world: Communicator) throws -> MeasuredLinks {
+        try agreeOnSetup(world) {
             let links = try MeasuredLinks.read(path: path)
             if let mismatch = links.mismatch(jobHosts: hosts) { throw Refusal("--links \(path): \(mismatch)") }
             return links
@@ -89,6 +98,8 @@ public struct ModelParallelDriver: TrainingDriver {
         let startResidentBytes = ResidentMemory.currentBytes ?? 0
         let isRoot = world.rank == 0
         func say(_ line: String) { if isRoot { reporter.say(line) } }
+        // Where every rank runs: measured links are checked against it, and a lost rank is named with it.
+        let hosts = try world.processorNames()
 
         // Counts, not examples: a rank loads only the inputs its nodes read, once the plan says which.
         let (spec, description) = try agreeOnSetup(world) {
@@ -101,7 +112,7 @@ public struct ModelParallelDriver: TrainingDriver {
             spec: settings.recipe(spec), optimizer: settings.optimizer.make(learningRate: settings.chosenLearningRate), seed: settings.seed,
             algorithm: placement.algorithm, memoryBytes: placement.memoryBytes, profilePath: placement.profilePath)
         if let path = placement.linksPath {
-            let measured = try MeasuredLinks.read(path: path, for: world)
+            let measured = try MeasuredLinks.read(path: path, hosts: hosts, world: world)
             configuration.links = measured.links
             say(measured.summary(path: path))
         }
@@ -156,6 +167,8 @@ public struct ModelParallelDriver: TrainingDriver {
             say("resuming from step \(resumed.position) of \(loop.totalSteps) (\(checkpoints.directoryPath!))")
         }
         loop.metrics = try isRoot ? openMetrics(settings.metricsPath, appending: resumed != nil) : nil
+        // From here on every wait for another rank is watched: a rank lost to the network ends the job, named.
+        PeerWatch.shared.start(timeout: placement.peerTimeout, rank: world.rank, hosts: hosts)
         var stepTimes: [RankStepTimes] = []
         let steps = try loop.run(
             from: resumed?.position ?? 0, lossSum: Double(checkpointBits: resumed?.scalars["epoch_loss_sum"]),
