@@ -41,7 +41,11 @@ cleanup() {
   for _ in $(seq 50); do pgrep -f "slurm(ctld|d) .*$work" >/dev/null || break; sleep 0.2; done
   pkill -9 -f "slurm(ctld|d|stepd).*$work" 2>/dev/null
   if [ "$started_munge" = 1 ] && [ -f /run/munge/munged.pid ]; then
-    kill "$(cat /run/munge/munged.pid)" 2>/dev/null
+    local munged
+    munged=$(cat /run/munge/munged.pid)
+    kill "$munged" 2>/dev/null
+    # Gone before this script ends: a run right after must not find a munged that is about to exit.
+    for _ in $(seq 50); do kill -0 "$munged" 2>/dev/null || break; sleep 0.1; done
   fi
   rm -rf "$work"
   [ -z "$nodes" ] || bash "$repo/scripts/test-hosts.sh" down
@@ -125,7 +129,7 @@ for _ in $(seq 100); do
   [ "$state" = idle ] && break
   sleep 0.3
 done
-[ "$state" = idle ] || { echo "local-slurm: the nodes did not become idle (state: ${state:-none})" >&2; tail -5 "$work/log/"*.log >&2; exit 1; }
+[ "$state" = idle ] || { echo "local-slurm: the nodes did not become idle (state: ${state:-none})" >&2; for log in "$work/log/"*.log; do echo "--- $log" >&2; tail -n 5 "$log" >&2; done; exit 1; }
 echo "local-slurm: $node_names idle"
 
 passed=0
