@@ -1,20 +1,33 @@
 #!/usr/bin/env bash
 # Point-to-point latency and bandwidth: the Swift MPI layer beside the same program in C.
-# Usage: bash Benchmarks/run-pingpong.sh [rounds]   (prints a Markdown table for docs/benchmarks.md)
+# Usage: bash Benchmarks/run-pingpong.sh [--test-hosts] [rounds]   (prints a Markdown table for docs/benchmarks.md)
+# --test-hosts: the two ranks on two test hosts (scripts/test-hosts.sh, root), so messages cross Open
+# MPI's TCP transport over a veth pair and a bridge instead of shared memory; the hosts are built
+# for the run and removed after it.
 # The two programs alternate `rounds` times (default 9). Times are the median over rounds of each
 # program's own median of 7 timed trials; the ratios are medians of the per-round ratios, so a
 # slow minute on a shared machine affects both programs of that round alike.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/mpi-env.sh
+launch=(mpirun)
+pin=()
+hosts=false
+if [ "${1:-}" = --test-hosts ]; then hosts=true; shift; fi
 rounds=${1:-9}
 out=$(mktemp -d)
-trap 'rm -rf "$out"' EXIT
+trap 'rm -rf "$out"; if $hosts; then bash scripts/test-hosts.sh down; fi' EXIT
+if $hosts; then
+  bash scripts/test-hosts.sh up 2 >/dev/null || exit 1
+  # One rank per host, each on a core of its own.
+  launch=(bash scripts/test-hosts.sh mpirun)
+  pin=(bash -c 'exec taskset -c "$OMPI_COMM_WORLD_RANK" "$@"' pingpong)
+fi
 swift build -c release --product fedbaechi-pingpong >/dev/null
 mpicc -O2 -o "$out/pingpong-c" Benchmarks/pingpong.c
 for round in $(seq "$rounds"); do
-  mpirun -np 2 "$out/pingpong-c" > "$out/c.$round.csv"
-  mpirun -np 2 .build/release/fedbaechi-pingpong > "$out/swift.$round.csv"
+  "${launch[@]}" -np 2 "${pin[@]}" "$out/pingpong-c" > "$out/c.$round.csv"
+  "${launch[@]}" -np 2 "${pin[@]}" "$PWD/.build/release/fedbaechi-pingpong" > "$out/swift.$round.csv"
 done
 python3 - "$out" "$rounds" <<'PY'
 import csv, statistics, sys

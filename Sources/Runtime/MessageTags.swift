@@ -8,7 +8,8 @@ public enum MessageTags {
     /// The least `MPI_TAG_UB` the MPI standard allows a library: tags up to it work everywhere.
     public static let guaranteedUpperBound = 32_767
 
-    /// The world communicator of a model-parallel job, on which `RankExecutor` runs.
+    /// The world communicator of a job: a model-parallel job's `RankExecutor` runs on it, and a
+    /// federated job's sites meet on it.
     public enum World {
         /// The tensors that cross ranks in a step. A tensor's slot (0..<crossings per step) plus
         /// crossings × the step's place in a cycle of as many steps as fit: the tags of one step are
@@ -25,6 +26,9 @@ public enum MessageTags {
         public static let prediction = 32_003
         /// The ping-pong messages of `fedbaechi calibrate --link` (`LinkCalibration`), in both directions.
         public static let linkCalibration = 32_004
+        /// A federated site's word to every other site that its local training of the round is done
+        /// (`FederatedSite`'s barrier, which can name the sites not heard from).
+        public static let siteTrained = 32_005
 
         /// The tag of the tensor in `slot` of `crossings` per pass, in pass `step`, within `range`
         /// (`tensors` for training steps, `evaluationTensors` for evaluation passes).
@@ -42,6 +46,7 @@ public enum MessageTags {
             ("parameters", parameters...parameters),
             ("prediction", prediction...prediction),
             ("link calibration", linkCalibration...linkCalibration),
+            ("site trained", siteTrained...siteTrained),
         ]
 
         /// The tags of `MPI_Comm_create_group` on the world, which a federated job calls to make its

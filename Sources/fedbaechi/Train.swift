@@ -281,6 +281,21 @@ struct CheckpointOptions: ParsableArguments {
     }
 }
 
+/// `--peer-timeout`, of the modes whose ranks wait for each other (`PeerWatch`).
+struct PeerTimeoutOption: ParsableArguments {
+    @Option(name: .customLong("peer-timeout"),
+            help: ArgumentHelp("Seconds a rank waits for another during training before it calls that rank lost (a hung process, or its host off the network), names it and ends the job; 0 waits for ever. A federated site waiting for the others' local training adds the time the largest site's extra steps take it.",
+                               valueName: "seconds"))
+    var seconds: Double = PeerWatch.defaultTimeout
+
+    func validate() throws {
+        guard seconds >= 0, seconds.isFinite else { throw ValidationError("--peer-timeout must be 0 or more seconds") }
+    }
+
+    /// The watch's timeout; nil waits for ever.
+    var timeout: Double? { seconds > 0 ? seconds : nil }
+}
+
 extension Train {
     /// `train model-parallel`: the ranks of the MPI job each run a Baechi-placed part of the training graph.
     struct TrainModelParallel: ParsableCommand {
@@ -304,19 +319,13 @@ extension Train {
         @Option(help: ArgumentHelp("Place this saved profile (from `fedbaechi profile`) instead of profiling now.", valueName: "file"))
         var profile: String?
 
-        @Option(help: ArgumentHelp("Seconds a rank waits for another during training before it calls that rank lost (a hung process, or its host off the network), names it and ends the job; 0 waits for ever.",
-                                   valueName: "seconds"))
-        var peerTimeout: Double = ModelParallelSettings.defaultPeerTimeout
-
-        func validate() throws {
-            guard peerTimeout >= 0, peerTimeout.isFinite else { throw ValidationError("--peer-timeout must be 0 or more seconds") }
-        }
+        @OptionGroup var peerWatch: PeerTimeoutOption
 
         func run() throws {
             let driver = ModelParallelDriver(
                 settings: try training.settings(defaultModel: Train.defaultModel),
                 placement: ModelParallelSettings(algorithm: algorithm, memoryBytes: deviceMemory, profilePath: profile, linksPath: links,
-                                                 peerTimeout: peerTimeout > 0 ? peerTimeout : nil),
+                                                 peerTimeout: peerWatch.timeout),
                 length: length.length, reporter: ConsoleReporter())
             try driver.run()
         }
@@ -329,6 +338,7 @@ extension Train {
             abstract: "Every rank is a site with its own share of the data; after local training the sites average their models by private ADMM over the groups of a block design (no server), by FedAvg, or not at all.")
 
         @OptionGroup var training: TrainingOptions
+        @OptionGroup var peerWatch: PeerTimeoutOption
 
         @Option(help: "Global rounds (local training, then aggregation).")
         var rounds = 5
@@ -401,7 +411,7 @@ extension Train {
                 rounds: rounds, localEpochs: localEpochs ?? 1, localSteps: steps, aggregation: aggregation, partition: partition,
                 iterations: iterations, masked: masked, rho: rho, rhoAfter: rhoAfter, dualRange: dualRange, collusion: collusion,
                 allowLeaky: allowLeakySchedule, allowInexact: allowInexact, checkExactMean: checkExactMean,
-                insecureReproducibleSecrets: insecureReproducibleSecrets)
+                insecureReproducibleSecrets: insecureReproducibleSecrets, peerTimeout: peerWatch.timeout)
         }
 
         func run() throws {

@@ -97,6 +97,29 @@ struct FailureTests {
         #expect(!FileManager.default.fileExists(atPath: directory + "/ckpt-0000001000-rank00000.fbck"), "the job ran to its end")
     }
 
+    /// The same for a federated site: a site that hangs in a round is named by the sites waiting for it
+    /// (at the end of local training, where the sites wait for each other, or inside the aggregation).
+    @Test func aHungFederatedSiteIsNamedAfterThePeerTimeout() throws {
+        let directory = scratch()
+        defer { remove(directory) }
+        let job = try Background(mpirunPath!, ["-np", "3", fedbaechiBinary!.path] + federatedSmall
+                                               + ["--rounds", "200", "--peer-timeout", "5", "--checkpoint-dir", directory])
+        #expect(waitForFile(directory + "/ckpt-0000000002-rank00001.fbck", timeout: 300))
+        let victim = try #require(rankProcesses(marker: directory)[1], "site 1's process was not found")
+        job.kill(pid: victim, signal: SIGSTOP)
+        defer { job.kill(pid: victim, signal: SIGKILL) }
+        let status = job.wait(timeout: 120)
+        #expect(status != nil && status != 0, "mpirun exited with \(String(describing: status))")
+        #expect(job.standardError.firstMatch(of: /site [02]: error: lost (site 1|one of [^:]*site 1) \(host [^)]+\)[^:]*: nothing from it for 5 s/) != nil,
+                "stderr: \(job.standardError)")
+        #expect(!FileManager.default.fileExists(atPath: directory + "/ckpt-0000000200-rank00000.fbck"), "the job ran to its end")
+    }
+
+    /// Federated sites, a few local steps per round and FedAvg: rounds short enough that a test stops one
+    /// in the middle of a run.
+    let federatedSmall = ["train", "federated", "--aggregation", "fedavg", "--partition", "iid", "--model", "mlp",
+                          "--hidden", "32,32", "--limit-train", "240", "--limit-test", "12", "--batch-size", "8", "--steps", "10"]
+
     /// Host 2's network link taken down mid-run (ranks on two test hosts, FEDBAECHI_TEST_HOSTS=1). Open
     /// MPI's TCP connections see no error then (the kernel retransmits for minutes), so the ranks' own
     /// peer watch must end them: every rank is gone within 60 s (10 s of `--peer-timeout`, then the
@@ -134,6 +157,43 @@ struct FailureTests {
         #expect(resumed == 0, "stderr: \(err)")
         #expect(out.contains("resuming from step"), "stdout: \(out)")
         #expect(FileManager.default.fileExists(atPath: directory + "/ckpt-0000001000-rank00001.fbck"))
+    }
+
+    /// The same across hosts for a federated job: 4 sites, two on each host; host 2's link goes down
+    /// between rounds or inside one. Every site is gone within 60 s, a site on host 1 names a site on
+    /// host 2, and `--resume` continues.
+    @Test(.enabled(if: acrossTestHosts, "needs ranks on the test hosts (scripts/test-hosts.sh, root)"))
+    func aHostLosingItsLinkEndsTheFederatedJobNamingASiteAndTheRerunResumes() throws {
+        let directory = scratch()
+        let link = { (state: String) throws in
+            let (status, _, err) = try run("/bin/bash", [testHostsScript, "link", "host2", state])
+            try #require(status == 0, "taking host2's link \(state): \(err)")
+        }
+        defer { try? link("up"); remove(directory) }
+        let job = ["-np", "4", fedbaechiBinary!.path] + federatedSmall
+            + ["--rounds", "200", "--peer-timeout", "10", "--checkpoint-every", "10", "--checkpoint-dir", directory]
+        let running = try Background(mpirunPath!, job)
+        #expect(waitForFile(directory + "/ckpt-0000000010-rank00003.fbck", timeout: 300))
+        try link("down")
+        let cut = Date()
+        while !rankProcesses(marker: directory).isEmpty && Date().timeIntervalSince(cut) < 120 {
+            Thread.sleep(forTimeInterval: 0.2)
+        }
+        let seconds = Date().timeIntervalSince(cut)
+        #expect(rankProcesses(marker: directory).isEmpty, "sites still running \(seconds) s after host2's link went down")
+        #expect(seconds < 60, "the sites took \(seconds) s to end after host2's link went down")
+        try link("up")
+        let status = running.wait(timeout: 120)
+        #expect(status != nil && status != 0, "mpirun exited with \(String(describing: status))")
+        // Sites 1 and 3 run on host 2.
+        #expect(running.standardError.firstMatch(of: /site [02]: error: lost [^:]*site [13] \(host fbh-host2\)/) != nil,
+                "stderr: \(running.standardError)")
+        #expect(!FileManager.default.fileExists(atPath: directory + "/ckpt-0000000200-rank00001.fbck"), "the job ran to its end")
+
+        let (resumed, out, err) = try run(mpirunPath!, job + ["--resume"], timeout: 900)
+        #expect(resumed == 0, "stderr: \(err)")
+        #expect(out.contains("resuming after round"), "stdout: \(out)")
+        #expect(FileManager.default.fileExists(atPath: directory + "/ckpt-0000000200-rank00001.fbck"))
     }
 
     func expectSameFinalCheckpoints(_ a: String, _ b: String, position: Int, ranks: Int) throws {

@@ -145,6 +145,9 @@ public final class FederatedSite: @unchecked Sendable {
     public let weight: Double
     public let aggregator: SiteAggregator?
     public private(set) var round = 0
+    /// The most local steps any site takes in a round: a site done sooner waits that much longer for the
+    /// others, and its peer watch allows for it.
+    public let mostLocalStepsPerRound: Int
 
     public init(configuration: FederatedConfiguration, world: Communicator, train: Examples, test: Examples,
                 observer: ((ReceivedValue) -> Void)? = nil) throws {
@@ -159,6 +162,9 @@ public final class FederatedSite: @unchecked Sendable {
         let total = try world.allreduce(Double(train.count), .sum)
         guard total > 0 else { throw FederatedError("no site has training examples") }
         weight = Double(train.count) / total
+        let ownSteps = configuration.localSteps ?? configuration.localEpochs
+            * Batching(examples: train.count, batchSize: configuration.batchSize, shuffle: configuration.shuffle).stepsPerEpoch
+        mostLocalStepsPerRound = try world.allreduce(ownSteps, .max)
         if configuration.aggregation == .admm {
             guard let schedule = configuration.schedule else { throw FederatedError("ADMM aggregation needs a schedule") }
             aggregator = try SiteAggregator(world: world, schedule: schedule, secrets: configuration.secrets.secrets(site: world.rank),
@@ -201,7 +207,9 @@ public final class FederatedSite: @unchecked Sendable {
 
         // Sites with more data finish later: wait for all of them here, so that the aggregation time
         // measures aggregation, not the slowest site's training.
-        try world.barrier()
+        let ownSteps = localStepsPerRound
+        let extraSteps = mostLocalStepsPerRound - ownSteps
+        try waitForEverySite(allowance: ownSteps > 0 ? 2 * Double(extraSteps) * localSeconds / Double(ownSteps) : 0)
         let aggregationStarted = Date()
         let bytesBefore = aggregator?.bytesSent ?? 0
         var bytes = 0
@@ -214,7 +222,9 @@ public final class FederatedSite: @unchecked Sendable {
             break
         case .fedavg:
             var mean = theta.map { weight * $0 }
-            try world.allreduce(&mean, .sum)
+            try PeerWatch.shared.waiting(for: otherSites, "the FedAvg allreduce of round \(round)") {
+                () throws(MPIError) in try world.allreduce(&mean, .sum)
+            }
             bytes = mean.count * 8
             aggregationSeconds = Date().timeIntervalSince(aggregationStarted)
             try load(mean)
@@ -235,7 +245,9 @@ public final class FederatedSite: @unchecked Sendable {
         let mine = SiteRoundStats(site: world.rank, trainExamples: train.count, trainLoss: trainLoss, testLoss: own.loss,
                                   testAccuracy: own.accuracy, testExamples: test.count, bytesSent: bytes,
                                   localSeconds: localSeconds, aggregationSeconds: aggregationSeconds)
-        let all = try world.allgather(mine.packed)
+        let all = try PeerWatch.shared.waiting(for: otherSites, "the sites' figures of round \(round)") {
+            () throws(MPIError) in try world.allgather(mine.packed)
+        }
         let n = SiteRoundStats.packedCount
         let sites = try (0..<world.size).map { s in try SiteRoundStats(site: s, packed: all[(s * n)..<((s + 1) * n)]) }
         let global: Evaluation
@@ -245,7 +257,9 @@ public final class FederatedSite: @unchecked Sendable {
             let score = trainer.evaluate(test)
             let n = Double(test.count)
             var sums = [n * score.loss, n * (score.accuracy ?? 0), n]
-            try world.allreduce(&sums, .sum)
+            try PeerWatch.shared.waiting(for: otherSites, "the sites' scores of round \(round)") {
+                () throws(MPIError) in try world.allreduce(&sums, .sum)
+            }
             global = Self.combine(sums: sums, task: trainer.model.task)
         }
         return FederatedRoundReport(round: round, global: global, sites: sites, aggregationError: aggregationError,
@@ -253,6 +267,29 @@ public final class FederatedSite: @unchecked Sendable {
     }
 
     public func free() throws { try aggregator?.free() }
+
+    private var otherSites: [Int] { (0..<world.size).filter { $0 != world.rank } }
+
+    /// Returns once every site has finished its local training of the round (a barrier made of one
+    /// word from each site to each, so that the peer watch can name the sites not heard from). The
+    /// watch allows `allowance` seconds beyond its timeout: the sites with more data train longer.
+    private func waitForEverySite(allowance: Double) throws {
+        let others = otherSites
+        let tag = MessageTags.World.siteTrained
+        var pending = try others.map { (site: $0, request: try world.receiveAsync(UInt8.self, count: 1, from: $0, tag: tag)) }
+        let sends = try others.map { try world.sendAsync([UInt8(1)], to: $0, tag: tag) }
+        try PeerWatch.shared.waiting(for: others, "the other sites to finish the local training of round \(round)", allowance: allowance) {
+            () throws(MPIError) in
+            while !pending.isEmpty {
+                var still: [(site: Int, request: ReceiveRequest<UInt8>)] = []
+                for entry in pending where try entry.request.request.test() == nil { still.append(entry) }
+                if still.count < pending.count { PeerWatch.shared.stillWaiting(for: still.map(\.site)) }
+                pending = still
+                if !pending.isEmpty { usleep(200) }
+            }
+            try Request.waitAll(sends)
+        }
+    }
 
     /// This site's state after `round` rounds: its model and optimizer state and its step counter
     /// (dropout masks). No secret is written: a resumed job agrees new keys, and its duals derive from

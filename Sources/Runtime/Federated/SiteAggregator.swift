@@ -203,9 +203,13 @@ public final class SiteAggregator: @unchecked Sendable {
             if schedule.masked {
                 var share = try FixedPoint.encode(contribution)
                 masks.mask(&share, members: members[c], purpose: MaskPurpose(round: round, iteration: k, phase: .group))
-                try group.send(share, to: 0, tag: tag)
+                try watched([members[c][0]], "its group's leader to take its share", round, k) { () throws(MPIError) in
+                    try group.send(share, to: 0, tag: tag)
+                }
             } else {
-                try group.send(contribution, to: 0, tag: tag)
+                try watched([members[c][0]], "its group's leader to take its message", round, k) { () throws(MPIError) in
+                    try group.send(contribution, to: 0, tag: tag)
+                }
             }
             return nil
         }
@@ -213,7 +217,9 @@ public final class SiteAggregator: @unchecked Sendable {
             var sum = try FixedPoint.encode(contribution)
             masks.mask(&sum, members: members[c], purpose: MaskPurpose(round: round, iteration: k, phase: .group))
             for g in 1..<group.size {
-                let share = try group.receive(UInt64.self, count: count, from: g, tag: tag)
+                let share = try watched([members[c][g]], "a group-mate's share", round, k) { () throws(MPIError) in
+                    try group.receive(UInt64.self, count: count, from: g, tag: tag)
+                }
                 observer?(ReceivedValue(round: round, iteration: k, kind: .maskedShare, fromSite: members[c][g], content: .fixedPoint(share)))
                 FixedPoint.add(&sum, share)
             }
@@ -221,7 +227,9 @@ public final class SiteAggregator: @unchecked Sendable {
         }
         var sum = contribution
         for g in 1..<group.size {
-            let message = try group.receive(Double.self, count: count, from: g, tag: tag)
+            let message = try watched([members[c][g]], "a group-mate's message", round, k) { () throws(MPIError) in
+                try group.receive(Double.self, count: count, from: g, tag: tag)
+            }
             observer?(ReceivedValue(round: round, iteration: k, kind: .groupMessage, fromSite: members[c][g], content: .plain(message)))
             sum.withUnsafeMutableBufferPointer { s in message.withUnsafeBufferPointer { m in for i in 0..<s.count { s[i] += m[i] } } }
         }
@@ -233,10 +241,15 @@ public final class SiteAggregator: @unchecked Sendable {
         var zFixed = groupSum ?? []
         if let leaders = leaderGroups[c], groupSum != nil {
             masks.mask(&zFixed, members: leaderSites[c], purpose: MaskPurpose(round: round, iteration: k, phase: .leaders))
-            try leaders.allreduce(&zFixed, .sum)
+            try watched(leaderSites[c].filter { $0 != site }, "the leaders' sum", round, k) { () throws(MPIError) in
+                try leaders.allreduce(&zFixed, .sum)
+            }
             bytesSent += (leaders.size > 1 ? zFixed.count * 8 : 0) + (groups[c].size - 1) * zFixed.count * 8
         }
-        try groups[c].broadcast(&zFixed, root: 0)
+        let awaited = members[c][0] == site ? members[c].filter { $0 != site } : [members[c][0]]
+        try watched(awaited, "z from its group's leader", round, k) { () throws(MPIError) in
+            try groups[c].broadcast(&zFixed, root: 0)
+        }
         observer?(ReceivedValue(round: round, iteration: k, kind: .z, fromSite: leaderGroups[c] == nil ? members[c][0] : nil,
                                 content: .fixedPoint(zFixed)))
         return FixedPoint.decode(zFixed)
@@ -249,10 +262,18 @@ public final class SiteAggregator: @unchecked Sendable {
     public func maskedMean(theta: [Double], weight: Double, round: Int) throws -> [Double] {
         var share = try FixedPoint.encode(theta.map { weight * $0 })
         masks.mask(&share, members: Array(0..<world.size), purpose: MaskPurpose(round: round, iteration: 0, phase: .check))
-        try world.allreduce(&share, .sum)
+        try watched((0..<world.size).filter { $0 != site }, "the masked sum of every site", round, -1) { () throws(MPIError) in
+            try world.allreduce(&share, .sum)
+        }
         bytesSent += share.count * 8
         observer?(ReceivedValue(round: round, iteration: -1, kind: .mean, fromSite: nil, content: .fixedPoint(share)))
         return FixedPoint.decode(share)
+    }
+
+    /// `body`, a wait for `sites` (world ranks), under the job's peer watch.
+    private func watched<Result>(_ sites: [Int], _ what: @autoclosure () -> String, _ round: Int, _ iteration: Int,
+                                 _ body: () throws(MPIError) -> Result) throws(MPIError) -> Result {
+        try PeerWatch.shared.waiting(for: sites, "\(what()) (round \(round)\(iteration >= 0 ? ", ADMM iteration \(iteration + 1)" : ""))", body)
     }
 
     /// Frees the group communicators (collective within each group).

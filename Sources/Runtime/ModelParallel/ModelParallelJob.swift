@@ -145,6 +145,8 @@ public struct ModelParallelReport: Sendable {
         public var nodes: Int
         /// Medians over the measured steps, in seconds.
         public var compute: Double
+        /// The simulator's compute time of the rank per step, in seconds (nil: the plan has none).
+        public var predictedCompute: Double?
         public var communicationWait: Double
         public var other: Double
         /// The peak the executor counted (tensors, messages, scratch), as the plan predicts it.
@@ -188,6 +190,7 @@ public struct ModelParallelReport: Sendable {
             ranks: try perRank.enumerated().map { rank, packed in
                 let figures = try RankFigures(rank: rank, packed: packed)
                 return RankSummary(rank: rank, nodes: plan.order[rank].count, compute: figures.compute,
+                                   predictedCompute: plan.predictedComputeMicros.flatMap { $0.indices.contains(rank) ? $0[rank] / 1e6 : nil },
                                    communicationWait: figures.communicationWait, other: figures.other, peakBytes: figures.peakBytes,
                                    predictedPeakBytes: plan.predictedPeakBytes.indices.contains(rank) ? plan.predictedPeakBytes[rank] : 0,
                                    peakResidentBytes: figures.peakResidentBytes, startResidentBytes: figures.startResidentBytes,
@@ -201,9 +204,10 @@ public struct ModelParallelReport: Sendable {
     public var table: String {
         func ms(_ seconds: Double) -> String { String(format: "%9.2f", seconds * 1000) }
         func mib(_ bytes: Int) -> String { Quantity.formatBytes(bytes).leftPadded(11) }
-        var lines = ["rank  nodes  compute (ms)  comm wait (ms)  other (ms)  predicted peak  counted peak  RSS at start  peak RSS       data",]
+        var lines = ["rank  nodes  compute (ms)  predicted  comm wait (ms)  other (ms)  predicted peak  counted peak  RSS at start  peak RSS       data",]
         for r in ranks {
-            lines.append(String(format: "%4d  %5d", r.rank, r.nodes) + "    " + ms(r.compute) + "       " + ms(r.communicationWait)
+            lines.append(String(format: "%4d  %5d", r.rank, r.nodes) + "    " + ms(r.compute) + "  " + (r.predictedCompute.map(ms) ?? "        -")
+                         + "       " + ms(r.communicationWait)
                          + "   " + ms(r.other) + "     " + mib(r.predictedPeakBytes) + "   " + mib(r.peakBytes)
                          + "   " + mib(r.startResidentBytes) + mib(r.peakResidentBytes) + mib(r.dataBytes))
         }

@@ -22,6 +22,9 @@ public struct ModelParallelPlan: Codable, Sendable, Equatable {
     public var temporaryBytes: [Int]
     public var predictedMakespanMicros: Double
     public var predictedPeakBytes: [Int]
+    /// Time the simulator has each rank computing per step (nil in plans saved before it was kept, and
+    /// in plans made by hand): beside each rank's measured compute, it shows where a prediction is off.
+    public var predictedComputeMicros: [Double]?
     public var placementSeconds: Double
     /// Wall time of the job's shared profiling, and how many ranks shared it (nil: a saved profile).
     public var profilingSeconds: Double?
@@ -117,7 +120,7 @@ extension ModelParallelPlan {
             algorithm: algorithm.rawValue, rankCount: ranks, memoryLimitBytes: memoryBytes, rankOfNode: rankOfNode,
             order: order, shapes: shapes, temporaryBytes: profile.nodes.map(\.temporaryBytes),
             predictedMakespanMicros: plan.makespanMicros, predictedPeakBytes: plan.simulation.peakMemoryBytes,
-            placementSeconds: plan.placementSeconds)
+            predictedComputeMicros: plan.simulation.busyMicros, placementSeconds: plan.placementSeconds)
     }
 
     /// A plan that puts every node on `rank` (in the graph's execution order): the reference for
@@ -130,7 +133,7 @@ extension ModelParallelPlan {
         return ModelParallelPlan(algorithm: "single", rankCount: ranks, memoryLimitBytes: memoryBytes, rankOfNode: rankOfNode,
                                  order: order, shapes: shapes, temporaryBytes: graph.nodes.map { _ in 0 },
                                  predictedMakespanMicros: 0, predictedPeakBytes: [Int](repeating: 0, count: ranks),
-                                 placementSeconds: 0)
+                                 predictedComputeMicros: nil, placementSeconds: 0)
     }
 }
 

@@ -32,11 +32,15 @@ public struct FederatedSettings: Sendable {
     public var checkExactMean: Bool
     /// Every site's keys from the seed: INSECURE, for tests and experiments.
     public var insecureReproducibleSecrets: Bool
+    /// How long a site waits for another before it calls that site lost and ends the job (`PeerWatch`);
+    /// nil waits for ever.
+    public var peerTimeout: Double?
 
     public init(rounds: Int = 5, localEpochs: Int = 1, localSteps: Int? = nil, aggregation: AggregationKind = .admm,
                 partition: PartitionScheme? = nil, iterations: Int? = nil, masked: Bool = false, rho: String = "3",
                 rhoAfter: String = "0.001", dualRange: Double? = nil, collusion: Int? = nil, allowLeaky: Bool = false,
-                allowInexact: Bool = false, checkExactMean: Bool = false, insecureReproducibleSecrets: Bool = false) {
+                allowInexact: Bool = false, checkExactMean: Bool = false, insecureReproducibleSecrets: Bool = false,
+                peerTimeout: Double? = PeerWatch.defaultTimeout) {
         self.rounds = rounds
         self.localEpochs = localEpochs
         self.localSteps = localSteps
@@ -52,6 +56,7 @@ public struct FederatedSettings: Sendable {
         self.allowInexact = allowInexact
         self.checkExactMean = checkExactMean
         self.insecureReproducibleSecrets = insecureReproducibleSecrets
+        self.peerTimeout = peerTimeout
     }
 
     /// Refuses settings of ADMM's schedule or secrets beside an aggregation that has none: they would
@@ -128,6 +133,8 @@ public struct FederatedDriver: TrainingDriver {
         } catch let error as FederatedError {
             throw JobFailure(error, everyRank: true)  // set-up failures (a malformed public key among them) are met alike
         }
+        // From here on every wait for another site is watched: a site lost to the network ends the job, named.
+        PeerWatch.shared.start(timeout: options.peerTimeout, rank: world.rank, hosts: try world.processorNames(), noun: "site")
         let rate = settings.chosenLearningRate
         let local = options.localSteps.map { "\($0) local step\($0 == 1 ? "" : "s")" }
             ?? "\(options.localEpochs) local epoch\(options.localEpochs == 1 ? "" : "s")"

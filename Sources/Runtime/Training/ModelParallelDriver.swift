@@ -19,12 +19,8 @@ public struct ModelParallelSettings: Sendable {
     /// (`PeerWatch`); nil waits for ever.
     public var peerTimeout: Double?
 
-    /// The wait for a peer unless told otherwise: far beyond a step's wait on a loaded machine, well
-    /// within the minutes TCP takes to give a lost host up.
-    public static let defaultPeerTimeout = 60.0
-
     public init(algorithm: Algorithm = .mSCT, memoryBytes: Int = 512 << 20, profilePath: String? = nil, linksPath: String? = nil,
-                peerTimeout: Double? = defaultPeerTimeout) {
+                peerTimeout: Double? = PeerWatch.defaultTimeout) {
         self.algorithm = algorithm
         self.memoryBytes = memoryBytes
         self.profilePath = profilePath
@@ -206,7 +202,8 @@ public struct ModelParallelDriver: TrainingDriver {
                 placementSeconds: plan.placementSeconds, profilingSeconds: plan.profilingSeconds, profilingRanks: plan.profilingRanks,
                 fixedOverheadBytes: ResidentMemory.fixedOverheadBytes, residentWithinLimit: report.residentWithinLimit,
                 perRank: report.ranks.map {
-                    .init(rank: $0.rank, nodes: $0.nodes, computeMs: $0.compute * 1000, communicationWaitMs: $0.communicationWait * 1000,
+                    .init(rank: $0.rank, nodes: $0.nodes, computeMs: $0.compute * 1000, predictedComputeMs: $0.predictedCompute.map { $0 * 1000 },
+                          communicationWaitMs: $0.communicationWait * 1000,
                           otherMs: $0.other * 1000, peakBytes: $0.peakBytes, predictedPeakBytes: $0.predictedPeakBytes,
                           peakRSSBytes: $0.peakResidentBytes, startRSSBytes: $0.startResidentBytes, dataBytes: $0.dataBytes)
                 }))

@@ -93,6 +93,8 @@ public struct ModelParallelRecord: Codable, Sendable {
         public var rank: Int
         public var nodes: Int
         public var computeMs: Double
+        /// The simulator's compute time of the rank per step (absent when the plan has none).
+        public var predictedComputeMs: Double?
         public var communicationWaitMs: Double
         public var otherMs: Double
         public var peakBytes: Int
@@ -104,7 +106,7 @@ public struct ModelParallelRecord: Codable, Sendable {
 
         enum CodingKeys: String, CodingKey {
             case rank, nodes
-            case computeMs = "compute_ms", communicationWaitMs = "communication_wait_ms", otherMs = "other_ms"
+            case computeMs = "compute_ms", predictedComputeMs = "predicted_compute_ms", communicationWaitMs = "communication_wait_ms", otherMs = "other_ms"
             case peakBytes = "peak_bytes", predictedPeakBytes = "predicted_peak_bytes"
             case peakRSSBytes = "peak_rss_bytes", startRSSBytes = "start_rss_bytes", dataBytes = "data_bytes"
         }
