@@ -90,12 +90,13 @@ if [ "$(id -u)" -eq 0 ]; then
     bash jobs/local-slurm.sh jobs/doctor.sbatch jobs/tests/bad-graph.sbatch \
       jobs/train-model-parallel.sbatch jobs/train-model-parallel-mpirun.sbatch \
       jobs/train-federated.sbatch jobs/train-federated-mpirun.sbatch
-  # The same Slurm with two nodes, the test hosts: doctor must report both, and a model-parallel job
-  # started by srun and one started by mpirun inside the allocation run with ranks on both.
+  # The same Slurm with two nodes, the test hosts: doctor must report both, and the model-parallel and
+  # federated jobs, started by srun and by mpirun inside the allocation, run with ranks on both.
   if reason=$(bash scripts/test-hosts.sh check); then
-    step "Slurm batch jobs on two nodes" env TEST_HOSTS=2 FEDBAECHI="$PWD/.build/release/fedbaechi" STEPS=3 \
+    step "Slurm batch jobs on two nodes" env TEST_HOSTS=2 FEDBAECHI="$PWD/.build/release/fedbaechi" STEPS=3 ROUNDS=1 \
       EXTRA="--limit-train 1000 --limit-test 200" timeout -k 10 900 \
-      bash jobs/local-slurm.sh jobs/doctor.sbatch jobs/train-model-parallel.sbatch jobs/train-model-parallel-mpirun.sbatch
+      bash jobs/local-slurm.sh jobs/doctor.sbatch jobs/train-model-parallel.sbatch jobs/train-model-parallel-mpirun.sbatch \
+        jobs/train-federated.sbatch jobs/train-federated-mpirun.sbatch
   else
     echo "==> Slurm batch jobs on two nodes: skipped ($reason)"
   fi

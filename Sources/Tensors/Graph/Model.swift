@@ -53,6 +53,19 @@ public struct Node: Sendable {
     /// Nodes sharing a colocation group must run on the same rank (a parameter and its update).
     public var colocation: String?
 
+    /// What the node computes, for reports that add time up by kind: the op's kind ("conv2d",
+    /// "conv2d backward"), "parameter read", "gradient sum", "optimizer update" or "input".
+    public var kind: String {
+        switch action {
+        case .feed: "input"
+        case .read: "parameter read"
+        case .forward(let op): op.kind
+        case .backward(let op, _): op.kind + " backward"
+        case .sum: "gradient sum"
+        case .update: "optimizer update"
+        }
+    }
+
     public var role: NodeRole {
         switch action {
         case .feed: .input

@@ -1,3 +1,5 @@
+import Dispatch
+
 /// A model's training step as one DAG: its forward nodes, a backward node per forward node on the
 /// path to the loss, a sum node wherever gradients of one value meet, and an update node per
 /// parameter. A parameter's read node, the sum of its gradients and its update share a colocation
@@ -137,8 +139,10 @@ public final class TrainingGraph: @unchecked Sendable {
     /// Runs `order` (a valid order of some nodes), reading inputs from and writing outputs to `values`,
     /// which holds the fed and received tensors. Values not in `keep` are dropped after their last
     /// reader in `order` ran.
+    /// `timing`, when given, hears each node's index and its run time in nanoseconds right after it runs
+    /// (the per-op breakdown of `fedbaechi profile --time-steps`).
     public func run(_ order: [Int], values: inout [ValueRef: Tensor], context: ExecutionContext,
-                    keep: Set<ValueRef>? = nil) {
+                    keep: Set<ValueRef>? = nil, timing: ((Int, UInt64) -> Void)? = nil) {
         var remainingReads: [ValueRef: Int] = [:]
         if keep != nil {
             for index in order { for input in Set(nodes[index].inputs) { remainingReads[input, default: 0] += 1 } }
@@ -149,7 +153,10 @@ public final class TrainingGraph: @unchecked Sendable {
                 guard let value = values[ref] else { preconditionFailure("\(node.name) runs before its input \(nodes[ref.node].name):\(ref.port)") }
                 return value
             }
-            for (port, output) in execute(index, inputs: inputs, context: context).enumerated() {
+            let start = timing == nil ? 0 : DispatchTime.now().uptimeNanoseconds
+            let outputs = execute(index, inputs: inputs, context: context)
+            timing?(index, DispatchTime.now().uptimeNanoseconds - start)
+            for (port, output) in outputs.enumerated() {
                 values[ValueRef(node: index, port: port)] = output
             }
             if let keep {
@@ -192,11 +199,12 @@ public final class TrainingGraph: @unchecked Sendable {
     }
 
     /// One training step on a batch: forward, backward and update. Returns the batch's loss.
+    /// `timing` as for `run`.
     @discardableResult
-    public func step(_ feeds: [String: Tensor], step: UInt64) -> Float {
+    public func step(_ feeds: [String: Tensor], step: UInt64, timing: ((Int, UInt64) -> Void)? = nil) -> Float {
         var values = feedValues(feeds)
         run(executionOrder, values: &values, context: ExecutionContext(training: true, step: step, seed: seed),
-            keep: [model.loss])
+            keep: [model.loss], timing: timing)
         return values[model.loss]?.data[0] ?? .nan
     }
 
