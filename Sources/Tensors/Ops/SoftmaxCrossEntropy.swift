@@ -20,8 +20,9 @@ public struct SoftmaxCrossEntropy: Operation {
         return [[]]
     }
 
-    /// Softmax of each row, and the summed loss in Double (the mean of many rows stays accurate).
-    static func softmax(_ logits: Tensor, labels: Tensor) -> (probabilities: Tensor, loss: Double) {
+    /// Softmax of each row times `scale`, and the summed loss in Double (the mean of many rows stays
+    /// accurate). Eight classes at a time: the exponentials dominate the op.
+    static func softmax(_ logits: Tensor, labels: Tensor, scale: Float = 1) -> (probabilities: Tensor, loss: Double) {
         let classes = logits.shape.last ?? 1
         let rowCount = rows(logits, columns: classes)
         precondition(labels.count == rowCount, "softmax_cross_entropy: \(labels.count) labels for \(rowCount) rows")
@@ -30,20 +31,32 @@ public struct SoftmaxCrossEntropy: Operation {
             labels.data.withUnsafeBufferPointer { yp in
                 Tensor(shape: [rowCount, classes]) { out in
                     for r in 0..<rowCount {
-                        let row = r * classes
+                        let row = lp.baseAddress! + r * classes
+                        let o = out.baseAddress! + r * classes
+                        var topLanes = Lanes(repeating: -.infinity)
                         var top = -Float.infinity
-                        for c in 0..<classes { top = max(top, lp[row + c]) }
+                        forEachVector(classes, { i in topLanes = pointwiseMax(topLanes, row.vector(i)) },
+                                      scalar: { i in top = max(top, row[i]) })
+                        top = max(top, topLanes.max())
+                        let shift = Lanes(repeating: top)
+                        var sumLanes = Lanes()
                         var sum: Float = 0
-                        for c in 0..<classes {
-                            let e = expf(lp[row + c] - top)
-                            out[row + c] = e
+                        forEachVector(classes, { i in
+                            let e = exponential(row.vector(i) - shift)
+                            o.setVector(e, i)
+                            sumLanes += e
+                        }, scalar: { i in
+                            let e = exponential(Lanes(repeating: row[i] - top))[0]
+                            o[i] = e
                             sum += e
-                        }
+                        })
+                        sum = sumLanes.orderedSum + sum
                         let label = Int(yp[r])
                         precondition(label >= 0 && label < classes, "label \(label) outside 0..<\(classes)")
-                        loss += Double(logf(sum) + top - lp[row + label])
-                        let inverse = 1 / sum
-                        for c in 0..<classes { out[row + c] *= inverse }
+                        loss += Double(logf(sum) + top - row[label])
+                        let factor = scale / sum
+                        let lanes = Lanes(repeating: factor)
+                        forEachVector(classes, { i in o.setVector(o.vector(i) * lanes, i) }, scalar: { i in o[i] *= factor })
                     }
                 }
             }
@@ -59,14 +72,14 @@ public struct SoftmaxCrossEntropy: Operation {
     public func backward(_ args: Backprop) -> [Tensor?] {
         guard args.wanted[0] else { return [nil, nil] }
         let (logits, labels) = (args.input(0), args.input(1))
-        var (gradient, _) = Self.softmax(logits, labels: labels)
-        let rowCount = gradient.shape[0]
-        let classes = gradient.shape[1]
+        let classes = logits.shape.last ?? 1
+        let rowCount = rows(logits, columns: classes)
+        // (softmax - onehot(label)) * scale, the scale folded into the softmax's normalisation.
         let scale = (args.gradients[0]?.data[0] ?? 1) / Float(max(1, rowCount))
+        var (gradient, _) = Self.softmax(logits, labels: labels, scale: scale)
         labels.data.withUnsafeBufferPointer { yp in
             gradient.data.withUnsafeMutableBufferPointer { g in
-                for r in 0..<rowCount { g[r * classes + Int(yp[r])] -= 1 }
-                for i in 0..<g.count { g[i] *= scale }
+                for r in 0..<rowCount { g[r * classes + Int(yp[r])] -= scale }
             }
         }
         return [gradient.reshaped(logits.shape), nil]
