@@ -32,8 +32,8 @@ import Testing
         checkGradients(AvgPool2D(kernel: 3, stride: 2, padding: 1), [data.uniform([1, 2, 5, 5])])
     }
 
-    /// 2x2 windows at stride 2 have a loop of their own: on an odd-sized plane (the last row and
-    /// column are left out) with ties, each window's first maximum wins and takes the gradient.
+    /// 2x2 windows at stride 2 on an odd-sized plane (the last row and column are left out) with
+    /// ties: each window's first maximum wins and takes the gradient.
     @Test func halvingMaxPoolByHand() {
         let x = Tensor(shape: [1, 1, 3, 5], data: [1, 5, 5, 2, 9,
                                                    5, 0, 3, 5, 9,

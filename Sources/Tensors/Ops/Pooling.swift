@@ -16,10 +16,6 @@ struct PoolWindow {
         return [x[0], x[1], outH, outW]
     }
 
-    /// 2x2 windows at stride 2 without padding, which halve each side: the common pooling of
-    /// convolutional nets, with a loop of its own (`forEachWindow` costs more per window).
-    var halves: Bool { kernel == 2 && stride == 2 && padding == 0 }
-
     /// Calls `body(output, plane, rows, columns)` for every output element with the plane offset and
     /// the rows and columns of its window that lie inside the image.
     @inline(__always)
@@ -72,39 +68,12 @@ public struct MaxPool2D: Operation {
         return best
     }
 
-    /// Calls `body(output, input)` with each window's first maximum, as `argmax` finds it, for
-    /// windows that halve each side (`PoolWindow.halves`).
-    @inline(__always)
-    private func forEachHalvingArgmax(_ xp: UnsafePointer<Float>, _ shape: [Int], _ body: (Int, Int) -> Void) {
-        let (planes, height, width) = (shape[0] * shape[1], shape[2], shape[3])
-        let (outH, outW) = (height / 2, width / 2)
-        var o = 0
-        for plane in 0..<planes {
-            for oh in 0..<outH {
-                let row = (plane * height + 2 * oh) * width
-                for ow in 0..<outW {
-                    let first = row + 2 * ow
-                    var best = first  // then right, below, below right, as argmax visits them
-                    if xp[first + 1] > xp[best] { best = first + 1 }
-                    if xp[first + width] > xp[best] { best = first + width }
-                    if xp[first + width + 1] > xp[best] { best = first + width + 1 }
-                    body(o, best)
-                    o += 1
-                }
-            }
-        }
-    }
-
     public func forward(_ inputs: [Tensor], context: ExecutionContext) -> [Tensor] {
         let x = inputs[0]
         let width = x.shape[3]
         return [x.data.withUnsafeBufferPointer { xp in
             Tensor(shape: window.outputShape(x.shape)) { out in
                 let (xp, out) = (xp.baseAddress!, out.baseAddress!)
-                if window.halves {
-                    forEachHalvingArgmax(xp, x.shape) { o, best in out[o] = xp[best] }
-                    return
-                }
                 window.forEachWindow(x.shape) { o, plane, rows, columns in
                     out[o] = xp[argmax(xp, width, plane, rows, columns)]
                 }
@@ -121,10 +90,6 @@ public struct MaxPool2D: Operation {
             dy.data.withUnsafeBufferPointer { gp in
                 dx.data.withUnsafeMutableBufferPointer { dp in
                     let (xp, gp, dp) = (xp.baseAddress!, gp.baseAddress!, dp.baseAddress!)
-                    if window.halves {
-                        forEachHalvingArgmax(xp, x.shape) { o, best in dp[best] += gp[o] }
-                        return
-                    }
                     window.forEachWindow(x.shape) { o, plane, rows, columns in
                         dp[argmax(xp, width, plane, rows, columns)] += gp[o]
                     }
