@@ -32,6 +32,23 @@ import Testing
         checkGradients(AvgPool2D(kernel: 3, stride: 2, padding: 1), [data.uniform([1, 2, 5, 5])])
     }
 
+    /// 2x2 windows at stride 2 on an odd-sized plane (the last row and column are left out) with
+    /// ties: each window's first maximum wins and takes the gradient.
+    @Test func halvingMaxPoolByHand() {
+        let x = Tensor(shape: [1, 1, 3, 5], data: [1, 5, 5, 2, 9,
+                                                   5, 0, 3, 5, 9,
+                                                   7, 7, 7, 7, 7])
+        let pool = MaxPool2D(kernel: 2)
+        let y = pool.forward([x], context: ExecutionContext())[0]
+        #expect(y.shape == [1, 1, 1, 2])
+        #expect(y.data == [5, 5])
+        let dx = pool.backward(Backprop(inputs: [x], outputs: [y], gradients: [Tensor(shape: [1, 1, 1, 2], data: [1, 10])],
+                                        wanted: [true]))[0]
+        #expect(dx?.data == [0, 1, 10, 0, 0,
+                             0, 0, 0, 0, 0,
+                             0, 0, 0, 0, 0])
+    }
+
     @Test mutating func activations() {
         checkGradients(ReLU(), [data.awayFromZero([3, 5])])
         checkGradients(Sigmoid(), [data.uniform([3, 5], -3, 3)])

@@ -159,7 +159,11 @@ public struct Conv2D: Operation {
                     let row = out + column
                     guard inside else { row.update(repeating: 0, count: g.outW); return }
                     if valid.lowerBound > 0 { row.update(repeating: 0, count: valid.lowerBound) }
-                    for ow in valid { row[ow] = source[pixel + ow * stride] }
+                    if stride == 1 {  // a run of the input row: one copy
+                        (row + valid.lowerBound).update(from: source + pixel + valid.lowerBound, count: valid.count)
+                    } else {
+                        for ow in valid { row[ow] = source[pixel + ow * stride] }
+                    }
                     if valid.upperBound < g.outW { (row + valid.upperBound).update(repeating: 0, count: g.outW - valid.upperBound) }
                 }
             }
@@ -168,11 +172,18 @@ public struct Conv2D: Operation {
     }
 
     func col2im(_ columns: [Float], _ g: Geometry, _ images: Range<Int>, into dx: inout Tensor) {
+        let stride = stride
         dx.data.withUnsafeMutableBufferPointer { out in
             columns.withUnsafeBufferPointer { cp in
+                let (out, cp) = (out.baseAddress!, cp.baseAddress!)
                 forEachRowSegment(g, images) { column, pixel, valid, inside in
                     guard inside else { return }
-                    for ow in valid { out[pixel + ow * stride] += cp[column + ow] }
+                    if stride == 1 {  // a run of the input row, added element by element (vectorised)
+                        let (target, source) = (out + pixel, cp + column)
+                        for ow in valid { target[ow] += source[ow] }
+                    } else {
+                        for ow in valid { out[pixel + ow * stride] += cp[column + ow] }
+                    }
                 }
             }
         }

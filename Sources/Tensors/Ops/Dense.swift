@@ -86,8 +86,8 @@ public struct BiasAdd: Operation {
                         }
                         for c in 0..<channels {
                             let offset = (row * channels + c) * inner
-                            let bias = bp[c]
-                            for j in 0..<inner { out[offset + j] = xp[offset + j] + bias }
+                            let (bias, source, target) = (bp[c], xp + offset, out + offset)
+                            for j in 0..<inner { target[j] = source[j] + bias }
                         }
                     }
                 }
