@@ -204,9 +204,11 @@ public final class SiteAggregator: @unchecked Sendable {
     }
 
     /// Values per chunk of the pipeline: a multiple of 8, so that every chunk starts at a whole
-    /// ChaCha20 block of the masks' keystreams; large enough that MPI moves each chunk at full speed,
-    /// small enough that a model of a million values makes a pipeline of some depth.
-    static let defaultChunkWords = 1 << 16
+    /// ChaCha20 block of the masks' keystreams. Measured on 2 cores with 9 and 15 ranks, chunks of
+    /// 65,536 values made a round 5x slower than one chunk (Open MPI's nonblocking collectives progress
+    /// only inside MPI calls, and oversubscribed ranks wait their turn for each), so today's models go
+    /// in one chunk; the pipeline stays for machines with a core per rank, where it is to be measured.
+    static let defaultChunkWords = 1 << 24
     let chunkWords: Int
 
     /// The vectors of one round, kept between rounds (a model's size does not change), so that no
