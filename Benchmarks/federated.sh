@@ -5,13 +5,16 @@
 #
 #   bash Benchmarks/federated.sh            # release build, writes the tables to stdout
 #   ROUNDS=1 SITES="9" MODELS=lenet VARIANTS="admm fedavg" bash Benchmarks/federated.sh
+#   BIN=/path/to/other/fedbaechi bash Benchmarks/federated.sh   # another build, to compare (not rebuilt)
 #
 # Every run's metrics stay in $OUT (default /tmp/fedbaechi-federated) as JSON lines.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/mpi-env.sh
-swift build -c release --product fedbaechi >/dev/null
-bin=.build/release/fedbaechi
+if [ -z "${BIN:-}" ]; then
+  swift build -c release --product fedbaechi >/dev/null
+fi
+bin=${BIN:-.build/release/fedbaechi}
 out=${OUT:-/tmp/fedbaechi-federated}
 rounds=${ROUNDS:-3}
 mkdir -p "$out"

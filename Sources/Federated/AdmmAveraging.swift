@@ -31,24 +31,40 @@ public enum AdmmAveraging {
                                  x: inout [Double], contribution: inout [Double]) {
         precondition(theta.count == dual.count && theta.count == z.count && x.count == theta.count && contribution.count == theta.count)
         theta.withUnsafeBufferPointer { t in dual.withUnsafeBufferPointer { l in z.withUnsafeBufferPointer { zz in
-            x.withUnsafeMutableBufferPointer { xx in contribution.withUnsafeMutableBufferPointer { c in
-                for i in 0..<t.count {
-                    let xi = (2 * t[i] - l[i] + rho * zz[i]) / (2 + rho)
-                    xx[i] = xi
-                    c[i] = weight * (xi + l[i] / rho)
+            x.withUnsafeMutableBufferPointer { (xx: inout UnsafeMutableBufferPointer<Double>) in
+                contribution.withUnsafeMutableBufferPointer { (c: inout UnsafeMutableBufferPointer<Double>) in
+                    Self.localStep(theta: t, dual: l, z: zz, rho: rho, weight: weight, x: xx, contribution: c)
                 }
-            } }
+            }
         } } }
+    }
+
+    /// `localStep` on one slice of the vectors (every buffer the same slice): the aggregation runs it
+    /// chunk by chunk, so that the transfer of one chunk overlaps the arithmetic of the next.
+    public static func localStep(theta t: UnsafeBufferPointer<Double>, dual l: UnsafeBufferPointer<Double>,
+                                 z zz: UnsafeBufferPointer<Double>, rho: Double, weight: Double,
+                                 x xx: UnsafeMutableBufferPointer<Double>, contribution c: UnsafeMutableBufferPointer<Double>) {
+        precondition(t.count == l.count && t.count == zz.count && xx.count == t.count && c.count == t.count)
+        for i in 0..<t.count {
+            let xi = (2 * t[i] - l[i] + rho * zz[i]) / (2 + rho)
+            xx[i] = xi
+            c[i] = weight * (xi + l[i] / rho)
+        }
     }
 
     /// `dualUpdate` in place.
     public static func dualStep(dual: inout [Double], x: [Double], z: [Double], rho: Double) {
         precondition(dual.count == x.count && dual.count == z.count)
         x.withUnsafeBufferPointer { xx in z.withUnsafeBufferPointer { zz in
-            dual.withUnsafeMutableBufferPointer { l in
-                for i in 0..<l.count { l[i] = l[i] + rho * (xx[i] - zz[i]) }
-            }
+            dual.withUnsafeMutableBufferPointer { (l: inout UnsafeMutableBufferPointer<Double>) in Self.dualStep(dual: l, x: xx, z: zz, rho: rho) }
         } }
+    }
+
+    /// `dualStep` on one slice of the vectors.
+    public static func dualStep(dual l: UnsafeMutableBufferPointer<Double>, x xx: UnsafeBufferPointer<Double>,
+                                z zz: UnsafeBufferPointer<Double>, rho: Double) {
+        precondition(l.count == xx.count && l.count == zz.count)
+        for i in 0..<l.count { l[i] = l[i] + rho * (xx[i] - zz[i]) }
     }
 
     /// Everything one aggregation round produces: the public z after each iteration and each site's

@@ -30,21 +30,29 @@ public enum FixedPoint {
 
     public static func encode(_ values: [Double]) throws(OutOfRange) -> [UInt64] {
         var encoded = [UInt64](repeating: 0, count: values.count)
-        var bad: Double?
-        values.withUnsafeBufferPointer { v in
-            encoded.withUnsafeMutableBufferPointer { e in
-                for i in 0..<v.count {
-                    let value = v[i]
-                    guard abs(value) < limit else { bad = value; return }  // NaN fails the test too
-                    e[i] = UInt64(bitPattern: Int64((value * scale).rounded()))
-                }
-            }
+        try values.withUnsafeBufferPointer { (v) throws(OutOfRange) in
+            try encoded.withUnsafeMutableBufferPointer { (e) throws(OutOfRange) in try encode(v, into: e) }
         }
-        if let bad { throw OutOfRange(value: bad) }
         return encoded
     }
 
+    /// `encode` into a buffer of the same length, without allocating: the aggregation's per-chunk pass.
+    public static func encode(_ v: UnsafeBufferPointer<Double>, into e: UnsafeMutableBufferPointer<UInt64>) throws(OutOfRange) {
+        precondition(v.count == e.count, "encoding into a buffer of another length")
+        for i in 0..<v.count {
+            let value = v[i]
+            guard abs(value) < limit else { throw OutOfRange(value: value) }  // NaN fails the test too
+            e[i] = UInt64(bitPattern: Int64((value * scale).rounded()))
+        }
+    }
+
     public static func decode(_ value: UInt64) -> Double { Double(Int64(bitPattern: value)) / scale }
+
+    /// `decode` into a buffer of the same length.
+    public static func decode(_ v: UnsafeBufferPointer<UInt64>, into out: UnsafeMutableBufferPointer<Double>) {
+        precondition(v.count == out.count, "decoding into a buffer of another length")
+        for i in 0..<v.count { out[i] = Double(Int64(bitPattern: v[i])) / scale }
+    }
 
     public static func decode(_ values: [UInt64]) -> [Double] {
         [Double](unsafeUninitializedCapacity: values.count) { out, initialized in
@@ -56,6 +64,12 @@ public enum FixedPoint {
     }
 
     /// Element-wise sum with wrap-around: how masked shares combine.
+    /// `add` on buffers of the same length.
+    public static func add(_ x: UnsafeMutableBufferPointer<UInt64>, _ y: UnsafeBufferPointer<UInt64>) {
+        precondition(x.count == y.count, "sums of vectors of different lengths")
+        for i in 0..<x.count { x[i] &+= y[i] }
+    }
+
     public static func add(_ a: inout [UInt64], _ b: [UInt64]) {
         precondition(a.count == b.count, "sums of vectors of different lengths")
         a.withUnsafeMutableBufferPointer { x in

@@ -169,10 +169,31 @@ public struct PairwiseMasks: Sendable {
 
     /// Adds this site's masks for a sum over `members` (sites, including this one) to `values`.
     public func mask(_ values: inout [UInt64], members: [Int], purpose: MaskPurpose) {
-        for peer in members where peer != site {
+        let streams = streams(members: members, purpose: purpose)
+        values.withUnsafeMutableBufferPointer { streams.mask($0, at: 0) }
+    }
+
+    /// This site's mask keys for a sum over `members` under `purpose`, derived once, so that a vector
+    /// can be masked slice by slice.
+    public func streams(members: [Int], purpose: MaskPurpose) -> MaskStreams {
+        MaskStreams(keys: members.filter { $0 != site }.map { peer in
             guard let pairKey = pairKeys[peer] else { preconditionFailure("site \(site) shares no key with site \(peer)") }
-            let key = SiteSecrets.derive(pairKey, salt: "fedbaechi/v1/mask", info: purpose.info)
-            if site < peer { Keystream.add(to: &values, key: key) } else { Keystream.subtract(from: &values, key: key) }
+            return (SiteSecrets.derive(pairKey, salt: "fedbaechi/v1/mask", info: purpose.info), adds: site < peer)
+        })
+    }
+}
+
+/// One site's masks for one sum: per peer, the keystream it adds (the lower site of the pair) or
+/// subtracts (the higher).
+public struct MaskStreams: Sendable {
+    let keys: [(key: SymmetricKey, adds: Bool)]
+
+    /// Masks `values`, the slice of the whole vector that starts at word `offset` (a multiple of 8,
+    /// ChaCha20's block of 64 bytes): slice i gets the keystream's words at its own positions, so a
+    /// vector masked slice by slice is masked exactly as in one piece.
+    public func mask(_ values: UnsafeMutableBufferPointer<UInt64>, at offset: Int) {
+        for (key, adds) in keys {
+            if adds { Keystream.add(to: values, key: key, at: offset) } else { Keystream.subtract(from: values, key: key, at: offset) }
         }
     }
 }
@@ -187,12 +208,23 @@ public enum Keystream {
 
     /// `values[i] += word i` (mod 2^64).
     public static func add(to values: inout [UInt64], key: SymmetricKey) {
-        combine(&values, key: key) { $0 &+ $1 }
+        values.withUnsafeMutableBufferPointer { add(to: $0, key: key, at: 0) }
     }
 
     /// `values[i] -= word i` (mod 2^64).
     public static func subtract(from values: inout [UInt64], key: SymmetricKey) {
-        combine(&values, key: key) { $0 &- $1 }
+        values.withUnsafeMutableBufferPointer { subtract(from: $0, key: key, at: 0) }
+    }
+
+    /// `values[i] += word (offset + i)`: the slice of a longer vector that starts at word `offset`
+    /// (a multiple of 8).
+    public static func add(to values: UnsafeMutableBufferPointer<UInt64>, key: SymmetricKey, at offset: Int) {
+        combine(values, key: key, at: offset) { $0 &+ $1 }
+    }
+
+    /// `values[i] -= word (offset + i)`.
+    public static func subtract(from values: UnsafeMutableBufferPointer<UInt64>, key: SymmetricKey, at offset: Int) {
+        combine(values, key: key, at: offset) { $0 &- $1 }
     }
 
     /// The first `count` words.
@@ -203,28 +235,28 @@ public enum Keystream {
     }
 
     @inline(__always)
-    private static func combine(_ values: inout [UInt64], key: SymmetricKey, _ operation: (UInt64, UInt64) -> UInt64) {
-        precondition(values.count / 8 < Int(UInt32.max), "a keystream longer than ChaCha20's block counter reaches")
+    private static func combine(_ out: UnsafeMutableBufferPointer<UInt64>, key: SymmetricKey, at offset: Int,
+                                _ operation: (UInt64, UInt64) -> UInt64) {
+        precondition(offset >= 0 && offset % 8 == 0, "a keystream slice starts at a whole ChaCha20 block")
+        precondition((offset + out.count) / 8 < Int(UInt32.max), "a keystream longer than ChaCha20's block counter reaches")
         let nonce: Insecure.ChaCha20CTR.Nonce
         do { nonce = try Insecure.ChaCha20CTR.Nonce(data: Data(count: 12)) } catch { preconditionFailure("a 12-byte nonce: \(error)") }
-        values.withUnsafeMutableBufferPointer { out in
-            var start = 0
-            while start < out.count {
-                let count = min(chunkWords, out.count - start)
-                let stream: Data
-                do {
-                    stream = try Insecure.ChaCha20CTR.encrypt(zeros.prefix(count * 8), using: key,
-                                                              counter: try .init(offset: UInt32(start / 8)), nonce: nonce)
-                } catch {
-                    preconditionFailure("ChaCha20 refused a 256-bit key: \(error)")
-                }
-                stream.withUnsafeBytes { raw in
-                    for i in 0..<count {
-                        out[start + i] = operation(out[start + i], UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: 8 * i, as: UInt64.self)))
-                    }
-                }
-                start += count
+        var start = 0
+        while start < out.count {
+            let count = min(chunkWords, out.count - start)
+            let stream: Data
+            do {
+                stream = try Insecure.ChaCha20CTR.encrypt(zeros.prefix(count * 8), using: key,
+                                                          counter: try .init(offset: UInt32((offset + start) / 8)), nonce: nonce)
+            } catch {
+                preconditionFailure("ChaCha20 refused a 256-bit key: \(error)")
             }
+            stream.withUnsafeBytes { raw in
+                for i in 0..<count {
+                    out[start + i] = operation(out[start + i], UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: 8 * i, as: UInt64.self)))
+                }
+            }
+            start += count
         }
     }
 }

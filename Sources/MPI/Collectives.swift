@@ -29,6 +29,24 @@ extension Communicator {
         try check(MPI_Allreduce(cmpi_in_place(), buffer.baseAddress, count, T.mpiDatatype, operation.handle, handle), "MPI_Allreduce")
     }
 
+    /// Starts `allreduce` of `buffer` in place. The memory must stay valid and untouched until the
+    /// request completes; every rank starts the same nonblocking collectives in the same order.
+    public func allreduceAsync<T: MPIElement>(_ buffer: UnsafeMutableBufferPointer<T>, _ operation: ReductionOperation) throws(MPIError) -> Request {
+        let count = try mpiCount(buffer.count, "MPI_Iallreduce")
+        var request: MPI_Request? = nil
+        try check(MPI_Iallreduce(cmpi_in_place(), buffer.baseAddress, count, T.mpiDatatype, operation.handle, handle, &request), "MPI_Iallreduce")
+        return Request(request, keeping: nil)
+    }
+
+    /// Starts `broadcast` of root's `buffer` into every other rank's buffer of the same length, under
+    /// the same rules as `allreduceAsync`.
+    public func broadcastAsync<T: MPIElement>(_ buffer: UnsafeMutableBufferPointer<T>, root: Int) throws(MPIError) -> Request {
+        let count = try mpiCount(buffer.count, "MPI_Ibcast")
+        var request: MPI_Request? = nil
+        try check(MPI_Ibcast(buffer.baseAddress, count, T.mpiDatatype, Int32(root), handle, &request), "MPI_Ibcast")
+        return Request(request, keeping: nil)
+    }
+
     public func allreduce<T: MPIElement>(_ array: inout [T], _ operation: ReductionOperation) throws(MPIError) {
         try array.withUnsafeMutableBufferPointer { (buffer) throws(MPIError) in try allreduce(buffer, operation) }
     }

@@ -28,6 +28,11 @@ struct FederatedRankTests {
                 try receivesOnlyWhatIsDocumented(world, masked: masked)
             }
         }
+        for masked in [false, true] {
+            scenario("aggregation in many chunks equals aggregation in one (\(masked ? "masked" : "plain"))", world) {
+                try chunkingChangesNothing(world, masked: masked)
+            }
+        }
         scenario("masked group sums equal plain ones", world) { try maskedGroupSumsEqualPlainOnes(world) }
         scenario("the error estimate from the z history equals the error against the exact mean", world) {
             try errorEstimateMatchesTheExactMean(world)
@@ -94,6 +99,42 @@ struct FederatedRankTests {
         #expect((0..<sites).allSatisfy { s in Array(first[(s * dimension)..<((s + 1) * dimension)]) == result.z.map(\.bitPattern) })
         // Agreed values cost nothing extra but the leaders' combine: bytes are counted.
         #expect(aggregator.bytesSent > 0)
+    }
+
+    /// The pipeline's chunks are a matter of speed: with chunks of 16 values (17 of them, the last one
+    /// short) every site ends with the same z, bit for bit, as with the whole model in one chunk, and
+    /// receives the same values from the same sites (the same keys give the same masks).
+    func chunkingChangesNothing(_ world: Communicator, masked: Bool) throws {
+        let mine = inputs(site: world.rank, sites: world.size)
+        let schedule = try schedule(world, masked: masked)
+        let secrets = SiteSecrets()
+        var results: [AdmmRoundResult] = []
+        var logs: [ReceiveLog] = []
+        for chunkWords in [16, SiteAggregator.defaultChunkWords] {
+            let log = ReceiveLog()
+            let aggregator = try SiteAggregator(world: world, schedule: schedule, secrets: secrets, publishing: secrets.publicKey,
+                                                observer: { log.values.append($0) }, chunkWords: chunkWords)
+            defer { try? aggregator.free() }
+            results.append(try aggregator.aggregate(theta: mine.theta, weight: mine.weight, round: 2, initialDuals: mine.duals, trace: true))
+            logs.append(log)
+        }
+        #expect(dimension > 16 * 16, "the small chunks make a pipeline of many chunks")
+        #expect(results[0].z.map(\.bitPattern) == results[1].z.map(\.bitPattern))
+        #expect(results[0].zHistory.map { $0.map(\.bitPattern) } == results[1].zHistory.map { $0.map(\.bitPattern) })
+        #expect(results[0].groupSums.map { $0.map(\.bitPattern) } == results[1].groupSums.map { $0.map(\.bitPattern) })
+        func described(_ log: ReceiveLog) -> [String] {
+            log.values.map { value in
+                let content: String
+                switch value.content {
+                case .plain(let values): content = values.map { String($0.bitPattern, radix: 16) }.joined(separator: ",")
+                case .fixedPoint(let words): content = words.map { String($0, radix: 16) }.joined(separator: ",")
+                case .bytes(let bytes): content = bytes.map { String($0, radix: 16) }.joined(separator: ",")
+                }
+                return "\(value.iteration) \(value.kind) \(value.fromSite.map(String.init) ?? "-") \(content)"
+            }
+        }
+        #expect(logs[0].values.count > schedule.iterations)
+        #expect(described(logs[0]) == described(logs[1]))
     }
 
     func receivesOnlyWhatIsDocumented(_ world: Communicator, masked: Bool) throws {

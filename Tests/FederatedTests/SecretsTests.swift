@@ -79,6 +79,43 @@ struct SecretsTests {
         #expect(values.allSatisfy { $0 == 0 })
     }
 
+    /// A slice of a vector masked at its offset gets the words of the whole stream at its own
+    /// positions (checked against ChaCha20 over the whole vector), so the aggregation can mask a model
+    /// chunk by chunk and send exactly what masking it in one piece would.
+    @Test func slicesOfTheKeystreamAreTheWholeStreamsWords() throws {
+        let key = SymmetricKey(size: .bits256)
+        let count = Keystream.chunkWords + 1_000
+        let whole = try Insecure.ChaCha20CTR.encrypt(Data(count: count * 8), using: key,
+                                                     nonce: try Insecure.ChaCha20CTR.Nonce(data: Data(count: 12)))
+        let expected = whole.withUnsafeBytes { raw in
+            (0..<count).map { UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: 8 * $0, as: UInt64.self)) }
+        }
+        var sliced = [UInt64](repeating: 0, count: count)
+        sliced.withUnsafeMutableBufferPointer { out in
+            // Slices of uneven lengths, one across the keystream's own chunk boundary, the last short.
+            for bounds in [0..<8, 8..<4_104, 4_104..<(Keystream.chunkWords + 64), (Keystream.chunkWords + 64)..<count] {
+                Keystream.add(to: UnsafeMutableBufferPointer(rebasing: out[bounds]), key: key, at: bounds.lowerBound)
+            }
+        }
+        #expect(sliced == expected)
+
+        let secrets = (0..<3).map { SiteSecrets(insecureReproducibleFrom: 11, site: $0) }
+        let keys = secrets.map(\.publicKey)
+        let masks = try secrets[1].pairwiseMasks(site: 1, publicKeys: keys)
+        let purpose = MaskPurpose(round: 2, iteration: 1, phase: .group)
+        var inOnePiece = (0..<UInt64(count)).map { $0 &* 0x9E37_79B9_7F4A_7C15 }
+        var byChunks = inOnePiece
+        masks.mask(&inOnePiece, members: [0, 1, 2], purpose: purpose)
+        let streams = masks.streams(members: [0, 1, 2], purpose: purpose)
+        byChunks.withUnsafeMutableBufferPointer { out in
+            for start in stride(from: 0, to: count, by: 8_192) {
+                streams.mask(UnsafeMutableBufferPointer(rebasing: out[start..<min(start + 8_192, count)]), at: start)
+            }
+        }
+        #expect(byChunks == inOnePiece)
+        #expect(byChunks != (0..<UInt64(count)).map { $0 &* 0x9E37_79B9_7F4A_7C15 })
+    }
+
     @Test func dualsAreFreshUniformAndPrivate() {
         let site = SiteSecrets()
         let count = 50_000

@@ -95,9 +95,12 @@ public final class SiteAggregator: @unchecked Sendable {
     }
 
     /// `publishing` is what this site sends as its public key: its own, except in the tests of what
-    /// the others do with a malformed one.
+    /// the others do with a malformed one; `chunkWords` (a multiple of 8) is the pipeline's chunk, which
+    /// the tests make small to run many chunks on a small model.
     init(world: Communicator, schedule: AggregationSchedule, secrets: SiteSecrets, publishing: [UInt8],
-         observer: ((ReceivedValue) -> Void)?) throws {
+         observer: ((ReceivedValue) -> Void)?, chunkWords: Int = SiteAggregator.defaultChunkWords) throws {
+        precondition(chunkWords > 0 && chunkWords % 8 == 0, "a pipeline chunk is a whole number of ChaCha20 blocks")
+        self.chunkWords = chunkWords
         guard schedule.design.sites == world.size else {
             throw FederatedError("the design has \(schedule.design.sites) sites but the job has \(world.size) ranks")
         }
@@ -156,27 +159,35 @@ public final class SiteAggregator: @unchecked Sendable {
     }
 
     /// The same with given duals: tests compare against a serial run of `AdmmAveraging` with them.
+    ///
+    /// Each iteration runs over the model in chunks (`defaultChunkWords` values) as a pipeline: a member
+    /// computes a chunk's x, message and share in one pass and starts sending it before computing the
+    /// next; a leader adds each chunk's shares as they arrive and starts the leaders' sum of that chunk
+    /// while it works on the next, then the chunk's broadcast of z. Every value is computed by the same
+    /// expressions in the same order as in one piece (masks are the keystream words at the chunk's own
+    /// positions), so z does not depend on the chunking, and each site receives the same values from the
+    /// same sites as before, whole messages reported to the observer once complete.
     public func aggregate(theta: [Double], weight: Double, round: Int, initialDuals: [Double],
                           trace: Bool = false) throws -> AdmmRoundResult {
         precondition(initialDuals.count == theta.count, "one dual per parameter")
-        var dual = initialDuals
-        var z = [Double](repeating: 0, count: theta.count)
-        var x = z
-        var contribution = z
+        let count = theta.count
+        let space = workspace(count: count)
+        _ = space.dual.update(fromContentsOf: initialDuals)
+        space.z.update(repeating: 0)
         var result = AdmmRoundResult(z: [])
         var previous: [Double] = []
-        for (k, rho) in schedule.rhoValues.enumerated() {
-            let c = k % schedule.classesUsed
-            AdmmAveraging.localStep(theta: theta, dual: dual, z: z, rho: rho, weight: weight, x: &x, contribution: &contribution)
-            let groupSum = try groupPhase(contribution, classIndex: c, round: round, iteration: k)
-            previous = z
-            z = try combinePhase(groupSum, classIndex: c, round: round, iteration: k)
-            AdmmAveraging.dualStep(dual: &dual, x: x, z: z, rho: rho)
-            if trace {
-                result.zHistory.append(z)
-                if let groupSum { result.groupSums.append(FixedPoint.decode(groupSum)) }
+        try theta.withUnsafeBufferPointer { (theta) throws in
+            for (k, rho) in schedule.rhoValues.enumerated() {
+                if k == schedule.rhoValues.count - 1 { previous = Array(space.z) }
+                try iterate(space, theta: theta, weight: weight, rho: rho, classIndex: k % schedule.classesUsed,
+                            round: round, iteration: k, trace: trace)
+                if trace {
+                    result.zHistory.append(Array(space.z))
+                    if members[k % schedule.classesUsed][0] == site { result.groupSums.append(FixedPoint.decode(Array(space.groupSum))) }
+                }
             }
         }
+        let z = Array(space.z)
         result.z = z
         if schedule.iterations >= 2 {
             let rho = schedule.rhoValues.last!
@@ -192,67 +203,183 @@ public final class SiteAggregator: @unchecked Sendable {
         return result
     }
 
-    /// The group's sum of contributions, in fixed point, on the group's leader (nil elsewhere): every
-    /// member sends its contribution (plain) or its masked share (masked) to the leader alone.
-    private func groupPhase(_ contribution: [Double], classIndex c: Int, round: Int, iteration k: Int) throws -> [UInt64]? {
-        let group = groups[c]
-        let count = contribution.count
-        let tag = MessageTags.ClassGroup.contribution(iteration: k)
-        if group.rank != 0 {
-            bytesSent += count * 8
-            if schedule.masked {
-                var share = try FixedPoint.encode(contribution)
-                masks.mask(&share, members: members[c], purpose: MaskPurpose(round: round, iteration: k, phase: .group))
-                try watched([members[c][0]], "its group's leader to take its share", round, k) { () throws(MPIError) in
-                    try group.send(share, to: 0, tag: tag)
-                }
-            } else {
-                try watched([members[c][0]], "its group's leader to take its message", round, k) { () throws(MPIError) in
-                    try group.send(contribution, to: 0, tag: tag)
-                }
-            }
-            return nil
+    /// Values per chunk of the pipeline: a multiple of 8, so that every chunk starts at a whole
+    /// ChaCha20 block of the masks' keystreams. Measured on 2 cores with 9 and 15 ranks, chunks of
+    /// 65,536 values made a round 5x slower than one chunk (Open MPI's nonblocking collectives progress
+    /// only inside MPI calls, and oversubscribed ranks wait their turn for each), so today's models go
+    /// in one chunk; the pipeline stays for machines with a core per rank, where it is to be measured.
+    static let defaultChunkWords = 1 << 24
+    let chunkWords: Int
+
+    /// The vectors of one round, kept between rounds (a model's size does not change), so that no
+    /// iteration allocates a model-sized array. Nonblocking operations read and write them in flight:
+    /// they live as long as the aggregator.
+    private final class Workspace {
+        let count: Int
+        private var owned: [UnsafeMutableRawBufferPointer] = []
+        lazy var dual = doubles()
+        lazy var z = doubles()
+        lazy var x = doubles()
+        lazy var contribution = doubles()
+        /// A member's share in flight (masked mode).
+        lazy var share = words()
+        /// A leader's group sum, then z in fixed point; z in fixed point as a member receives it.
+        lazy var zFixed = words()
+        /// The leader's copy of its group sum before the leaders' masks (with `trace` only).
+        lazy var groupSum = words()
+        /// A leader's receive buffers, one per group-mate: shares (masked mode) or messages (plain).
+        var shares: [UnsafeMutableBufferPointer<UInt64>] = []
+        var messages: [UnsafeMutableBufferPointer<Double>] = []
+
+        init(count: Int) { self.count = count }
+
+        private func buffer<T: Numeric>(_: T.Type) -> UnsafeMutableBufferPointer<T> {
+            let b = UnsafeMutableBufferPointer<T>.allocate(capacity: count)
+            b.initialize(repeating: 0)
+            owned.append(UnsafeMutableRawBufferPointer(b))
+            return b
         }
-        if schedule.masked {
-            var sum = try FixedPoint.encode(contribution)
-            masks.mask(&sum, members: members[c], purpose: MaskPurpose(round: round, iteration: k, phase: .group))
-            for g in 1..<group.size {
-                let share = try watched([members[c][g]], "a group-mate's share", round, k) { () throws(MPIError) in
-                    try group.receive(UInt64.self, count: count, from: g, tag: tag)
-                }
-                observer?(ReceivedValue(round: round, iteration: k, kind: .maskedShare, fromSite: members[c][g], content: .fixedPoint(share)))
-                FixedPoint.add(&sum, share)
-            }
-            return sum
+
+        private func doubles() -> UnsafeMutableBufferPointer<Double> { buffer(Double.self) }
+        private func words() -> UnsafeMutableBufferPointer<UInt64> { buffer(UInt64.self) }
+
+        /// The first `n` buffers of `buffers`, allocating the missing ones.
+        func first<T: Numeric>(_ n: Int, of buffers: inout [UnsafeMutableBufferPointer<T>]) -> [UnsafeMutableBufferPointer<T>] {
+            while buffers.count < n { buffers.append(buffer(T.self)) }
+            return Array(buffers.prefix(n))
         }
-        var sum = contribution
-        for g in 1..<group.size {
-            let message = try watched([members[c][g]], "a group-mate's message", round, k) { () throws(MPIError) in
-                try group.receive(Double.self, count: count, from: g, tag: tag)
-            }
-            observer?(ReceivedValue(round: round, iteration: k, kind: .groupMessage, fromSite: members[c][g], content: .plain(message)))
-            sum.withUnsafeMutableBufferPointer { s in message.withUnsafeBufferPointer { m in for i in 0..<s.count { s[i] += m[i] } } }
+
+        deinit {
+            for b in owned { b.deallocate() }
         }
-        return try FixedPoint.encode(sum)
     }
 
-    /// z from the group sums, formed by the class's leaders under masks and broadcast in each group.
-    private func combinePhase(_ groupSum: [UInt64]?, classIndex c: Int, round: Int, iteration k: Int) throws -> [Double] {
-        var zFixed = groupSum ?? []
-        if let leaders = leaderGroups[c], groupSum != nil {
-            masks.mask(&zFixed, members: leaderSites[c], purpose: MaskPurpose(round: round, iteration: k, phase: .leaders))
-            try watched(leaderSites[c].filter { $0 != site }, "the leaders' sum", round, k) { () throws(MPIError) in
-                try leaders.allreduce(&zFixed, .sum)
+    private var cachedWorkspace: Workspace?
+
+    private func workspace(count: Int) -> Workspace {
+        if let cachedWorkspace, cachedWorkspace.count == count { return cachedWorkspace }
+        let space = Workspace(count: count)
+        cachedWorkspace = space
+        return space
+    }
+
+    /// One ADMM iteration on this site: leaves z in `space.z` and the updated duals in `space.dual`.
+    private func iterate(_ space: Workspace, theta: UnsafeBufferPointer<Double>, weight: Double, rho: Double,
+                         classIndex c: Int, round: Int, iteration k: Int, trace: Bool) throws {
+        let group = groups[c]
+        let count = space.count
+        let chunks = stride(from: 0, to: count, by: chunkWords).map { $0..<min($0 + chunkWords, count) }
+        let tag = MessageTags.ClassGroup.contribution(iteration: k)
+        let leader = members[c][0]
+        let masked = schedule.masked
+        let groupMasks = masked ? masks.streams(members: members[c], purpose: MaskPurpose(round: round, iteration: k, phase: .group)) : nil
+
+        /// x and w_i m_i of one chunk, and in masked mode the chunk's share (into `into`), in one pass.
+        func localPart(_ r: Range<Int>, into share: @autoclosure () -> UnsafeMutableBufferPointer<UInt64>) throws {
+            AdmmAveraging.localStep(theta: UnsafeBufferPointer(rebasing: theta[r]), dual: UnsafeBufferPointer(rebasing: space.dual[r]),
+                                    z: UnsafeBufferPointer(rebasing: space.z[r]), rho: rho, weight: weight,
+                                    x: UnsafeMutableBufferPointer(rebasing: space.x[r]),
+                                    contribution: UnsafeMutableBufferPointer(rebasing: space.contribution[r]))
+            if let groupMasks {
+                let out = UnsafeMutableBufferPointer(rebasing: share()[r])
+                try FixedPoint.encode(UnsafeBufferPointer(rebasing: space.contribution[r]), into: out)
+                groupMasks.mask(out, at: r.lowerBound)
             }
-            bytesSent += (leaders.size > 1 ? zFixed.count * 8 : 0) + (groups[c].size - 1) * zFixed.count * 8
         }
-        let awaited = members[c][0] == site ? members[c].filter { $0 != site } : [members[c][0]]
-        try watched(awaited, "z from its group's leader", round, k) { () throws(MPIError) in
-            try groups[c].broadcast(&zFixed, root: 0)
+
+        /// z of one chunk from its fixed-point form, and the chunk's dual step.
+        func finish(_ r: Range<Int>) {
+            FixedPoint.decode(UnsafeBufferPointer(rebasing: space.zFixed[r]), into: UnsafeMutableBufferPointer(rebasing: space.z[r]))
+            AdmmAveraging.dualStep(dual: UnsafeMutableBufferPointer(rebasing: space.dual[r]), x: UnsafeBufferPointer(rebasing: space.x[r]),
+                                   z: UnsafeBufferPointer(rebasing: space.z[r]), rho: rho)
         }
-        observer?(ReceivedValue(round: round, iteration: k, kind: .z, fromSite: leaderGroups[c] == nil ? members[c][0] : nil,
-                                content: .fixedPoint(zFixed)))
-        return FixedPoint.decode(zFixed)
+
+        if group.rank != 0 {
+            // Member: every chunk's message to the leader as soon as it is computed; z comes back by chunks.
+            bytesSent += count * 8
+            var sends: [Request] = []
+            sends.reserveCapacity(chunks.count)
+            for r in chunks {
+                try localPart(r, into: space.share)
+                if masked {
+                    sends.append(try group.sendAsync(UnsafeBufferPointer(rebasing: space.share[r]), to: 0, tag: tag))
+                } else {
+                    sends.append(try group.sendAsync(UnsafeBufferPointer(rebasing: space.contribution[r]), to: 0, tag: tag))
+                }
+            }
+            let broadcasts = try chunks.map { (r) throws(MPIError) in try group.broadcastAsync(UnsafeMutableBufferPointer(rebasing: space.zFixed[r]), root: 0) }
+            for (r, broadcast) in zip(chunks, broadcasts) {
+                try watched([leader], "z from its group's leader", round, k) { () throws(MPIError) in _ = try broadcast.wait() }
+                finish(r)
+            }
+            try watched([leader], masked ? "its group's leader to take its share" : "its group's leader to take its message", round, k) { () throws(MPIError) in
+                try Request.waitAll(sends)
+            }
+            observer?(ReceivedValue(round: round, iteration: k, kind: .z, fromSite: leader, content: .fixedPoint(Array(space.zFixed))))
+            return
+        }
+
+        // Leader: receives posted for every chunk of every group-mate before any arithmetic.
+        let mates = group.size - 1
+        let shares = masked ? space.first(mates, of: &space.shares) : []
+        let messages = masked ? [] : space.first(mates, of: &space.messages)
+        var receives: [[Request]] = []
+        for g in 0..<mates {
+            receives.append(try chunks.map { (r) throws(MPIError) in
+                try masked ? group.receiveAsync(into: UnsafeMutableBufferPointer(rebasing: shares[g][r]), from: g + 1, tag: tag)
+                    : group.receiveAsync(into: UnsafeMutableBufferPointer(rebasing: messages[g][r]), from: g + 1, tag: tag)
+            })
+        }
+        let leaders = leaderGroups[c]!
+        let leaderMasks = masks.streams(members: leaderSites[c], purpose: MaskPurpose(round: round, iteration: k, phase: .leaders))
+        let otherLeaders = leaderSites[c].filter { $0 != site }
+        var sums: [Request] = []
+        var broadcasts: [Request] = []
+        sums.reserveCapacity(chunks.count)
+        broadcasts.reserveCapacity(chunks.count)
+        /// Once chunk i's leaders' sum is done, z of chunk i goes to the group.
+        func broadcastChunk(_ i: Int) throws {
+            try watched(otherLeaders, "the leaders' sum", round, k) { () throws(MPIError) in _ = try sums[i].wait() }
+            broadcasts.append(try group.broadcastAsync(UnsafeMutableBufferPointer(rebasing: space.zFixed[chunks[i]]), root: 0))
+        }
+        for (i, r) in chunks.enumerated() {
+            let sum = UnsafeMutableBufferPointer(rebasing: space.zFixed[r])
+            try localPart(r, into: space.zFixed)
+            for g in 0..<mates {
+                try watched([members[c][g + 1]], masked ? "a group-mate's share" : "a group-mate's message", round, k) { () throws(MPIError) in
+                    _ = try receives[g][i].wait()
+                }
+                if masked {
+                    FixedPoint.add(sum, UnsafeBufferPointer(rebasing: shares[g][r]))
+                } else {
+                    // The leader's own message first, then each group-mate's in rank order, as ever.
+                    let message = UnsafeBufferPointer(rebasing: messages[g][r])
+                    let own = UnsafeMutableBufferPointer(rebasing: space.contribution[r])
+                    for j in 0..<own.count { own[j] += message[j] }
+                }
+            }
+            if !masked { try FixedPoint.encode(UnsafeBufferPointer(rebasing: space.contribution[r]), into: sum) }
+            if trace { _ = UnsafeMutableBufferPointer(rebasing: space.groupSum[r]).update(fromContentsOf: sum) }
+            leaderMasks.mask(sum, at: r.lowerBound)
+            sums.append(try leaders.allreduceAsync(sum, .sum))
+            if i > 0 { try broadcastChunk(i - 1) }
+        }
+        if !chunks.isEmpty { try broadcastChunk(chunks.count - 1) }
+        bytesSent += (leaders.size > 1 ? count * 8 : 0) + mates * count * 8
+        for g in 0..<mates {
+            if masked {
+                observer?(ReceivedValue(round: round, iteration: k, kind: .maskedShare, fromSite: members[c][g + 1],
+                                        content: .fixedPoint(Array(shares[g]))))
+            } else {
+                observer?(ReceivedValue(round: round, iteration: k, kind: .groupMessage, fromSite: members[c][g + 1],
+                                        content: .plain(Array(messages[g]))))
+            }
+        }
+        for (r, broadcast) in zip(chunks, broadcasts) {
+            try watched(members[c].filter { $0 != site }, "z from its group's leader", round, k) { () throws(MPIError) in _ = try broadcast.wait() }
+            finish(r)
+        }
+        observer?(ReceivedValue(round: round, iteration: k, kind: .z, fromSite: nil, content: .fixedPoint(Array(space.zFixed))))
     }
 
     /// sum_i w_i theta_i exactly (to fixed-point rounding), by a sum masked over all sites: the opt-in
